@@ -1,0 +1,4 @@
+//! Subcommands of the `sluice` CLI, one module per command group.
+
+pub mod helm;
+pub mod kustomize;

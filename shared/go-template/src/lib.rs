@@ -1,0 +1,1 @@
+//! Go text/template with Sprig functions, with Go's semantics and error messages.

@@ -1,0 +1,1 @@
+//! Helm charts: loading, values, rendering with Helm's functions, and Helm's install-order output.
