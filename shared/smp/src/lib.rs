@@ -1,1 +1,12 @@
 //! Strategic merge patch for Kubernetes objects, with merge keys and strategies from the Kubernetes OpenAPI schema.
+//!
+//! The entry point is [`merge`]: it merges a patch into an object, looking up list merge keys and
+//! patch strategies in a [`Schema`] by the object's `apiVersion` and `kind`.
+
+mod error;
+mod merge;
+mod schema;
+
+pub use error::Error;
+pub use merge::merge;
+pub use schema::Schema;
