@@ -3,6 +3,7 @@
 #![allow(missing_docs)] // clap derives document the commands through --help
 
 mod cluster;
+mod codegen;
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +20,8 @@ enum Command {
     Cluster(cluster::ClusterArgs),
     /// Run the end-to-end tests against the real cluster.
     E2e(cluster::E2eArgs),
+    /// Generate the CRD manifests in config/crd from the API types (--check to verify).
+    Codegen(codegen::CodegenArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -26,5 +29,12 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Cluster(args) => cluster::run(args),
         Command::E2e(args) => cluster::e2e(args),
+        Command::Codegen(args) => codegen::run(args, &workspace_root()),
     }
+}
+
+/// The workspace root: the parent of xtask's manifest directory.
+fn workspace_root() -> std::path::PathBuf {
+    let manifest_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
 }
