@@ -59,3 +59,15 @@ pub fn run(args: CodegenArgs, root: &Path) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn committed_crds_are_up_to_date() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let result = run(CodegenArgs { check: true }, root);
+        assert!(result.is_ok(), "{:#}", result.unwrap_err());
+    }
+}
