@@ -4,6 +4,7 @@
 
 mod cluster;
 mod codegen;
+mod tasks;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +23,10 @@ enum Command {
     E2e(cluster::E2eArgs),
     /// Generate the CRD manifests in config/crd from the API types (--check to verify).
     Codegen(codegen::CodegenArgs),
+    /// Check formatting, clippy (warnings denied), stale CRDs and forbidden crates.
+    Lint,
+    /// Run every test: unit, conformance corpora (when ../shared exists) and the real-cluster e2e.
+    Test(tasks::TestArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -30,6 +35,8 @@ fn main() -> anyhow::Result<()> {
         Command::Cluster(args) => cluster::run(args),
         Command::E2e(args) => cluster::e2e(args),
         Command::Codegen(args) => codegen::run(args, &workspace_root()),
+        Command::Lint => tasks::lint(&workspace_root()),
+        Command::Test(args) => tasks::test(args, &workspace_root()),
     }
 }
 
