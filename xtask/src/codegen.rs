@@ -50,7 +50,8 @@ pub fn run(args: CodegenArgs, root: &Path) -> anyhow::Result<()> {
             if let Some(dir) = full.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            std::fs::write(&full, contents).with_context(|| format!("writing {}", path.display()))?;
+            std::fs::write(&full, contents)
+                .with_context(|| format!("writing {}", path.display()))?;
             eprintln!("wrote {}", path.display());
         }
     }

@@ -45,7 +45,11 @@ pub fn lint(root: &Path) -> anyhow::Result<()> {
     run_cmd(root, "cargo", &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
     crate::codegen::run(crate::codegen::CodegenArgs { check: true }, root)?;
     for forbidden in ["aws-lc-rs", "aws-lc-sys", "openssl-sys"] {
-        let tree = output_of(root, "cargo", &["tree", "--workspace", "-e", "normal,build", "-i", forbidden])?;
+        let tree = output_of(
+            root,
+            "cargo",
+            &["tree", "--workspace", "-e", "normal,build", "-i", forbidden],
+        )?;
         if !tree.trim().is_empty() {
             bail!("{forbidden} entered the dependency tree:\n{tree}");
         }

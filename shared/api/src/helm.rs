@@ -9,8 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::kustomize::{CommonMetadata, KustomizeImage, KustomizePatch, ResourceInventory};
 use crate::meta::{
-    Condition, DependencyReference, KubeConfigReference, LocalObjectReference,
-    ValuesReference,
+    Condition, DependencyReference, KubeConfigReference, LocalObjectReference, ValuesReference,
 };
 
 /// API group of HelmRelease.

@@ -321,7 +321,9 @@ pub struct ResourceInventory {
 }
 
 /// An inventory entry.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceRef {
     /// Object id `<namespace>_<name>_<group>_<kind>`.

@@ -184,7 +184,9 @@ pub struct ValuesReference {
     pub kind: String,
     /// Name of the values referent, in the same namespace as the referring object.
     #[schemars(length(min = 1, max = 253))]
-    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"))]
+    #[schemars(regex(
+        pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+    ))]
     pub name: String,
     /// Data key where the values.yaml or a specific value can be found (default `values.yaml`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

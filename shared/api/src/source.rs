@@ -659,7 +659,6 @@ pub struct HelmChartStatus {
     pub last_handled_reconcile_at: Option<String>,
 }
 
-
 crate::impl_object_status!(
     GitRepositoryStatus,
     OCIRepositoryStatus,

@@ -1,0 +1,176 @@
+//! Source ignore rules as Flux applies them (fluxcd/pkg sourceignore): VCS files always, the
+//! defaults unless the user gives rules, `.sourceignore` files anywhere in the tree, and `spec.ignore`.
+
+use std::path::{Path, PathBuf};
+
+use ignore::Match;
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+
+/// Patterns that are always excluded.
+pub const VCS_PATTERNS: &[&str] = &[".git/", ".gitignore", ".gitmodules", ".gitattributes"];
+
+/// Patterns excluded when no `.sourceignore` or `spec.ignore` rule exists.
+pub const DEFAULT_PATTERNS: &[&str] = &[
+    "*.jpg",
+    "*.jpeg",
+    "*.gif",
+    "*.png",
+    "*.wmv",
+    "*.flv",
+    "*.tar.gz",
+    "*.zip",
+    ".github/",
+    ".circleci/",
+    ".travis.yml",
+    ".gitlab-ci.yml",
+    "appveyor.yml",
+    ".drone.yml",
+    "cloudbuild.yaml",
+    "codeship-services.yml",
+    "codeship-steps.yml",
+    "**/.goreleaser.yml",
+    "**/.sops.yaml",
+    "**/.flux.yaml",
+];
+
+/// Name of the per-directory ignore file.
+pub const SOURCE_IGNORE_FILE: &str = ".sourceignore";
+
+/// The ignore rules of one source tree.
+#[derive(Debug)]
+pub struct SourceIgnore {
+    /// Matchers in precedence order: the root's first, deeper `.sourceignore` files later.
+    matchers: Vec<(PathBuf, Gitignore)>,
+}
+
+impl SourceIgnore {
+    /// Loads the rules for the tree at `root`: `.sourceignore` files found in the tree (not in
+    /// ignored directories), then `spec_ignore` (the object's `spec.ignore`).
+    pub fn load(root: &Path, spec_ignore: Option<&str>) -> Result<Self, ignore::Error> {
+        let mut user_files = Vec::new();
+        collect_sourceignore_files(root, root, &mut user_files);
+        let has_user_rules =
+            !user_files.is_empty() || spec_ignore.is_some_and(|rules| rules.lines().any(is_rule));
+
+        let mut base = GitignoreBuilder::new(root);
+        for pattern in VCS_PATTERNS {
+            base.add_line(None, pattern)?;
+        }
+        if !has_user_rules {
+            for pattern in DEFAULT_PATTERNS {
+                base.add_line(None, pattern)?;
+            }
+        }
+        let mut matchers = vec![(root.to_path_buf(), base.build()?)];
+        for file in user_files {
+            let dir = file.parent().unwrap_or(root).to_path_buf();
+            let mut builder = GitignoreBuilder::new(&dir);
+            if let Some(err) = builder.add(&file) {
+                return Err(err);
+            }
+            matchers.push((dir, builder.build()?));
+        }
+        if let Some(rules) = spec_ignore {
+            let mut builder = GitignoreBuilder::new(root);
+            for line in rules.lines() {
+                builder.add_line(None, line)?;
+            }
+            matchers.push((root.to_path_buf(), builder.build()?));
+        }
+        // Deeper directories take precedence over shallower ones, as with nested .gitignore files;
+        // the stable sort keeps spec.ignore after the root's own file.
+        matchers.sort_by_key(|(dir, _)| dir.components().count());
+        Ok(SourceIgnore { matchers })
+    }
+
+    /// Whether `path` (absolute, inside the root) is excluded.
+    pub fn is_ignored(&self, path: &Path, is_dir: bool) -> bool {
+        let mut ignored = false;
+        for (dir, matcher) in &self.matchers {
+            if !path.starts_with(dir) {
+                continue;
+            }
+            match matcher.matched(path, is_dir) {
+                Match::Ignore(_) => ignored = true,
+                Match::Whitelist(_) => ignored = false,
+                Match::None => {}
+            }
+        }
+        ignored
+    }
+}
+
+fn is_rule(line: &str) -> bool {
+    let line = line.trim();
+    !line.is_empty() && !line.starts_with('#')
+}
+
+fn collect_sourceignore_files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut entries: Vec<_> = entries.flatten().collect();
+    entries.sort_by_key(|entry| entry.file_name());
+    for entry in entries {
+        let Ok(file_type) = entry.file_type() else { continue };
+        let path = entry.path();
+        if file_type.is_dir() {
+            if entry.file_name() != ".git" {
+                collect_sourceignore_files(root, &path, out);
+            }
+        } else if file_type.is_file() && entry.file_name() == SOURCE_IGNORE_FILE {
+            out.push(path);
+        }
+    }
+    let _ = root;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(files: &[&str]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, contents) in files.iter().map(|f| f.split_once('=').unwrap_or((f, ""))) {
+            let full = dir.path().join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(full, contents).unwrap();
+        }
+        dir
+    }
+
+    #[track_caller]
+    fn check(files: &[&str], spec_ignore: Option<&str>, path: &str, expected_ignored: bool) {
+        let dir = tree(files);
+        let rules = SourceIgnore::load(dir.path(), spec_ignore).unwrap();
+        let full = dir.path().join(path);
+        assert_eq!(rules.is_ignored(&full, full.is_dir()), expected_ignored, "{path}");
+    }
+
+    #[test]
+    fn rules() {
+        check(&["a.yaml"], None, "a.yaml", false);
+        check(&["logo.png"], None, "logo.png", true);
+        check(&[".github/workflows/ci.yaml"], None, ".github", true);
+        check(&[".gitignore"], None, ".gitignore", true);
+        check(&["deep/dir/.sops.yaml"], None, "deep/dir/.sops.yaml", true);
+        // User rules replace the defaults but never the VCS patterns.
+        check(&["logo.png", ".sourceignore=*.md\n"], None, "logo.png", false);
+        check(&[".gitignore", ".sourceignore=*.md\n"], None, ".gitignore", true);
+        check(&["README.md", ".sourceignore=*.md\n"], None, "README.md", true);
+        // spec.ignore, with negation.
+        check(&["a/x.yaml", "b/y.yaml"], Some("/*\n!/b\n"), "a", true);
+        check(&["a/x.yaml", "b/y.yaml"], Some("/*\n!/b\n"), "b", false);
+        // A nested .sourceignore applies relative to its directory.
+        check(
+            &["apps/.sourceignore=/secret.yaml\n", "apps/secret.yaml", "secret.yaml"],
+            None,
+            "apps/secret.yaml",
+            true,
+        );
+        check(
+            &["apps/.sourceignore=/secret.yaml\n", "apps/secret.yaml", "secret.yaml"],
+            None,
+            "secret.yaml",
+            false,
+        );
+    }
+}
