@@ -146,10 +146,6 @@ fn is_printable(c: char) -> bool {
         || ((0xE000..=0xFFFD).contains(&c) && c != 0xFEFF)
 }
 
-fn is_blank(c: Option<char>) -> bool {
-    matches!(c, Some(' ' | '\t'))
-}
-
 fn is_blankz(c: Option<char>) -> bool {
     match c {
         None => true,
