@@ -1,6 +1,7 @@
 //! Helm charts: loading, values, rendering with Helm's functions, and Helm's install-order output.
 
 pub mod chart;
+pub mod output;
 pub mod values;
 pub mod yaml;
 pub mod yaml_emit;
