@@ -2,6 +2,7 @@
 
 pub mod chart;
 pub mod output;
+pub mod schema;
 pub mod values;
 pub mod yaml;
 pub mod yaml_emit;
