@@ -10,3 +10,6 @@ mod schema;
 pub use error::Error;
 pub use merge::merge;
 pub use schema::Schema;
+
+#[cfg(test)]
+mod tests;
