@@ -17,7 +17,20 @@ fn main() -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&input).with_context(|| format!("reading {input}"))?;
     let doc: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("parsing {input}"))?;
-    let schema = sluice_smp::Schema::from_openapi(&doc)?.pruned().with_version(&version);
+    let mut schema = sluice_smp::Schema::from_openapi(&doc)?;
+    // kustomize v5.5.0 embeds the 1.21.2 spec, where these kinds went GA with the patch
+    // metadata of their beta versions; Debian's 1.20.2 spec only has the betas.
+    for (api_version, kind, beta) in [
+        ("batch/v1", "CronJob", "batch/v1beta1"),
+        ("policy/v1", "PodDisruptionBudget", "policy/v1beta1"),
+        ("policy/v1", "Eviction", "policy/v1beta1"),
+        ("discovery.k8s.io/v1", "EndpointSlice", "discovery.k8s.io/v1beta1"),
+    ] {
+        if !schema.knows_kind(api_version, kind) && !schema.alias_kind(api_version, kind, beta) {
+            anyhow::bail!("{beta} {kind} not in {input}; cannot alias {api_version}");
+        }
+    }
+    let schema = schema.pruned().with_version(&version);
     let mut json = serde_json::to_string_pretty(&schema)?;
     json.push('\n');
     std::fs::write(&out, json).with_context(|| format!("writing {out}"))?;

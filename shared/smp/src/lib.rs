@@ -8,7 +8,7 @@ mod merge;
 mod schema;
 
 pub use error::Error;
-pub use merge::merge;
+pub use merge::{ListOrder, MergeOptions, merge, merge_with};
 pub use schema::Schema;
 
 #[cfg(test)]

@@ -6,8 +6,9 @@
 //! - maps merge field by field; `null` in the patch deletes a field; new fields are appended in
 //!   sorted order, as kyaml does;
 //! - lists whose schema has the `merge` strategy and merge keys merge element by element
-//!   (matched on all keys, a key missing on one side matches any value); new elements are
-//!   appended; lists of primitives with the `merge` strategy are merged as sets;
+//!   (matched on all keys, a key missing on one side matches any value); as in kustomize, the
+//!   patch's elements come first, then the original's other elements ([`ListOrder`]); lists of
+//!   primitives with the `merge` strategy are merged as sets, in the same order;
 //! - other lists, and every list of a kind the schema does not know, are replaced;
 //! - `$patch: delete|replace|merge` in a map or as a list element `{$patch: …}`.
 //!
@@ -37,7 +38,20 @@ const DELETE_FROM_PRIMITIVE_LIST: &str = "$deleteFromPrimitiveList/";
 /// [`Error::InvalidPatch`] when a directive is malformed or the patch has another shape than the
 /// original at some field (a map where the original has a list, …); the message names the path.
 pub fn merge(original: &Value, patch: &Value, schema: &Schema) -> Result<Option<Value>, Error> {
-    let merger = Merger { schema };
+    merge_with(original, patch, schema, &MergeOptions::default())
+}
+
+/// [`merge`] with options, e.g. [`ListOrder::OriginalFirst`] to append new list elements.
+///
+/// # Errors
+/// As [`merge`].
+pub fn merge_with(
+    original: &Value,
+    patch: &Value,
+    schema: &Schema,
+    options: &MergeOptions,
+) -> Result<Option<Value>, Error> {
+    let merger = Merger { schema, options };
     let mut path = Vec::new();
     merger.walk(Some(original), Some(patch), None, &mut path)
 }
@@ -79,6 +93,26 @@ enum Directive {
 
 struct Merger<'s> {
     schema: &'s Schema,
+    options: &'s MergeOptions,
+}
+
+/// Where the elements of a patch list go relative to the original's in a merged list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ListOrder {
+    /// The patch's elements (merged with their matches) first, then the original's unmatched
+    /// elements: kustomize's `patchesStrategicMerge` and `patches` (kyaml "prepend" direction,
+    /// `kubernetes-sigs/kustomize:api/filters/patchstrategicmerge/patchstrategicmerge.go`).
+    #[default]
+    PatchFirst,
+    /// The original's elements in place, new elements appended (kyaml's default "append").
+    OriginalFirst,
+}
+
+/// Options of [`merge_with`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MergeOptions {
+    /// Order of merged list elements; kustomize's by default.
+    pub list_order: ListOrder,
 }
 
 fn path_string(path: &[String]) -> String {
@@ -355,7 +389,14 @@ impl Merger<'_> {
         let merged = match strategy {
             // Non-associative lists: the patch list replaces the original, as is.
             ListStrategy::Replace => items.into_iter().cloned().collect(),
-            ListStrategy::MergePrimitives => merge_primitives(dest_items, &items),
+            ListStrategy::MergePrimitives => match self.options.list_order {
+                ListOrder::PatchFirst => {
+                    let dest_refs: Vec<&Value> = dest_items.iter().collect();
+                    let patch_owned: Vec<Value> = items.iter().map(|v| (*v).clone()).collect();
+                    merge_primitives(&patch_owned, &dest_refs)
+                }
+                ListOrder::OriginalFirst => merge_primitives(dest_items, &items),
+            },
             ListStrategy::MergeByKeys(keys) => {
                 self.merge_by_keys(dest_items, &items, &keys, element_schema, path)?
             }
@@ -381,44 +422,69 @@ impl Merger<'_> {
             keys.iter().map(|k| key_text(item, k)).collect()
         };
 
-        let mut result: Vec<Value> = dest_items.to_vec();
+        // `front` is the output so far; `rest` holds the original elements not yet matched, which
+        // follow the patch's elements when the patch goes first (kyaml's "prepend" direction).
+        let (mut front, mut rest): (Vec<Value>, Vec<Option<Value>>) = match self.options.list_order
+        {
+            ListOrder::PatchFirst => (Vec::new(), dest_items.iter().cloned().map(Some).collect()),
+            ListOrder::OriginalFirst => (dest_items.to_vec(), Vec::new()),
+        };
         for patch_item in patch_items {
             if !patch_item.is_object() {
-                // Scalars in a list of maps cannot be matched: appended as they are.
-                result.push((*patch_item).clone());
+                // Scalars in a list of maps cannot be matched: kept as they are.
+                front.push((*patch_item).clone());
                 continue;
             }
             let patch_key = key_of(patch_item);
-            let position = result.iter().position(|item| keys_match(&key_of(item), &patch_key));
+            let matches = |item: &Value| keys_match(&key_of(item), &patch_key);
+            let position = match front.iter().position(matches) {
+                Some(i) => Some(Slot::Front(i)),
+                None => {
+                    rest.iter().position(|item| item.as_ref().is_some_and(matches)).map(Slot::Rest)
+                }
+            };
+            let matched: Option<Value> = match position {
+                Some(Slot::Front(i)) => Some(front[i].clone()),
+                Some(Slot::Rest(i)) => rest[i].take(),
+                None => None,
+            };
             // The key fields as they were, to put back if the merge dropped them.
             let key_fields: Vec<(&String, Value)> = keys
                 .iter()
                 .filter_map(|k| {
-                    let from_dest = position.and_then(|i| result[i].get(k.as_str()));
+                    let from_dest = matched.as_ref().and_then(|m| m.get(k.as_str()));
                     Some((*k, from_dest.or_else(|| patch_item.get(k.as_str()))?.clone()))
                 })
                 .collect();
             path.push(describe_element(&keys, &patch_key));
-            let merged =
-                self.walk(position.map(|i| &result[i]), Some(patch_item), element_schema, path)?;
+            let merged = self.walk(matched.as_ref(), Some(patch_item), element_schema, path)?;
             path.pop();
             // An element merged into nothing (`$patch: delete`, or an empty map) is removed.
-            let merged =
-                merged.filter(|v| !v.is_null() && v.as_object().is_none_or(|m| !m.is_empty()));
-            match (position, merged) {
-                (Some(i), Some(mut value)) => {
+            let merged = merged
+                .filter(|v| !v.is_null() && v.as_object().is_none_or(|m| !m.is_empty()))
+                .map(|mut value| {
                     restore_keys(&mut value, &key_fields);
-                    result[i] = value;
+                    value
+                });
+            match (position, merged) {
+                (Some(Slot::Front(i)), Some(value)) => front[i] = value,
+                (Some(Slot::Front(i)), None) => {
+                    front.remove(i);
                 }
-                (Some(i), None) => {
-                    result.remove(i);
-                }
-                (None, Some(value)) => result.push(value),
-                (None, None) => {}
+                (_, Some(value)) => front.push(value),
+                (_, None) => {}
             }
         }
-        Ok(result)
+        front.extend(rest.into_iter().flatten());
+        Ok(front)
     }
+}
+
+/// Where a patch element's match was found.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Front(usize),
+    Rest(usize),
 }
 
 /// The text of a merge key of a list element; `None` when the element lacks it.
@@ -462,8 +528,8 @@ fn describe_element(keys: &[&String], values: &[Option<String>]) -> String {
     format!("[{}]", parts.join(","))
 }
 
-/// Merge lists of primitives as sets: the original's values (deduplicated) then the patch's new
-/// ones, in order (kyaml `elementPrimitiveValues`).
+/// Merge lists of primitives as sets: the first list's values (deduplicated) then the second's
+/// new ones, in order (kyaml `elementPrimitiveValues`).
 fn merge_primitives(dest_items: &[Value], patch_items: &[&Value]) -> Vec<Value> {
     let mut seen: HashSet<String> = HashSet::new();
     let mut result = Vec::new();

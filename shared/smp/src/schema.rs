@@ -177,6 +177,24 @@ impl Schema {
         Schema { version: self.version.clone(), kinds: self.kinds.clone(), types }
     }
 
+    /// Make `kind` at `api_version` use the definition it has at `existing_api_version`, for kinds
+    /// that went GA after the spec the table comes from (the generator maps `batch/v1` CronJob to
+    /// the `batch/v1beta1` definition, as 1.21 has both with the same patch metadata).
+    /// Returns false, changing nothing, when the existing kind is unknown.
+    pub fn alias_kind(
+        &mut self,
+        api_version: &str,
+        kind: &str,
+        existing_api_version: &str,
+    ) -> bool {
+        let Some(name) = self.kinds.get(existing_api_version).and_then(|k| k.get(kind)).cloned()
+        else {
+            return false;
+        };
+        self.kinds.entry(api_version.to_owned()).or_default().insert(kind.to_owned(), name);
+        true
+    }
+
     /// Set the Kubernetes version the table was generated from.
     pub fn with_version(mut self, version: &str) -> Schema {
         self.version = Some(version.to_owned());

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::{Error, Schema, merge};
+use crate::{Error, ListOrder, MergeOptions, Schema, merge, merge_with};
 
 fn parse(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("bad test JSON {text}: {e}"))
@@ -150,12 +150,12 @@ fn merge_lists_by_key() {
     check_pod(
         &format!(r#"{{"containers":[{},{}]}}"#, c("a", "1"), c("b", "1")),
         &format!(r#"{{"containers":[{}]}}"#, c("b", "2")),
-        &format!(r#"{{"containers":[{},{}]}}"#, c("a", "1"), c("b", "2")),
+        &format!(r#"{{"containers":[{},{}]}}"#, c("b", "2"), c("a", "1")),
     );
     check_pod(
         r#"{"containers":[{"name":"a","image":"1"}]}"#,
         r#"{"containers":[{"name":"c","image":"3"}]}"#,
-        r#"{"containers":[{"name":"a","image":"1"},{"name":"c","image":"3"}]}"#,
+        r#"{"containers":[{"name":"c","image":"3"},{"name":"a","image":"1"}]}"#,
     );
     check_pod(
         r#"{"containers":[{"name":"a","image":"1"},{"name":"b"}]}"#,
@@ -175,7 +175,7 @@ fn merge_lists_by_key() {
     check_pod(
         r#"{"containers":[{"name":"a","env":[{"name":"X","value":"1"},{"name":"Y","value":"2"}]}]}"#,
         r#"{"containers":[{"name":"a","env":[{"name":"Y","value":"3"},{"name":"Z","value":"4"}]}]}"#,
-        r#"{"containers":[{"name":"a","env":[{"name":"X","value":"1"},{"name":"Y","value":"3"},{"name":"Z","value":"4"}]}]}"#,
+        r#"{"containers":[{"name":"a","env":[{"name":"Y","value":"3"},{"name":"Z","value":"4"},{"name":"X","value":"1"}]}]}"#,
     );
     check_pod(
         r#"{"containers":[{"name":"a","env":[{"name":"X","value":"1"}]}]}"#,
@@ -213,7 +213,7 @@ fn ports_merge_on_port_and_protocol() {
     check_pod(
         p,
         r#"{"containers":[{"name":"a","ports":[{"containerPort":80,"protocol":"UDP","name":"dns"}]}]}"#,
-        r#"{"containers":[{"name":"a","ports":[{"containerPort":80,"protocol":"TCP","name":"http"},{"containerPort":80,"protocol":"UDP","name":"dns"}]}]}"#,
+        r#"{"containers":[{"name":"a","ports":[{"containerPort":80,"protocol":"UDP","name":"dns"},{"containerPort":80,"protocol":"TCP","name":"http"}]}]}"#,
     );
     check(
         r#"{"apiVersion":"v1","kind":"Service","spec":{"ports":[{"port":30900,"targetPort":30900,"protocol":"TCP"}],"type":"NodePort"}}"#,
@@ -237,7 +237,7 @@ fn list_patch_directives() {
     check_pod(
         r#"{"containers":[{"name":"a"}]}"#,
         r#"{"containers":[{"$patch":"merge"},{"name":"b"}]}"#,
-        r#"{"containers":[{"name":"a"},{"name":"b"}]}"#,
+        r#"{"containers":[{"name":"b"},{"name":"a"}]}"#,
     );
     check_crd(r#"{"l":[1,2]}"#, r#"{"l":[{"$patch":"replace"},3]}"#, r#"{"l":[3]}"#);
 }
@@ -271,7 +271,7 @@ fn primitive_lists_with_merge_strategy_are_sets() {
             r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"c","finalizers":{f}}}}}"#
         )
     };
-    check(&meta(r#"["a","b"]"#), &meta(r#"["b","c"]"#), &meta(r#"["a","b","c"]"#));
+    check(&meta(r#"["a","b"]"#), &meta(r#"["b","c"]"#), &meta(r#"["b","c","a"]"#));
     check(&meta(r#"["a","a"]"#), &meta(r#"["a"]"#), &meta(r#"["a"]"#));
     check(&meta(r#"["a","b"]"#), &meta(r#"[{"$patch":"replace"},"c"]"#), &meta(r#"["c"]"#));
 }
@@ -294,7 +294,7 @@ fn apimachinery_directives() {
     check_pod(
         r#"{"containers":[{"name":"a"},{"name":"b"}]}"#,
         r#"{"$setElementOrder/containers":[{"name":"n"},{"name":"b"}],"containers":[{"name":"n"}]}"#,
-        r#"{"containers":[{"name":"a"},{"name":"n"},{"name":"b"}]}"#,
+        r#"{"containers":[{"name":"n"},{"name":"a"},{"name":"b"}]}"#,
     );
     check(
         &meta(r#","finalizers":["a","b"]"#),
@@ -395,4 +395,22 @@ fn bad_patches_name_the_field() {
         r#"{"apiVersion":"v1","kind":"Pod","spec":{"containers":[{"name":"a","ports":{"x":1}}]}}"#,
         "spec.containers[name=a].ports",
     );
+}
+
+#[test]
+fn original_first_appends_new_elements() {
+    let options = MergeOptions { list_order: ListOrder::OriginalFirst };
+    let check_append = |original: &str, patch: &str, expected: &str| {
+        let got = merge_with(&parse(original), &parse(patch), Schema::builtin(), &options).unwrap();
+        assert_eq!(got, Some(parse(expected)), "\n original: {original}\n patch: {patch}");
+    };
+    let pod = |spec: &str| format!(r#"{{"apiVersion":"v1","kind":"Pod","spec":{spec}}}"#);
+    check_append(
+        &pod(r#"{"containers":[{"name":"a","image":"1"},{"name":"b"}]}"#),
+        &pod(r#"{"containers":[{"name":"c"},{"name":"a","image":"2"}]}"#),
+        &pod(r#"{"containers":[{"name":"a","image":"2"},{"name":"b"},{"name":"c"}]}"#),
+    );
+    let meta =
+        |f: &str| format!(r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"finalizers":{f}}}}}"#);
+    check_append(&meta(r#"["a","b"]"#), &meta(r#"["c","a"]"#), &meta(r#"["a","b","c"]"#));
 }
