@@ -1,5 +1,9 @@
 //! `sluice helm template`: render a chart to YAML on stdout, like `helm template`.
 
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
 /// `sluice helm …`
@@ -12,20 +16,73 @@ pub struct HelmArgs {
 /// Subcommands of `sluice helm`.
 #[derive(Debug, Subcommand)]
 pub enum HelmCommand {
-    /// Render chart templates locally, like `helm template RELEASE CHART`.
-    Template {
-        /// Release name.
-        release: String,
-        /// Chart directory or .tgz.
-        chart: std::path::PathBuf,
-    },
+    /// Render chart templates locally, like `helm template [NAME] CHART`.
+    Template(TemplateArgs),
+}
+
+/// Flags of `sluice helm template`, named as Helm names them.
+#[derive(Debug, Args)]
+pub struct TemplateArgs {
+    /// `[NAME] CHART`: an optional release name, then a chart directory or .tgz.
+    #[arg(required = true, num_args = 1..=2, value_name = "[NAME] CHART")]
+    pub args: Vec<String>,
+    /// Release name (overrides NAME).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Values files, merged in order.
+    #[arg(short = 'f', long = "values")]
+    pub values: Vec<PathBuf>,
+    /// Values on the command line (`a.b=c,d=e`), applied after the files.
+    #[arg(long = "set")]
+    pub set: Vec<String>,
+    /// Namespace of the release.
+    #[arg(short = 'n', long, default_value = "default")]
+    pub namespace: String,
+    /// Kubernetes version used for Capabilities.KubeVersion (default v1.36.0).
+    #[arg(long = "kube-version")]
+    pub kube_version: Option<String>,
+    /// Kubernetes API versions added to Capabilities.APIVersions.
+    #[arg(short = 'a', long = "api-versions")]
+    pub api_versions: Vec<String>,
+    /// Skip test hooks in the output.
+    #[arg(long = "skip-tests")]
+    pub skip_tests: bool,
+    /// Print the chart's `crds/` files first.
+    #[arg(long = "include-crds")]
+    pub include_crds: bool,
+    /// Set .Release.IsUpgrade instead of .Release.IsInstall.
+    #[arg(long = "is-upgrade")]
+    pub is_upgrade: bool,
 }
 
 /// Run `sluice helm …`.
 pub fn run(args: HelmArgs) -> anyhow::Result<()> {
     match args.command {
-        HelmCommand::Template { release, chart } => {
-            anyhow::bail!("helm template {release} {} is not available yet", chart.display())
-        }
+        HelmCommand::Template(template) => run_template(template),
     }
+}
+
+fn run_template(args: TemplateArgs) -> anyhow::Result<()> {
+    let (name_arg, chart) = match args.args.as_slice() {
+        [chart] => (None, chart.clone()),
+        [name, chart] => (Some(name.clone()), chart.clone()),
+        _ => anyhow::bail!("expected [NAME] CHART"),
+    };
+    let options = sluice_helm::TemplateOptions {
+        release_name: args.name.or(name_arg).unwrap_or_else(|| "release-name".to_string()),
+        namespace: args.namespace,
+        values_files: args.values,
+        set_values: args.set,
+        kube_version: args.kube_version,
+        api_versions: args.api_versions,
+        skip_tests: args.skip_tests,
+        include_crds: args.include_crds,
+        is_upgrade: args.is_upgrade,
+    };
+    let output = sluice_helm::template_chart_dir(std::path::Path::new(&chart), &options)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(output.as_bytes()).context("writing to stdout")?;
+    stdout.flush().context("writing to stdout")?;
+    Ok(())
 }

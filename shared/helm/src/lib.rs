@@ -1,11 +1,291 @@
 //! Helm charts: loading, values, rendering with Helm's functions, and Helm's install-order output.
+//!
+//! The pipeline mirrors `helm template` (Helm v4.2.3, client-only): [`chart::load`] reads the
+//! chart, [`values`] processes dependencies (condition, tags, alias, import-values) and coalesces
+//! user values with chart defaults, [`schema`] validates values.schema.json files, [`engine`]
+//! renders every template with Go text/template semantics (crate `sluice-go-template`) plus
+//! Helm's functions, and [`output`] splits, sorts and prints the documents.
+//!
+//! Entry points: [`template_chart_dir`] (the `sluice helm template` command) and
+//! [`render_chart`] (for helm-controller: returns manifests, hooks and notes separately).
 
 pub mod chart;
+pub mod encode;
+pub mod engine;
 pub mod output;
 pub mod schema;
+pub mod strvals;
 pub mod values;
 pub mod yaml;
 pub mod yaml_emit;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value as Json};
+
+pub use chart::{Chart, load as load_chart};
+pub use output::{Document, OutputOptions, Sorted};
+
+/// Kubernetes version used when none is given (client-go v0.36 in Helm v4.2.3 release builds).
+pub const DEFAULT_KUBE_VERSION: &str = "v1.36.0";
+
+/// The API versions Helm assumes offline (`chartutil.DefaultVersionSet` of Helm v4.2.3).
+pub const DEFAULT_API_VERSIONS: &[&str] = &[
+    "v1",
+    "admissionregistration.k8s.io/v1",
+    "admissionregistration.k8s.io/v1alpha1",
+    "admissionregistration.k8s.io/v1beta1",
+    "internal.apiserver.k8s.io/v1alpha1",
+    "apps/v1",
+    "apps/v1beta1",
+    "apps/v1beta2",
+    "authentication.k8s.io/v1",
+    "authentication.k8s.io/v1alpha1",
+    "authentication.k8s.io/v1beta1",
+    "authorization.k8s.io/v1",
+    "authorization.k8s.io/v1beta1",
+    "autoscaling/v1",
+    "autoscaling/v2",
+    "batch/v1",
+    "batch/v1beta1",
+    "certificates.k8s.io/v1",
+    "certificates.k8s.io/v1beta1",
+    "certificates.k8s.io/v1alpha1",
+    "coordination.k8s.io/v1alpha2",
+    "coordination.k8s.io/v1beta1",
+    "coordination.k8s.io/v1",
+    "discovery.k8s.io/v1",
+    "discovery.k8s.io/v1beta1",
+    "events.k8s.io/v1",
+    "events.k8s.io/v1beta1",
+    "extensions/v1beta1",
+    "flowcontrol.apiserver.k8s.io/v1",
+    "flowcontrol.apiserver.k8s.io/v1beta1",
+    "flowcontrol.apiserver.k8s.io/v1beta2",
+    "flowcontrol.apiserver.k8s.io/v1beta3",
+    "networking.k8s.io/v1",
+    "networking.k8s.io/v1beta1",
+    "node.k8s.io/v1",
+    "node.k8s.io/v1alpha1",
+    "node.k8s.io/v1beta1",
+    "policy/v1",
+    "policy/v1beta1",
+    "rbac.authorization.k8s.io/v1",
+    "rbac.authorization.k8s.io/v1beta1",
+    "rbac.authorization.k8s.io/v1alpha1",
+    "resource.k8s.io/v1",
+    "resource.k8s.io/v1beta2",
+    "resource.k8s.io/v1beta1",
+    "resource.k8s.io/v1alpha3",
+    "scheduling.k8s.io/v1alpha2",
+    "scheduling.k8s.io/v1beta1",
+    "scheduling.k8s.io/v1",
+    "storage.k8s.io/v1beta1",
+    "storage.k8s.io/v1",
+    "storage.k8s.io/v1alpha1",
+    "storagemigration.k8s.io/v1beta1",
+    "apiextensions.k8s.io/v1beta1",
+    "apiextensions.k8s.io/v1",
+];
+
+/// Errors of the Helm engine, worded like Helm's.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The chart could not be loaded.
+    #[error(transparent)]
+    Load(#[from] chart::LoadError),
+    /// A values file or `--set` expression is invalid.
+    #[error("{0}")]
+    Values(String),
+    /// values.schema.json validation failed; the report lists every violation per chart.
+    #[error("values don't meet the specifications of the schema(s) in the following chart(s):\n{0}")]
+    Schema(String),
+    /// The chart's kubeVersion constraint excludes the target Kubernetes version.
+    #[error("chart requires kubeVersion: {constraint} which is incompatible with Kubernetes {version}")]
+    KubeVersion {
+        /// The constraint from Chart.yaml.
+        constraint: String,
+        /// The target version, e.g. `v1.21.0`.
+        version: String,
+    },
+    /// A template failed to parse or execute.
+    #[error("{0}")]
+    Render(String),
+    /// A rendered document is not valid YAML.
+    #[error("{0}")]
+    Manifest(String),
+}
+
+/// Options of `helm template`.
+#[derive(Debug, Clone)]
+pub struct TemplateOptions {
+    /// Release name (`.Release.Name`).
+    pub release_name: String,
+    /// Release namespace (`.Release.Namespace`).
+    pub namespace: String,
+    /// `-f/--values` files, merged in order.
+    pub values_files: Vec<PathBuf>,
+    /// `--set` expressions, applied after the files.
+    pub set_values: Vec<String>,
+    /// `--kube-version`, e.g. `1.21.0` or `v1.21.0`.
+    pub kube_version: Option<String>,
+    /// `--api-versions`, added to the default list.
+    pub api_versions: Vec<String>,
+    /// `--skip-tests`: drop test hooks from the output.
+    pub skip_tests: bool,
+    /// `--include-crds`: print `crds/` files first.
+    pub include_crds: bool,
+    /// `.Release.IsUpgrade` (and not IsInstall).
+    pub is_upgrade: bool,
+}
+
+impl Default for TemplateOptions {
+    fn default() -> Self {
+        TemplateOptions {
+            release_name: "release-name".to_string(),
+            namespace: "default".to_string(),
+            values_files: Vec::new(),
+            set_values: Vec::new(),
+            kube_version: None,
+            api_versions: Vec::new(),
+            skip_tests: false,
+            include_crds: false,
+            is_upgrade: false,
+        }
+    }
+}
+
+/// A parsed Kubernetes version for `.Capabilities.KubeVersion`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeVersion {
+    /// `v1.36.0`.
+    pub version: String,
+    /// `1`.
+    pub major: String,
+    /// `36`.
+    pub minor: String,
+}
+
+impl KubeVersion {
+    /// Parse `1.21`, `v1.21.0` or `1.21.0-gke.1` like `chartutil.ParseKubeVersion`.
+    ///
+    /// # Errors
+    /// Text that is not a semantic version.
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        let trimmed = text.trim().trim_start_matches('v');
+        let core = trimmed.split(['-', '+']).next().unwrap_or("");
+        let parts: Vec<&str> = core.split('.').collect();
+        if parts.is_empty() || parts.len() > 3 || parts.iter().any(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_digit())) {
+            return Err(Error::Values(format!("invalid kube version '{text}': invalid semantic version")));
+        }
+        let num = |i: usize| parts.get(i).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0);
+        let suffix = &trimmed[core.len()..];
+        Ok(KubeVersion {
+            version: format!("v{}.{}.{}{suffix}", num(0), num(1), num(2)),
+            major: num(0).to_string(),
+            minor: num(1).to_string(),
+        })
+    }
+}
+
+/// Everything `render_chart` produced.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// Manifests and hooks in install order.
+    pub sorted: Sorted,
+    /// The root chart's rendered NOTES.txt.
+    pub notes: String,
+    /// CRD files of the chart and its subcharts, as (path, content).
+    pub crds: Vec<(String, String)>,
+}
+
+/// Read values files and `--set` expressions into one values map (`helm/helm:pkg/cli/values`).
+///
+/// # Errors
+/// Unreadable files and invalid YAML or `--set` syntax.
+pub fn read_user_values(files: &[PathBuf], set_values: &[String]) -> Result<Map<String, Json>, Error> {
+    let mut values = Map::new();
+    for path in files {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Values(format!("failed to read values file {}: {e}", path.display())))?;
+        let parsed = chart::load_values(&text).map_err(|e| Error::Values(format!("failed to parse {}: {e}", path.display())))?;
+        merge_maps(&mut values, parsed);
+    }
+    for expression in set_values {
+        strvals::parse_into(expression, &mut values).map_err(|e| Error::Values(format!("failed parsing --set data: {e}")))?;
+    }
+    Ok(values)
+}
+
+fn merge_maps(into: &mut Map<String, Json>, from: Map<String, Json>) {
+    for (key, value) in from {
+        match (into.get_mut(&key), value) {
+            (Some(Json::Object(existing)), Json::Object(from_map)) => merge_maps(existing, from_map),
+            (_, value) => {
+                into.insert(key, value);
+            }
+        }
+    }
+}
+
+/// `helm template` for a chart directory or archive: the text Helm prints on stdout.
+///
+/// # Errors
+/// Any [`Error`].
+pub fn template_chart_dir(path: &Path, options: &TemplateOptions) -> Result<String, Error> {
+    let chart = chart::load(path)?;
+    let user_values = read_user_values(&options.values_files, &options.set_values)?;
+    let rendered = render_chart(chart, &user_values, options)?;
+    let output_options = OutputOptions {
+        skip_tests: options.skip_tests,
+        crds: if options.include_crds { rendered.crds.clone() } else { Vec::new() },
+    };
+    Ok(output::format_output(&rendered.sorted, &output_options))
+}
+
+/// Render a loaded chart with user values the way `helm install --dry-run=client` does.
+///
+/// # Errors
+/// Any [`Error`]: kubeVersion mismatch, schema violations, template errors, invalid YAML output.
+pub fn render_chart(mut chart: Chart, user_values: &Map<String, Json>, options: &TemplateOptions) -> Result<Rendered, Error> {
+    let kube_version = KubeVersion::parse(options.kube_version.as_deref().unwrap_or(DEFAULT_KUBE_VERSION))?;
+    values::process_dependencies(&mut chart, user_values);
+    let values = values::coalesce_values(&chart, user_values, false);
+    schema::validate(&chart, &values).map_err(Error::Schema)?;
+    if let Some(constraint) = chart.metadata.get("kubeVersion").and_then(Json::as_str)
+        && !constraint.is_empty()
+        && semver_check(constraint, &kube_version.version) != Some(true)
+    {
+        return Err(Error::KubeVersion { constraint: constraint.to_string(), version: kube_version.version.clone() });
+    }
+    let mut api_versions: Vec<String> = DEFAULT_API_VERSIONS.iter().map(|s| s.to_string()).collect();
+    api_versions.extend(options.api_versions.iter().cloned());
+    let context = engine::RenderContext {
+        release_name: options.release_name.clone(),
+        namespace: options.namespace.clone(),
+        is_upgrade: options.is_upgrade,
+        kube_version,
+        api_versions,
+    };
+    let mut files: BTreeMap<String, String> = engine::render(&chart, &values, &context).map_err(Error::Render)?;
+    let notes_key = format!("{}/templates/NOTES.txt", chart.name());
+    let notes = files.get(&notes_key).cloned().unwrap_or_default();
+    files.retain(|name, _| !name.ends_with("NOTES.txt"));
+    let sorted = output::sort_manifests(&files).map_err(Error::Manifest)?;
+    let mut crds = Vec::new();
+    collect_crds(&chart, chart.name(), &mut crds);
+    Ok(Rendered { sorted, notes, crds })
+}
+
+fn collect_crds(chart: &Chart, full_path: &str, out: &mut Vec<(String, String)>) {
+    for file in chart.crd_files() {
+        out.push((format!("{full_path}/{}", file.name), String::from_utf8_lossy(&file.data).into_owned()));
+    }
+    for sub in &chart.subcharts {
+        collect_crds(sub, &format!("{full_path}/charts/{}", sub.name()), out);
+    }
+}
 
 /// Check `version` against a Masterminds-style constraint; an empty constraint matches.
 ///
@@ -21,4 +301,17 @@ pub(crate) fn semver_check(constraint: &str, version: &str) -> Option<bool> {
         return Some(exact == version.trim_start_matches('v'));
     }
     Some(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kube_version_parsing() {
+        let v = KubeVersion::parse("1.16").unwrap();
+        assert_eq!((v.version.as_str(), v.major.as_str(), v.minor.as_str()), ("v1.16.0", "1", "16"));
+        assert_eq!(KubeVersion::parse("v1.21.3").unwrap().version, "v1.21.3");
+        assert!(KubeVersion::parse("one").is_err());
+    }
 }

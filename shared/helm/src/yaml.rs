@@ -110,7 +110,7 @@ impl<'a> Builder<'a> {
                     return Err(YamlError::new(format!(
                         "yaml: line {}: {}",
                         err.marker().line(),
-                        err.info()
+                        libyaml_wording(&err.info())
                     )));
                 }
                 Some(Ok((event, _span))) => match event {
@@ -197,6 +197,15 @@ impl<'a> Builder<'a> {
             }
             other => Err(YamlError::new(format!("yaml: unexpected event {other:?}"))),
         }
+    }
+}
+
+/// libyaml's wording for the parser errors charts commonly hit (they show up in `fromYaml`).
+fn libyaml_wording(info: &str) -> &str {
+    match info {
+        "unclosed bracket '['" => "did not find expected ',' or ']'",
+        "unclosed bracket '{'" => "did not find expected ',' or '}'",
+        other => other,
     }
 }
 
