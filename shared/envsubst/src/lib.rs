@@ -112,11 +112,11 @@ fn evaluate(
         offset,
         message: format!("{message} in ${{{expression}}}"),
     };
-    if let Some(name) = expression.strip_prefix('#') {
-        if is_valid_name(name) {
-            let value = lookup(name, vars, strict)?;
-            return Ok(value.chars().count().to_string());
-        }
+    if let Some(name) = expression.strip_prefix('#')
+        && is_valid_name(name)
+    {
+        let value = lookup(name, vars, strict)?;
+        return Ok(value.chars().count().to_string());
     }
     let name_len = expression
         .char_indices()
