@@ -1,0 +1,152 @@
+//! Execution tables in the spirit of Go's `text/template/exec_test.go`.
+
+use sluice_go_template::{MissingKey, Options, TemplateSet, Value};
+
+fn data() -> Value {
+    Value::from_json(&serde_json::json!({
+        "Values": {
+            "name": "demo",
+            "port": 8080,
+            "big": 1000000,
+            "ratio": 1.5,
+            "enabled": true,
+            "empty": "",
+            "list": ["a", "b", "c"],
+            "nested": {"x": {"y": "deep"}},
+            "map": {"b": 2, "a": 1},
+            "nothing": null,
+        },
+        "Release": {"Name": "rel", "Namespace": "ns"},
+    }))
+}
+
+#[track_caller]
+fn check_with(missing_key: MissingKey, template: &str, expected: &str) {
+    let mut set = TemplateSet::new();
+    set.set_options(Options { missing_key, ..Options::default() });
+    let result = set.parse("t", template).and_then(|()| set.execute("t", &data()));
+    match result {
+        Ok(out) => assert_eq!(out, expected, "template {template:?}"),
+        Err(err) => assert_eq!(format!("ERROR: {err}"), expected, "template {template:?}"),
+    }
+}
+
+#[track_caller]
+fn check(template: &str, expected: &str) {
+    check_with(MissingKey::Default, template, expected);
+}
+
+#[track_caller]
+fn check_zero(template: &str, expected: &str) {
+    check_with(MissingKey::Zero, template, expected);
+}
+
+#[test]
+fn text_and_fields() {
+    check("hello", "hello");
+    check("{{.Values.name}}", "demo");
+    check("{{ .Values.port }}", "8080");
+    check("{{ .Values.big }}", "1e+06");
+    check("{{ .Values.ratio }}", "1.5");
+    check("{{ .Values.list }}", "[a b c]");
+    check("{{ .Values.map }}", "map[a:1 b:2]");
+    check("{{ .Values.nested.x.y }}", "deep");
+    check("{{ .Values.missing }}", "<no value>");
+    check("{{ .Values.missing.deeper }}", "<no value>");
+    check("{{ .Values.nothing }}", "<no value>");
+    check("{{ print .Values.missing }}", "<nil>");
+    check_zero("{{ .Values.missing }}", "<no value>");
+    check_zero(
+        "{{ .Values.a.b.c }}",
+        "ERROR: template: t:1:10: executing \"t\" at <.Values.a.b.c>: nil pointer evaluating interface {}.b",
+    );
+    check(
+        "{{ .Values.list.foo }}",
+        "ERROR: template: t:1:10: executing \"t\" at <.Values.list.foo>: can't evaluate field foo in type interface {}",
+    );
+}
+
+#[test]
+fn trimming_and_comments() {
+    check("a  {{- 1 -}}  b", "a1b");
+    check("a\n{{- /* comment */ -}}\nb", "ab");
+    check("a {{/* c */}} b", "a  b");
+    check("{{ -3 }}", "-3");
+}
+
+#[test]
+fn control_structures() {
+    check("{{ if .Values.enabled }}yes{{ else }}no{{ end }}", "yes");
+    check("{{ if .Values.empty }}yes{{ else if .Values.port }}port{{ else }}no{{ end }}", "port");
+    check("{{ with .Values.nested.x }}{{ .y }}{{ end }}", "deep");
+    check("{{ with .Values.empty }}x{{ else }}empty{{ end }}", "empty");
+    check("{{ range .Values.list }}{{ . }},{{ end }}", "a,b,c,");
+    check("{{ range $i, $v := .Values.list }}{{ $i }}={{ $v }} {{ end }}", "0=a 1=b 2=c ");
+    check("{{ range $k, $v := .Values.map }}{{ $k }}:{{ $v }} {{ end }}", "a:1 b:2 ");
+    check("{{ range .Values.missing }}x{{ else }}none{{ end }}", "none");
+    check("{{ range 3 }}{{ . }}{{ end }}", "012");
+    check("{{ range .Values.list }}{{ if eq . \"b\" }}{{ break }}{{ end }}{{ . }}{{ end }}", "a");
+    check("{{ range .Values.list }}{{ if eq . \"b\" }}{{ continue }}{{ end }}{{ . }}{{ end }}", "ac");
+    check("{{ range .Values.list }}{{ $.Values.name }}{{ end }}", "demodemodemo");
+}
+
+#[test]
+fn variables() {
+    check("{{ $x := 1 }}{{ $x }}", "1");
+    check("{{ $x := 1 }}{{ $x = 2 }}{{ $x }}", "2");
+    check("{{ $x := 1 }}{{ if true }}{{ $x = 3 }}{{ end }}{{ $x }}", "3");
+    check("{{ $x := .Values.nested }}{{ $x.x.y }}", "deep");
+    check("{{ $x := 1 }}{{ if true }}{{ $x := 2 }}{{ $x }}{{ end }}{{ $x }}", "21");
+    check("{{ $y }}", "ERROR: template: t:1: undefined variable \"$y\"");
+}
+
+#[test]
+fn templates_and_blocks() {
+    check("{{ define \"a\" }}A{{ . }}{{ end }}{{ template \"a\" 1 }}", "A1");
+    check("{{ block \"b\" . }}B{{ .Values.name }}{{ end }}", "Bdemo");
+    check("{{ template \"nope\" }}", "ERROR: template: t:1:3: executing \"t\" at <{{template \"nope\"}}>: template \"nope\" not defined");
+}
+
+#[test]
+fn builtins() {
+    check("{{ and 1 0 }}", "0");
+    check("{{ or 0 \"\" \"x\" }}", "x");
+    check("{{ or .Values.missing \"dflt\" }}", "dflt");
+    check("{{ not .Values.enabled }}", "false");
+    check("{{ len .Values.list }}", "3");
+    check("{{ index .Values.list 1 }}", "b");
+    check("{{ index .Values.map \"a\" }}", "1");
+    check("{{ index .Values.nested \"x\" \"y\" }}", "deep");
+    check(
+        "{{ index .Values.list 5 }}",
+        "ERROR: template: t:1:3: executing \"t\" at <index .Values.list 5>: error calling index: index out of range: 5",
+    );
+    check("{{ slice .Values.list 1 }}", "[b c]");
+    check("{{ slice \"abcdef\" 1 3 }}", "bc");
+    check("{{ print 1 2 \"a\" }}", "1 2a");
+    check("{{ printf \"%s-%d\" \"a\" 3 }}", "a-3");
+    check("{{ println \"a\" }}", "a\n");
+    check("{{ html \"<a href='x'>\" }}", "&lt;a href=&#39;x&#39;&gt;");
+    check("{{ js \"a'b\" }}", "a\\'b");
+    check("{{ urlquery \"a b&c\" }}", "a+b%26c");
+    check("{{ eq 1 1 }}{{ eq \"a\" \"b\" \"a\" }}{{ ne 1 2 }}", "truetruetrue");
+    check("{{ lt 1 2 }}{{ le 2 2 }}{{ gt 1.5 1.0 }}{{ ge \"b\" \"a\" }}", "truetruetruetrue");
+    check(
+        "{{ eq .Values.port 8080 }}",
+        "ERROR: template: t:1:3: executing \"t\" at <eq .Values.port 8080>: error calling eq: incompatible types for comparison",
+    );
+    check("{{ eq .Values.missing \"x\" }}", "false");
+    check("{{ .Values.name | printf \"%s!\" }}", "demo!");
+    check("{{ \"x\" | printf \"%s%s\" \"y\" }}", "yx");
+    check("{{ (index .Values.list 0) }}", "a");
+    check("{{ (.Values.nested).x.y }}", "deep");
+    check("{{ 1.0 }} {{ 1e3 }} {{ 0x10 }} {{ 'a' }}", "1 1000 16 97");
+}
+
+#[test]
+fn parse_errors() {
+    check("{{ nofunc 1 }}", "ERROR: template: t:1: function \"nofunc\" not defined");
+    check("{{ if true }}", "ERROR: template: t:1: unexpected EOF");
+    check("{{ end }}", "ERROR: template: t:1: unexpected {{end}}");
+    check("\n{{ \"abc }}", "ERROR: template: t:2: unterminated quoted string");
+}
