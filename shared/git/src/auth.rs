@@ -1,0 +1,357 @@
+//! Credentials from a Flux Secret and their safe hand-over to gix and the `git` CLI.
+//!
+//! Secrets never reach argv or messages: HTTP credentials become an `Authorization` header set
+//! through in-memory config (gix) or `GIT_CONFIG_*` environment variables (git CLI), and SSH keys
+//! are written with mode 0600 into a private temporary directory that is removed on drop.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::Error;
+use crate::url::{RemoteUrl, Scheme};
+
+/// How to authenticate to a remote.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub enum Auth {
+    /// Anonymous access.
+    #[default]
+    None,
+    /// HTTP basic authentication.
+    Basic {
+        /// The user name.
+        username: String,
+        /// The password or personal access token.
+        password: String,
+    },
+    /// An HTTP `Authorization: Bearer` token.
+    Bearer(String),
+    /// SSH with a private key, checked against known host keys.
+    Ssh {
+        /// The private key in PEM or OpenSSH format.
+        identity: String,
+        /// known_hosts lines; the server's host key must be among them.
+        known_hosts: String,
+        /// The passphrase of an encrypted `identity`.
+        password: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::None => f.write_str("Auth::None"),
+            Auth::Basic { username, .. } => {
+                write!(f, "Auth::Basic {{ username: {username:?}, password: *** }}")
+            }
+            Auth::Bearer(_) => f.write_str("Auth::Bearer(***)"),
+            Auth::Ssh { password, .. } => write!(
+                f,
+                "Auth::Ssh {{ identity: ***, known_hosts: …, password: {} }}",
+                if password.is_some() { "***" } else { "none" }
+            ),
+        }
+    }
+}
+
+impl Auth {
+    /// Build credentials from the data of a GitRepository's `spec.secretRef` Secret, as Flux reads it.
+    ///
+    /// For `ssh://` URLs the keys are `identity`, `known_hosts` (both required) and `password`;
+    /// otherwise `username` + `password` (basic) or `bearerToken`. No Secret data means anonymous.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidAuth`] naming the missing or conflicting key.
+    pub fn from_secret_data(url: &str, data: &BTreeMap<String, Vec<u8>>) -> Result<Auth, Error> {
+        let text = |key: &str| -> Result<Option<String>, Error> {
+            match data.get(key) {
+                None => Ok(None),
+                Some(bytes) if bytes.is_empty() => Ok(None),
+                Some(bytes) => String::from_utf8(bytes.clone()).map(Some).map_err(|_| {
+                    Error::InvalidAuth { reason: format!("Secret key '{key}' is not valid UTF-8") }
+                }),
+            }
+        };
+        let scheme = RemoteUrl::parse(url)?.scheme;
+        if scheme == Scheme::Ssh {
+            let identity = text("identity")?;
+            let known_hosts = text("known_hosts")?;
+            return match (identity, known_hosts) {
+                (None, None) if data.is_empty() => Ok(Auth::None),
+                (Some(identity), Some(known_hosts)) => {
+                    Ok(Auth::Ssh { identity, known_hosts, password: text("password")? })
+                }
+                (None, _) => Err(Error::InvalidAuth {
+                    reason: "Secret key 'identity' is required for ssh URLs".into(),
+                }),
+                (Some(_), None) => Err(Error::InvalidAuth {
+                    reason: "Secret key 'known_hosts' is required for ssh URLs".into(),
+                }),
+            };
+        }
+        let username = text("username")?;
+        let password = text("password")?;
+        let bearer = text("bearerToken")?;
+        match (username, password, bearer) {
+            (None, None, None) => Ok(Auth::None),
+            (None, None, Some(token)) => Ok(Auth::Bearer(token)),
+            (Some(_) | None, Some(_) | None, Some(_)) => Err(Error::InvalidAuth {
+                reason: "Secret sets both 'bearerToken' and 'username'/'password'; keep one".into(),
+            }),
+            (Some(username), Some(password), None) => Ok(Auth::Basic { username, password }),
+            (Some(username), None, None) => Ok(Auth::Basic { username, password: String::new() }),
+            (None, Some(_), None) => Err(Error::InvalidAuth {
+                reason: "Secret key 'username' is required with 'password'".into(),
+            }),
+        }
+    }
+
+    /// The strings that must never appear in messages.
+    pub(crate) fn secrets(&self) -> Vec<&str> {
+        match self {
+            Auth::None => Vec::new(),
+            Auth::Basic { password, .. } => vec![password.as_str()],
+            Auth::Bearer(token) => vec![token.as_str()],
+            Auth::Ssh { password, .. } => password.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// Credentials made ready for one operation: config for gix, environment for the `git` CLI.
+pub(crate) struct PreparedAuth {
+    /// Holds the key files; removed on drop.
+    dir: Option<tempfile::TempDir>,
+    /// `key=value` git config entries (never written to disk by gix).
+    pub(crate) config: Vec<String>,
+    /// Secrets to redact from any text.
+    pub(crate) secrets: Vec<String>,
+}
+
+impl PreparedAuth {
+    /// No credentials: for local git commands.
+    pub(crate) fn local() -> PreparedAuth {
+        PreparedAuth { dir: None, config: vec!["credential.helper=".into()], secrets: Vec::new() }
+    }
+
+    /// Prepare `auth` for `url`; credentials embedded in the URL count as basic auth when `auth` is `None`.
+    pub(crate) fn new(auth: &Auth, url: &RemoteUrl) -> Result<PreparedAuth, Error> {
+        let mut prepared = PreparedAuth { dir: None, config: Vec::new(), secrets: Vec::new() };
+        prepared.config.push("credential.helper=".into());
+        let from_url;
+        let auth = match (auth, &url.username, url.scheme) {
+            (Auth::None, Some(username), Scheme::Http | Scheme::Https) => {
+                from_url = Auth::Basic {
+                    username: username.clone(),
+                    password: url.password.clone().unwrap_or_default(),
+                };
+                &from_url
+            }
+            _ => auth,
+        };
+        if let Some(password) = &url.password {
+            prepared.secrets.push(password.clone());
+        }
+        prepared.secrets.extend(auth.secrets().into_iter().map(str::to_owned));
+        match auth {
+            Auth::None => {}
+            Auth::Basic { username, password } => {
+                let token = base64_encode(format!("{username}:{password}").as_bytes());
+                prepared.secrets.push(token.clone());
+                prepared.config.push(format!("http.extraHeader=Authorization: Basic {token}"));
+            }
+            Auth::Bearer(token) => {
+                prepared.config.push(format!("http.extraHeader=Authorization: Bearer {token}"));
+            }
+            Auth::Ssh { identity, known_hosts, password } => {
+                let dir =
+                    tempfile::Builder::new().prefix("sluice-ssh-").tempdir().map_err(|err| {
+                        Error::io("creating temporary directory", std::env::temp_dir(), err)
+                    })?;
+                let command =
+                    write_ssh_files(dir.path(), identity, known_hosts, password.as_deref())?;
+                prepared.config.push(format!("core.sshCommand={command}"));
+                prepared.config.push("ssh.variant=ssh".into());
+                prepared.dir = Some(dir);
+            }
+        }
+        Ok(prepared)
+    }
+
+    /// The ssh log written by `ssh -E`, when SSH is in use.
+    pub(crate) fn ssh_log(&self) -> Option<String> {
+        let path = self.dir.as_ref()?.path().join("ssh.log");
+        std::fs::read_to_string(path).ok()
+    }
+
+    /// Environment for a `git` CLI child: the same config passed as `GIT_CONFIG_*` variables.
+    pub(crate) fn git_env(&self) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("GIT_TERMINAL_PROMPT".to_owned(), "0".to_owned()),
+            ("GIT_CONFIG_NOSYSTEM".to_owned(), "1".to_owned()),
+            ("GIT_CONFIG_COUNT".to_owned(), self.config.len().to_string()),
+        ];
+        for (idx, entry) in self.config.iter().enumerate() {
+            let (key, value) = entry.split_once('=').unwrap_or((entry.as_str(), ""));
+            env.push((format!("GIT_CONFIG_KEY_{idx}"), key.to_owned()));
+            env.push((format!("GIT_CONFIG_VALUE_{idx}"), value.to_owned()));
+        }
+        env
+    }
+
+    /// Redact every secret and URL userinfo from `text`.
+    pub(crate) fn redact(&self, text: &str) -> String {
+        let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
+        crate::url::redact_text(text, &secrets)
+    }
+}
+
+fn write_private_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|err| Error::io("creating", path, err))?;
+    file.write_all(contents).map_err(|err| Error::io("writing", path, err))
+}
+
+fn shell_quote(path: &Path) -> String {
+    format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
+}
+
+/// Write the key material and return the `core.sshCommand` value that uses it.
+fn write_ssh_files(
+    dir: &Path,
+    identity: &str,
+    known_hosts: &str,
+    password: Option<&str>,
+) -> Result<String, Error> {
+    let identity_path: PathBuf = dir.join("identity");
+    let mut identity = identity.to_owned();
+    if !identity.ends_with('\n') {
+        // OpenSSH rejects a key file without the final newline ("invalid format").
+        identity.push('\n');
+    }
+    write_private_file(&identity_path, identity.as_bytes(), 0o600)?;
+    let known_hosts_path = dir.join("known_hosts");
+    write_private_file(&known_hosts_path, known_hosts.as_bytes(), 0o600)?;
+    let log_path = dir.join("ssh.log");
+    let mut command = String::new();
+    if let Some(password) = password {
+        // ssh reads a passphrase only from a terminal or SSH_ASKPASS; the script prints a 0600 file.
+        let password_path = dir.join("passphrase");
+        write_private_file(&password_path, password.as_bytes(), 0o600)?;
+        let askpass_path = dir.join("askpass");
+        let script = format!("#!/bin/sh\ncat {}\n", shell_quote(&password_path));
+        write_private_file(&askpass_path, script.as_bytes(), 0o700)?;
+        command.push_str(&format!(
+            "env SSH_ASKPASS_REQUIRE=force SSH_ASKPASS={} ",
+            shell_quote(&askpass_path)
+        ));
+    }
+    command.push_str(&format!(
+        "ssh -F /dev/null -i {} -o IdentitiesOnly=yes -o UserKnownHostsFile={} -o GlobalKnownHostsFile=/dev/null \
+         -o StrictHostKeyChecking=yes -o PasswordAuthentication=no -o KbdInteractiveAuthentication=no \
+         -o ConnectTimeout=30 -E {}",
+        shell_quote(&identity_path),
+        shell_quote(&known_hosts_path),
+        shell_quote(&log_path),
+    ));
+    if password.is_none() {
+        command.push_str(" -o BatchMode=yes");
+    }
+    Ok(command)
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (idx, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if idx <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, Vec<u8>> {
+        pairs.iter().map(|(key, value)| (key.to_string(), value.as_bytes().to_vec())).collect()
+    }
+
+    #[test]
+    fn secret_data_maps_to_auth() {
+        let https = "https://example.com/r.git";
+        assert_eq!(Auth::from_secret_data(https, &data(&[])).unwrap(), Auth::None);
+        assert_eq!(
+            Auth::from_secret_data(https, &data(&[("username", "u"), ("password", "p")])).unwrap(),
+            Auth::Basic { username: "u".into(), password: "p".into() }
+        );
+        assert_eq!(
+            Auth::from_secret_data(https, &data(&[("bearerToken", "t")])).unwrap(),
+            Auth::Bearer("t".into())
+        );
+        let both = Auth::from_secret_data(https, &data(&[("username", "u"), ("bearerToken", "t")]));
+        assert!(both.unwrap_err().to_string().contains("bearerToken"));
+        let ssh = "ssh://git@example.com/r.git";
+        let no_hosts = Auth::from_secret_data(ssh, &data(&[("identity", "KEY")])).unwrap_err();
+        assert!(no_hosts.to_string().contains("known_hosts"), "{no_hosts}");
+        let ok = Auth::from_secret_data(ssh, &data(&[("identity", "KEY"), ("known_hosts", "h k")]))
+            .unwrap();
+        assert!(matches!(ok, Auth::Ssh { password: None, .. }));
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let text =
+            format!("{:?}", Auth::Basic { username: "u".into(), password: "hunter2".into() });
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(!format!("{:?}", Auth::Bearer("tok123".into())).contains("tok123"));
+    }
+
+    #[test]
+    fn base64_matches_rfc4648() {
+        for (input, expected) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("alice:s3cret", "YWxpY2U6czNjcmV0"),
+        ] {
+            assert_eq!(base64_encode(input.as_bytes()), expected);
+        }
+    }
+
+    #[test]
+    fn ssh_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let url = RemoteUrl::parse("ssh://git@127.0.0.1:2222/r.git").unwrap();
+        let auth = Auth::Ssh {
+            identity: "KEY".into(),
+            known_hosts: "h k".into(),
+            password: Some("pw1".into()),
+        };
+        let prepared = PreparedAuth::new(&auth, &url).unwrap();
+        let dir = prepared.dir.as_ref().unwrap().path().to_owned();
+        for name in ["identity", "known_hosts", "passphrase"] {
+            let mode = std::fs::metadata(dir.join(name)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}");
+        }
+        assert!(prepared.config.iter().any(|entry| entry.contains("StrictHostKeyChecking=yes")));
+        assert!(!prepared.config.iter().any(|entry| entry.contains("pw1")));
+        drop(prepared);
+        assert!(!dir.exists());
+    }
+}

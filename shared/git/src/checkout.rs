@@ -1,0 +1,600 @@
+//! Clone-and-checkout of one reference with gix, and the ls-remote style head check.
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::auth::PreparedAuth;
+use crate::semver_tag::{self, VersionTag};
+use crate::url::RemoteUrl;
+use crate::{Auth, Error, GitRef, Revision};
+
+/// Options of [`checkout`].
+#[derive(Debug, Clone)]
+pub struct CheckoutOptions {
+    /// Fetch only the tip commit (depth 1), as Flux does for GitRepository.
+    pub shallow: bool,
+    /// Also clone submodules (`spec.recurseSubmodules`), with the same credentials.
+    pub recurse_submodules: bool,
+    /// Limit for the whole operation (`spec.timeout`, Flux's default is 60 s).
+    pub timeout: Duration,
+    /// Directories to keep (`spec.sparseCheckout`); empty keeps the whole tree.
+    pub sparse_paths: Vec<String>,
+}
+
+impl Default for CheckoutOptions {
+    fn default() -> Self {
+        CheckoutOptions {
+            shallow: true,
+            recurse_submodules: false,
+            timeout: Duration::from_secs(60),
+            sparse_paths: Vec::new(),
+        }
+    }
+}
+
+/// A person and time from a commit header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    /// Name, e.g. `Flux`.
+    pub name: String,
+    /// E-mail address.
+    pub email: String,
+    /// Seconds since the Unix epoch.
+    pub time: i64,
+}
+
+/// The commit that was checked out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commit {
+    /// Full SHA-1 in lower-case hex.
+    pub sha: String,
+    /// The revision as Flux writes it, e.g. `main@sha1:…`.
+    pub revision: Revision,
+    /// The full commit message.
+    pub message: String,
+    /// The author.
+    pub author: Signature,
+    /// The committer.
+    pub committer: Signature,
+    /// The ASCII-armoured `gpgsig` header (PGP or SSH signature), when the commit is signed.
+    pub signature: Option<String>,
+    /// The bytes the signature covers (the commit object without its `gpgsig` header).
+    pub signed_payload: Option<Vec<u8>>,
+}
+
+/// What a reference resolves to on the remote.
+struct Resolved {
+    /// What to fetch: a full ref name, or a SHA for bare commits.
+    fetch: String,
+    /// The reference part of the revision string.
+    revision_ref: Option<String>,
+    /// The expected commit, when the listing told us.
+    sha: Option<String>,
+}
+
+/// Check out `reference` of the repository at `url` into `dest`, which must be empty or absent.
+///
+/// Blocking: call it from `tokio::task::spawn_blocking`. A branch, tag or `ref.name` is fetched
+/// in one connection; a semver range first lists the remote tags. On failure `dest` is removed
+/// if this call created it.
+///
+/// # Errors
+///
+/// [`Error::RefNotFound`] or [`Error::NoMatchingTag`] when the reference does not exist,
+/// [`Error::AuthenticationFailed`], [`Error::HostKeyMismatch`], [`Error::Timeout`], and
+/// [`Error::Operation`] for anything else the transport reports.
+pub fn checkout(
+    url: &str,
+    auth: &Auth,
+    reference: &GitRef,
+    dest: &Path,
+    options: &CheckoutOptions,
+) -> Result<Commit, Error> {
+    let remote = RemoteUrl::parse(url)?;
+    let prepared = Arc::new(PreparedAuth::new(auth, &remote)?);
+    let deadline = Deadline::start(options.timeout);
+    let resolved = match reference {
+        GitRef::Semver(_) => resolve(&remote, &prepared, reference, &deadline)?,
+        _ => resolve_without_listing(reference),
+    };
+    let commit = match clone(&remote, &prepared, &resolved, dest, options, &deadline) {
+        Ok(commit) => commit,
+        Err(err @ Error::Operation { .. }) if resolved.sha.is_none() => {
+            // Tell a missing ref apart from other failures; ls-remote gives a clear answer.
+            if let GitRef::Commit { .. } = reference {
+                return Err(missing_commit_or(err, reference, &remote));
+            }
+            resolve(&remote, &prepared, reference, &deadline)?;
+            return Err(err);
+        }
+        Err(err) => return Err(err),
+    };
+    if options.recurse_submodules && dest.join(".gitmodules").is_file() {
+        update_submodules(dest, &remote, &prepared, &deadline)?;
+    }
+    if !options.sparse_paths.is_empty() {
+        keep_only_sparse_paths(dest, &options.sparse_paths)?;
+    }
+    Ok(commit)
+}
+
+fn missing_commit_or(err: Error, reference: &GitRef, remote: &RemoteUrl) -> Error {
+    let Error::Operation { detail, .. } = &err else { return err };
+    let lower = detail.to_ascii_lowercase();
+    match reference {
+        GitRef::Commit { sha, .. }
+            if lower.contains("not our ref")
+                || lower.contains("not found")
+                || lower.contains("could not find")
+                || lower.contains("upload-pack: not our") =>
+        {
+            Error::RefNotFound { kind: "commit", name: sha.clone(), url: remote.to_redacted() }
+        }
+        _ => err,
+    }
+}
+
+/// The commit the remote's `reference` currently points to, without cloning.
+///
+/// Returns `Some(sha)`; `None` only when the reference exists but points at no object (an unborn
+/// symbolic ref). For a commit reference the commit itself is returned without contacting the
+/// remote unless a branch is named too. Compare with the SHA of the stored artifact's revision
+/// (see [`Revision::parse`]) to skip an unchanged clone, as Flux does.
+///
+/// # Errors
+///
+/// As [`checkout`]; a missing reference is [`Error::RefNotFound`].
+pub fn remote_head(url: &str, auth: &Auth, reference: &GitRef) -> Result<Option<String>, Error> {
+    Ok(remote_revision(url, auth, reference, Duration::from_secs(60))?.map(|revision| revision.sha))
+}
+
+/// Like [`remote_head`], but returns the full [`Revision`] Flux would record, within `timeout`.
+///
+/// # Errors
+///
+/// As [`remote_head`].
+pub fn remote_revision(
+    url: &str,
+    auth: &Auth,
+    reference: &GitRef,
+    timeout: Duration,
+) -> Result<Option<Revision>, Error> {
+    let remote = RemoteUrl::parse(url)?;
+    if let GitRef::Commit { sha, branch: None } = reference {
+        return Ok(Some(Revision { reference: None, sha: sha.to_ascii_lowercase() }));
+    }
+    let prepared = Arc::new(PreparedAuth::new(auth, &remote)?);
+    let deadline = Deadline::start(timeout);
+    let resolved = resolve(&remote, &prepared, reference, &deadline)?;
+    Ok(resolved.sha.map(|sha| Revision { reference: resolved.revision_ref, sha }))
+}
+
+fn resolve_without_listing(reference: &GitRef) -> Resolved {
+    match reference {
+        GitRef::Branch(branch) => Resolved {
+            fetch: format!("refs/heads/{branch}"),
+            revision_ref: Some(branch.clone()),
+            sha: None,
+        },
+        GitRef::Tag(tag) => Resolved {
+            fetch: format!("refs/tags/{tag}"),
+            revision_ref: Some(tag.clone()),
+            sha: None,
+        },
+        GitRef::Name(name) => {
+            Resolved { fetch: name.clone(), revision_ref: Some(name.clone()), sha: None }
+        }
+        GitRef::Commit { sha, branch } => {
+            Resolved { fetch: sha.to_ascii_lowercase(), revision_ref: branch.clone(), sha: None }
+        }
+        // Ranges are resolved by listing tags first.
+        GitRef::Semver(range) => Resolved { fetch: range.clone(), revision_ref: None, sha: None },
+    }
+}
+
+/// List the remote's refs and resolve `reference` to a commit.
+fn resolve(
+    remote: &RemoteUrl,
+    prepared: &Arc<PreparedAuth>,
+    reference: &GitRef,
+    deadline: &Deadline,
+) -> Result<Resolved, Error> {
+    let (kind, refspec, wanted) = match reference {
+        GitRef::Branch(branch) => ("branch", format!("refs/heads/{branch}"), branch.clone()),
+        GitRef::Tag(tag) => ("tag", format!("refs/tags/{tag}"), tag.clone()),
+        GitRef::Name(name) => ("reference", name.clone(), name.clone()),
+        GitRef::Commit { branch: Some(branch), .. } => {
+            ("branch", format!("refs/heads/{branch}"), branch.clone())
+        }
+        GitRef::Commit { sha, branch: None } => {
+            return Ok(Resolved { fetch: sha.clone(), revision_ref: None, sha: Some(sha.clone()) });
+        }
+        GitRef::Semver(_) => ("tag", "refs/tags/*".to_owned(), String::new()),
+    };
+    let refs = list_refs(remote, prepared, &refspec, deadline)?;
+    let not_found = || Error::RefNotFound { kind, name: wanted.clone(), url: remote.to_redacted() };
+    match reference {
+        GitRef::Semver(range) => {
+            let tags = refs.into_iter().filter_map(|listed| {
+                let name = listed.name.strip_prefix("refs/tags/")?.to_owned();
+                Some(VersionTag { name, sha: listed.sha? })
+            });
+            let tag = semver_tag::highest_matching(range, tags)?.ok_or_else(|| {
+                Error::NoMatchingTag { range: range.clone(), url: remote.to_redacted() }
+            })?;
+            Ok(Resolved {
+                fetch: format!("refs/tags/{}", tag.name),
+                revision_ref: Some(tag.name),
+                sha: Some(tag.sha),
+            })
+        }
+        GitRef::Commit { sha, branch } => {
+            refs.iter().find(|listed| listed.name == refspec).ok_or_else(not_found)?;
+            Ok(Resolved {
+                fetch: sha.clone(),
+                revision_ref: branch.clone(),
+                sha: Some(sha.clone()),
+            })
+        }
+        _ => {
+            let listed =
+                refs.into_iter().find(|listed| listed.name == refspec).ok_or_else(not_found)?;
+            Ok(Resolved { fetch: refspec, revision_ref: Some(wanted), sha: listed.sha })
+        }
+    }
+}
+
+/// One advertised ref: full name and the commit it peels to.
+struct ListedRef {
+    name: String,
+    sha: Option<String>,
+}
+
+fn list_refs(
+    remote: &RemoteUrl,
+    prepared: &Arc<PreparedAuth>,
+    refspec: &str,
+    deadline: &Deadline,
+) -> Result<Vec<ListedRef>, Error> {
+    let transport_url = remote.to_transport_url();
+    let refspec = refspec.to_owned();
+    let worker_prepared = Arc::clone(prepared);
+    let outcome = deadline.run(move |_interrupt| -> Result<Vec<ListedRef>, String> {
+        let scratch = tempfile::Builder::new()
+            .prefix("sluice-ls-remote-")
+            .tempdir()
+            .map_err(|err| err.to_string())?;
+        let mut repo = gix::init_bare(scratch.path()).map_err(|err| format!("{err:#}"))?;
+        {
+            let mut config = repo.config_snapshot_mut();
+            config
+                .append_config(
+                    worker_prepared.config.iter().map(String::as_str),
+                    gix::config::Source::Api,
+                )
+                .map_err(|err| format!("{err:#}"))?;
+        }
+        let remote = repo
+            .remote_at(transport_url.as_str())
+            .and_then(|remote| {
+                remote.with_refspecs([refspec.as_str()], gix::remote::Direction::Fetch)
+            })
+            .map_err(|err| format!("{err:#}"))?
+            .with_fetch_tags(gix::remote::fetch::Tags::None);
+        let mut connection =
+            remote.connect(gix::remote::Direction::Fetch).map_err(|err| format!("{err:#}"))?;
+        connection.set_credentials(refuse_credential_prompts);
+        let (ref_map, _handshake) = connection
+            .ref_map(gix::progress::Discard, Default::default())
+            .map_err(|err| format!("{err:#}"))?;
+        let listed = ref_map
+            .remote_refs
+            .iter()
+            .map(|remote_ref| {
+                use gix::protocol::handshake::Ref;
+                let (name, sha) = match remote_ref {
+                    Ref::Peeled { full_ref_name, object, .. }
+                    | Ref::Direct { full_ref_name, object }
+                    | Ref::Symbolic { full_ref_name, object, .. } => {
+                        (full_ref_name, Some(object.to_string()))
+                    }
+                    Ref::Unborn { full_ref_name, .. } => (full_ref_name, None),
+                };
+                ListedRef { name: name.to_string(), sha }
+            })
+            .collect();
+        Ok(listed)
+    });
+    match outcome {
+        Some(Ok(listed)) => Ok(listed),
+        Some(Err(detail)) => Err(classify("ls-remote", &detail, remote, prepared, deadline)),
+        None => Err(Error::Timeout {
+            operation: "ls-remote",
+            url: remote.to_redacted(),
+            timeout: deadline.limit,
+        }),
+    }
+}
+
+/// Credentials are given up front as headers or keys; never fall back to helpers or prompts.
+fn refuse_credential_prompts(
+    _action: gix::credentials::helper::Action,
+) -> gix::Result<Option<gix::credentials::protocol::Outcome>> {
+    Ok(None)
+}
+
+fn clone(
+    remote: &RemoteUrl,
+    prepared: &Arc<PreparedAuth>,
+    resolved: &Resolved,
+    dest: &Path,
+    options: &CheckoutOptions,
+    deadline: &Deadline,
+) -> Result<Commit, Error> {
+    let transport_url = remote.to_transport_url();
+    let fetch = resolved.fetch.clone();
+    let shallow = options.shallow;
+    let dest_owned: PathBuf = dest.to_owned();
+    let worker_prepared = Arc::clone(prepared);
+    let outcome = deadline.run(move |interrupt| -> Result<Commit, String> {
+        let mut prepare = gix::prepare_clone(transport_url.as_str(), &dest_owned)
+            .map_err(|err| format!("{err:#}"))?
+            .with_in_memory_config_overrides(worker_prepared.config.iter().map(String::as_str))
+            .with_revision(Some(fetch.as_str()))
+            .map_err(|err| format!("{err:#}"))?
+            .configure_connection(|connection| {
+                connection.set_credentials(refuse_credential_prompts);
+                Ok(())
+            });
+        if shallow {
+            prepare =
+                prepare.with_shallow(gix::remote::fetch::Shallow::DepthAtRemote(NonZeroU32::MIN));
+        }
+        let (mut checkout, _fetched) = prepare
+            .fetch_then_checkout(gix::progress::Discard, &interrupt)
+            .map_err(|err| format!("{err:#}"))?;
+        let (repo, _outcome) = checkout
+            .main_worktree(gix::progress::Discard, &interrupt)
+            .map_err(|err| format!("{err:#}"))?;
+        read_head_commit(&repo)
+    });
+    let revision_ref = resolved.revision_ref.clone();
+    match outcome {
+        Some(Ok(mut commit)) => {
+            commit.revision = Revision { reference: revision_ref, sha: commit.sha.clone() };
+            Ok(commit)
+        }
+        Some(Err(detail)) => Err(classify("clone", &detail, remote, prepared, deadline)),
+        None => Err(Error::Timeout {
+            operation: "clone",
+            url: remote.to_redacted(),
+            timeout: deadline.limit,
+        }),
+    }
+}
+
+/// Read `HEAD` of a freshly cloned repository (a detached commit, or a tag peeled to one).
+pub(crate) fn read_head_commit(repo: &gix::Repository) -> Result<Commit, String> {
+    let commit = repo.head_commit().map_err(|err| format!("reading HEAD commit: {err:#}"))?;
+    let signature_of = |signature: gix::actor::SignatureRef<'_>| Signature {
+        name: signature.name.to_string(),
+        email: signature.email.to_string(),
+        time: signature.seconds(),
+    };
+    let author = commit.author().map_err(|err| format!("decoding commit author: {err:#}"))?;
+    let committer =
+        commit.committer().map_err(|err| format!("decoding commit committer: {err:#}"))?;
+    let (signature, signed_payload) = match commit.signature().map_err(|err| format!("{err:#}"))? {
+        Some((signature, signed_data)) => {
+            let payload = signed_data.to_bstring();
+            (Some(signature.to_string()), Some(payload.to_vec()))
+        }
+        None => (None, None),
+    };
+    let sha = commit.id().to_string();
+    Ok(Commit {
+        revision: Revision { reference: None, sha: sha.clone() },
+        sha,
+        message: commit.message_raw_sloppy().to_string(),
+        author: signature_of(author),
+        committer: signature_of(committer),
+        signature,
+        signed_payload,
+    })
+}
+
+/// Map the text of a gix, git or ssh failure to an [`Error`], redacting secrets.
+fn classify(
+    operation: &'static str,
+    detail: &str,
+    remote: &RemoteUrl,
+    prepared: &PreparedAuth,
+    deadline: &Deadline,
+) -> Error {
+    classify_text(operation, detail, remote, prepared, deadline.is_expired(), deadline.limit)
+}
+
+/// Like `classify`, for a `git` CLI failure (which has its own timeout handling).
+pub(crate) fn classify_cli(
+    operation: &'static str,
+    stderr: &str,
+    remote: &RemoteUrl,
+    prepared: &PreparedAuth,
+) -> Error {
+    classify_text(operation, stderr, remote, prepared, false, Duration::ZERO)
+}
+
+fn classify_text(
+    operation: &'static str,
+    detail: &str,
+    remote: &RemoteUrl,
+    prepared: &PreparedAuth,
+    expired: bool,
+    limit: Duration,
+) -> Error {
+    let ssh_log = prepared.ssh_log().unwrap_or_default();
+    let combined = format!("{detail}\n{ssh_log}");
+    let lower = combined.to_ascii_lowercase();
+    let url = remote.to_redacted();
+    if lower.contains("host key verification failed")
+        || lower.contains("remote host identification has changed")
+        || lower.contains("no matching host key")
+    {
+        return Error::HostKeyMismatch { host: remote.host_port() };
+    }
+    let detail = prepared.redact(first_useful_lines(detail, &ssh_log).as_str());
+    if lower.contains("interrupted") && expired {
+        return Error::Timeout { operation, url, timeout: limit };
+    }
+    let auth_markers = [
+        "401",
+        "403 forbidden",
+        "authentication",
+        "permission denied",
+        "unauthorized",
+        "credentials",
+        "could not read username",
+        "incorrect passphrase",
+    ];
+    if auth_markers.iter().any(|marker| lower.contains(marker)) {
+        return Error::AuthenticationFailed { url, detail };
+    }
+    Error::Operation { operation, url, detail }
+}
+
+/// The error text plus the ssh log's error lines, on one line each.
+fn first_useful_lines(detail: &str, ssh_log: &str) -> String {
+    let mut text = detail.trim().replace('\n', ": ");
+    for line in ssh_log.lines().map(str::trim).filter(|line| !line.is_empty()).take(3) {
+        text.push_str(": ssh: ");
+        text.push_str(line);
+    }
+    text
+}
+
+/// The time budget of one operation, shared by its steps.
+pub(crate) struct Deadline {
+    limit: Duration,
+    until: std::time::Instant,
+}
+
+impl Deadline {
+    pub(crate) fn start(limit: Duration) -> Deadline {
+        Deadline { limit, until: std::time::Instant::now() + limit }
+    }
+
+    pub(crate) fn remaining(&self) -> Duration {
+        self.until.saturating_duration_since(std::time::Instant::now())
+    }
+
+    fn is_expired(&self) -> bool {
+        self.remaining().is_zero()
+    }
+
+    /// Run blocking `work` on its own thread, returning `None` once the deadline passes.
+    ///
+    /// At the deadline the interrupt flag is raised (gix checks it between steps), and the worker
+    /// gets a short grace period to stop and clean up before this returns.
+    fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(Arc<AtomicBool>) -> T + Send + 'static,
+    ) -> Option<T> {
+        let interrupt = Arc::new(AtomicBool::new(false));
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let worker_interrupt = Arc::clone(&interrupt);
+        let spawned = std::thread::Builder::new().name("sluice-git".into()).spawn(move || {
+            // The receiver may be gone after a timeout; the result is then dropped.
+            let _ = sender.send(work(worker_interrupt));
+        });
+        if spawned.is_err() {
+            return None;
+        }
+        match receiver.recv_timeout(self.remaining()) {
+            Ok(value) => Some(value),
+            Err(_) => {
+                interrupt.store(true, Ordering::SeqCst);
+                // Give gix a moment to notice the flag and remove a half-written clone.
+                let _ = receiver.recv_timeout(Duration::from_secs(5));
+                None
+            }
+        }
+    }
+}
+
+fn update_submodules(
+    dest: &Path,
+    remote: &RemoteUrl,
+    prepared: &PreparedAuth,
+    deadline: &Deadline,
+) -> Result<(), Error> {
+    // gix has no submodule update; the git CLI does it with the same credentials in its environment.
+    let output = crate::cli::run_git(
+        dest,
+        &[
+            "-c",
+            "protocol.file.allow=always",
+            "submodule",
+            "update",
+            "--init",
+            "--recursive",
+            "--depth",
+            "1",
+        ],
+        prepared,
+        deadline.remaining(),
+    )?;
+    if output.success {
+        return Ok(());
+    }
+    if output.timed_out {
+        return Err(Error::Timeout {
+            operation: "submodule update",
+            url: remote.to_redacted(),
+            timeout: deadline.limit,
+        });
+    }
+    let detail = prepared.redact(output.stderr.trim());
+    Err(classify("submodule update", &detail, remote, prepared, deadline))
+}
+
+/// Remove everything but `sparse_paths` (directories relative to the root) from the worktree.
+///
+/// The result equals what a cone-mode sparse checkout of those directories materialises,
+/// which is what the artifact is built from.
+fn keep_only_sparse_paths(dest: &Path, sparse_paths: &[String]) -> Result<(), Error> {
+    let keep: Vec<PathBuf> = sparse_paths
+        .iter()
+        .map(|path| PathBuf::from(path.trim_start_matches("./").trim_end_matches('/')))
+        .filter(|path| !path.as_os_str().is_empty())
+        .collect();
+    if keep.iter().any(|path| path.as_os_str() == ".") {
+        return Ok(());
+    }
+    prune_dir(dest, Path::new(""), &keep)
+}
+
+fn prune_dir(root: &Path, relative: &Path, keep: &[PathBuf]) -> Result<(), Error> {
+    let dir = root.join(relative);
+    let entries =
+        std::fs::read_dir(&dir).map_err(|err| Error::io("reading directory", &dir, err))?;
+    for entry in entries {
+        let entry = entry.map_err(|err| Error::io("reading directory", &dir, err))?;
+        let child = relative.join(entry.file_name());
+        if child.as_os_str() == ".git" || keep.iter().any(|kept| child.starts_with(kept)) {
+            continue;
+        }
+        let path = entry.path();
+        let is_dir = entry.file_type().map(|kind| kind.is_dir()).unwrap_or(false);
+        if is_dir && keep.iter().any(|kept| kept.starts_with(&child)) {
+            prune_dir(root, &child, keep)?;
+        } else if is_dir {
+            std::fs::remove_dir_all(&path).map_err(|err| Error::io("removing", &path, err))?;
+        } else {
+            std::fs::remove_file(&path).map_err(|err| Error::io("removing", &path, err))?;
+        }
+    }
+    Ok(())
+}
