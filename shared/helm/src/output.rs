@@ -92,32 +92,19 @@ pub struct Sorted {
     pub hooks: Vec<Document>,
 }
 
-/// Split a rendered file into documents the way `releaseutil.SplitManifests` does.
+/// Split a rendered file into documents the way `releaseutil.SplitManifests` of Helm v4.2.3
+/// does: the separator is `(?:^|\s*\n)---\s*`, so blank lines after `---` are consumed and a
+/// `---` right after them stays in the next document's text.
 pub fn split_manifests(text: &str) -> Vec<String> {
+    static SEPARATOR: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(?:^|[\t\n\x0C\r ]*\n)---[\t\n\x0C\r ]*").expect("valid separator regex")
+    });
     let trimmed = text.trim_start();
-    let mut docs = Vec::new();
-    let mut current = String::new();
-    let flush = |current: &mut String, docs: &mut Vec<String>| {
-        if !current.trim().is_empty() {
-            docs.push(current.trim_start().to_string());
-        }
-        current.clear();
-    };
-    let mut first = true;
-    for line in trimmed.split_inclusive('\n') {
-        if let Some(rest) = line.strip_prefix("---") {
-            // `^---[ \t]*` splits and drops the separator and following blanks.
-            let rest = rest.trim_start_matches([' ', '\t']);
-            flush(&mut current, &mut docs);
-            current.push_str(rest);
-            first = false;
-            continue;
-        }
-        let _ = first;
-        current.push_str(line);
-    }
-    flush(&mut current, &mut docs);
-    docs
+    SEPARATOR
+        .split(trimmed)
+        .filter(|doc| !doc.trim().is_empty())
+        .map(|doc| doc.trim_start().to_string())
+        .collect()
 }
 
 fn kind_rank(kind: &str) -> Option<usize> {
@@ -236,9 +223,10 @@ mod tests {
 
     #[test]
     fn split_like_helm() {
-        assert_eq!(split_manifests("a: 1\n---\nb: 2\n"), vec!["a: 1\n", "b: 2\n"]);
-        assert_eq!(split_manifests("\n---\n# c\na: 1\n--- \n\n"), vec!["# c\na: 1\n"]);
+        assert_eq!(split_manifests("a: 1\n---\nb: 2\n"), vec!["a: 1", "b: 2\n"]);
+        assert_eq!(split_manifests("\n---\n# c\na: 1\n--- \n\n"), vec!["# c\na: 1"]);
         assert_eq!(split_manifests("---\na: 1"), vec!["a: 1"]);
+        assert_eq!(split_manifests("a: 1\n---\n\n---\nb: 2"), vec!["a: 1", "---\nb: 2"]);
     }
 
     #[test]
