@@ -1,5 +1,8 @@
 //! `sluice kustomize build`: render a kustomization tree to YAML on stdout.
 
+use std::io::Write;
+
+use anyhow::Context;
 use clap::{Args, Subcommand};
 
 /// `sluice kustomize …`
@@ -24,7 +27,13 @@ pub enum KustomizeCommand {
 pub fn run(args: KustomizeArgs) -> anyhow::Result<()> {
     match args.command {
         KustomizeCommand::Build { dir } => {
-            anyhow::bail!("kustomize build of {} is not available yet", dir.display())
+            let abs = std::path::absolute(&dir).with_context(|| format!("resolving {}", dir.display()))?;
+            let objects = sluice_kustomize::build(&sluice_kustomize::DiskFileSystem, &abs)?;
+            let text = sluice_kustomize::to_yaml(&objects);
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(text.as_bytes()).context("writing to stdout")?;
+            stdout.flush().context("writing to stdout")?;
+            Ok(())
         }
     }
 }

@@ -1,0 +1,315 @@
+//! YAML in (serde-saphyr into `serde_json::Value`) and out (kustomize's layout: sorted keys, block style).
+
+use serde_json::Value;
+
+/// Parses a stream of YAML documents; empty documents are dropped.
+///
+/// Scalars follow YAML 1.2 as kyaml reads them: only `true`/`false` are booleans.
+///
+/// # Errors
+/// The parser's message (with line and column) when the text is not valid YAML.
+pub fn parse_documents(text: &str) -> Result<Vec<Value>, String> {
+    let options = serde_saphyr::options! {
+        strict_booleans: true,
+        duplicate_keys: serde_saphyr::options::DuplicateKeyPolicy::Error,
+    };
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple_with_options(text, options).map_err(|e| e.to_string())?;
+    Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
+}
+
+/// Renders objects as a YAML stream separated by `---`, the way `kustomize build` prints them.
+pub fn to_yaml(objects: &[Value]) -> String {
+    let mut out = String::new();
+    for (i, obj) in objects.iter().enumerate() {
+        if i > 0 {
+            out.push_str("---\n");
+        }
+        out.push_str(&to_yaml_document(obj));
+    }
+    out
+}
+
+/// Renders one value as a YAML document (keys sorted, sequences not indented).
+pub fn to_yaml_document(value: &Value) -> String {
+    let mut out = String::new();
+    match value {
+        Value::Object(map) if !map.is_empty() => write_map(&mut out, value, 0),
+        Value::Array(items) if !items.is_empty() => write_seq(&mut out, items, 0),
+        scalar => {
+            write_scalar(&mut out, scalar, 0);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn indent(out: &mut String, n: usize) {
+    for _ in 0..n {
+        out.push(' ');
+    }
+}
+
+fn sorted_entries(value: &Value) -> Vec<(&String, &Value)> {
+    let mut entries: Vec<(&String, &Value)> = value.as_object().map(|m| m.iter().collect()).unwrap_or_default();
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    entries
+}
+
+fn write_map(out: &mut String, value: &Value, level: usize) {
+    for (i, (key, child)) in sorted_entries(value).into_iter().enumerate() {
+        if i > 0 {
+            indent(out, level);
+        }
+        write_key(out, key);
+        out.push(':');
+        write_child(out, child, level, false);
+    }
+}
+
+fn write_child(out: &mut String, child: &Value, level: usize, _in_seq: bool) {
+    match child {
+        Value::Object(m) if !m.is_empty() => {
+            out.push('\n');
+            indent(out, level + 2);
+            write_map(out, child, level + 2);
+        }
+        Value::Array(items) if !items.is_empty() => {
+            out.push('\n');
+            indent(out, level);
+            write_seq(out, items, level);
+        }
+        scalar => {
+            out.push(' ');
+            write_scalar(out, scalar, level + 2);
+            out.push('\n');
+        }
+    }
+}
+
+fn write_seq(out: &mut String, items: &[Value], level: usize) {
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            indent(out, level);
+        }
+        out.push_str("- ");
+        match item {
+            Value::Object(m) if !m.is_empty() => write_map(out, item, level + 2),
+            Value::Array(inner) if !inner.is_empty() => write_seq(out, inner, level + 2),
+            scalar => {
+                write_scalar(out, scalar, level + 2);
+                out.push('\n');
+            }
+        }
+    }
+}
+
+fn write_key(out: &mut String, key: &str) {
+    if key.contains('\n') {
+        write_double_quoted(out, key);
+    } else {
+        write_string_inline(out, key);
+    }
+}
+
+fn write_scalar(out: &mut String, value: &Value, level: usize) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => out.push_str(&format_number(n)),
+        Value::String(s) => write_string(out, s, level),
+        Value::Object(_) => out.push_str("{}"),
+        Value::Array(_) => out.push_str("[]"),
+    }
+}
+
+fn format_number(n: &serde_json::Number) -> String {
+    if let Some(f) = n.as_f64().filter(|_| n.is_f64()) {
+        if f.is_finite() && f == f.trunc() && f.abs() < 1e21 {
+            // Go prints whole floats without a fraction when they came from JSON numbers.
+            return format!("{}", f as i128);
+        }
+        return format!("{f}");
+    }
+    n.to_string()
+}
+
+fn write_string(out: &mut String, s: &str, level: usize) {
+    if s.contains('\n') && literal_allowed(s) {
+        write_literal(out, s, level);
+    } else {
+        write_string_inline(out, s);
+    }
+}
+
+fn literal_allowed(s: &str) -> bool {
+    !s.chars().any(|c| (c.is_control() && c != '\n') || c == '\u{feff}')
+        && !s.split('\n').any(|line| line.ends_with(' '))
+        && !s.starts_with(' ')
+        && !s.starts_with('\n')
+}
+
+fn write_literal(out: &mut String, s: &str, level: usize) {
+    out.push('|');
+    let trailing = s.len() - s.trim_end_matches('\n').len();
+    match trailing {
+        0 => out.push('-'),
+        1 => {}
+        _ => out.push('+'),
+    }
+    let body = if trailing > 0 { &s[..s.len() - 1] } else { s };
+    for line in body.split('\n') {
+        out.push('\n');
+        if !line.is_empty() {
+            indent(out, level);
+            out.push_str(line);
+        }
+    }
+}
+
+fn write_string_inline(out: &mut String, s: &str) {
+    if s.chars().any(|c| c.is_control() || c == '\u{feff}') {
+        write_double_quoted(out, s);
+    } else if resolves_to_non_string(s) {
+        write_double_quoted(out, s);
+    } else if is_plain_safe(s) {
+        out.push_str(s);
+    } else {
+        out.push('\'');
+        out.push_str(&s.replace('\'', "''"));
+        out.push('\'');
+    }
+}
+
+fn write_double_quoted(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() || c == '\u{feff}' => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Whether a plain scalar with this text would be read back as something other than a string,
+/// by a YAML 1.1 reader (sigs.k8s.io/yaml, PyYAML) or a YAML 1.2 one.
+pub(crate) fn resolves_to_non_string(s: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "", "~", "null", "Null", "NULL", "true", "True", "TRUE", "false", "False", "FALSE", "yes", "Yes",
+        "YES", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF", "y", "Y", "n", "N", ".inf",
+        ".Inf", ".INF", "-.inf", "-.Inf", "-.INF", "+.inf", ".nan", ".NaN", ".NAN", "<<", "=",
+    ];
+    if WORDS.contains(&s) {
+        return true;
+    }
+    looks_numeric(s) || looks_like_timestamp(s)
+}
+
+fn looks_numeric(s: &str) -> bool {
+    let t = s.strip_prefix(['+', '-']).unwrap_or(s);
+    if t.is_empty() {
+        return false;
+    }
+    let first = t.as_bytes()[0];
+    if !(first.is_ascii_digit() || first == b'.') {
+        return false;
+    }
+    if t.starts_with("0x") || t.starts_with("0o") || t.starts_with("0b") {
+        return t.len() > 2 && t[2..].chars().all(|c| c.is_ascii_hexdigit() || c == '_');
+    }
+    // Integers, floats, exponents, YAML 1.1 underscores and sexagesimal forms.
+    let mut has_digit = false;
+    for c in t.chars() {
+        match c {
+            '0'..='9' => has_digit = true,
+            '.' | '_' | ':' | 'e' | 'E' | '+' | '-' => {}
+            _ => return false,
+        }
+    }
+    if !has_digit {
+        return false;
+    }
+    t.parse::<f64>().is_ok() || t.chars().all(|c| c.is_ascii_digit() || c == '_' || c == ':' || c == '.')
+}
+
+fn looks_like_timestamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 10
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[5..7].iter().all(u8::is_ascii_digit)
+        && b[7] == b'-'
+        && b[8..10].iter().all(u8::is_ascii_digit)
+}
+
+fn is_plain_safe(s: &str) -> bool {
+    let first = match s.chars().next() {
+        Some(c) => c,
+        None => return false,
+    };
+    if matches!(first, '-' | '?' | ':' | ',' | '[' | ']' | '{' | '}' | '#' | '&' | '*' | '!' | '|' | '>' | '\'' | '"' | '%' | '@' | '`' | ' ')
+    {
+        // `-`, `?` and `:` are fine when followed by a non-space character.
+        if matches!(first, '-' | '?' | ':') && s.len() > 1 {
+            let second = s[1..].chars().next().unwrap_or(' ');
+            if second == ' ' {
+                return false;
+            }
+            if s == "---" || s.starts_with("--- ") {
+                return false;
+            }
+        } else {
+            return false;
+        }
+    }
+    if s.ends_with(' ') || s.ends_with(':') {
+        return false;
+    }
+    if s.contains(": ") || s.contains(" #") || s.contains('\t') {
+        return false;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[track_caller]
+    fn check(value: Value, expected: &str) {
+        assert_eq!(to_yaml_document(&value), expected);
+    }
+
+    #[test]
+    fn emits_sorted_block_yaml() {
+        check(json!({"kind": "A", "apiVersion": "v1"}), "apiVersion: v1\nkind: A\n");
+        check(json!({"a": [1, {"b": "x", "a": true}]}), "a:\n- 1\n- a: true\n  b: x\n");
+        check(json!({"a": {}, "b": [], "c": null}), "a: {}\nb: []\nc: null\n");
+        check(json!({"a": "true", "b": "12", "c": "", "d": "x: y"}), "a: \"true\"\nb: \"12\"\nc: \"\"\nd: 'x: y'\n");
+        check(json!({"a": "l1\nl2\n"}), "a: |\n  l1\n  l2\n");
+        check(json!({"a": {"b": "l1\nl2"}}), "a:\n  b: |-\n    l1\n    l2\n");
+        check(json!({"a": [["x"]]}), "a:\n- - x\n");
+    }
+
+    #[test]
+    fn parses_yaml_12_scalars() {
+        let docs = parse_documents("a: yes\nb: true\nc: 1\n---\n---\nd: x\n").unwrap();
+        assert_eq!(docs, vec![json!({"a": "yes", "b": true, "c": 1}), json!({"d": "x"})]);
+    }
+
+    #[test]
+    fn round_trips_quoted_strings() {
+        for s in ["yes", "1e3", "0x1F", "-", "- a", "a #b", "2020-01-01", "*x", "@x", "a:b", "~", "1:30"] {
+            let text = to_yaml_document(&json!({ "k": s }));
+            let back = parse_documents(&text).unwrap();
+            assert_eq!(back, vec![json!({ "k": s })], "{text}");
+        }
+    }
+}
