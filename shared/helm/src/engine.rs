@@ -217,7 +217,7 @@ fn metadata_as_go_map(chart: &Chart) -> Map {
 /// sigs.k8s.io/yaml turns a YAML number into a string field with Go's formatting.
 fn number_as_string(n: &serde_json::Number) -> String {
     let f = n.as_f64().unwrap_or(0.0);
-    if f.fract() == 0.0 && f.abs() < 1e15 { format!("{f:.0}") } else { crate::yaml::go_float_g(f) }
+    if f.fract() == 0.0 && f.abs() < 1e21 { format!("{f}") } else { crate::yaml::go_float_g(f) }
 }
 
 fn func_error(message: impl Into<String>) -> FuncError {

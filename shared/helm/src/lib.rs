@@ -287,20 +287,17 @@ fn collect_crds(chart: &Chart, full_path: &str, out: &mut Vec<(String, String)>)
     }
 }
 
-/// Check `version` against a Masterminds-style constraint; an empty constraint matches.
+/// Check `version` against a Masterminds constraint (`IsCompatibleRange`); an empty constraint
+/// matches.
 ///
 /// Returns `None` when the constraint or the version cannot be parsed.
 pub(crate) fn semver_check(constraint: &str, version: &str) -> Option<bool> {
-    let constraint = constraint.trim();
-    if constraint.is_empty() || constraint == "*" {
+    if constraint.trim().is_empty() {
         return Some(true);
     }
-    // Until sluice-semver lands, accept exact versions and treat ranges as satisfied.
-    let exact = constraint.trim_start_matches(['=', 'v']);
-    if exact.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '+') {
-        return Some(exact == version.trim_start_matches('v'));
-    }
-    Some(true)
+    let constraints = sluice_semver::Constraints::parse(constraint).ok()?;
+    let version = sluice_semver::Version::parse(version).ok()?;
+    Some(constraints.check(&version))
 }
 
 #[cfg(test)]

@@ -349,7 +349,7 @@ fn number_text(number: &serde_json::Number) -> String {
     }
     let f = number.as_f64().unwrap_or(0.0);
     if f.fract() == 0.0 && f.abs() < 1e21 {
-        let text = format!("{f:.0}");
+        let text = format!("{f}");
         if text.parse::<i64>().is_ok() || text.parse::<u64>().is_ok() {
             return text;
         }
