@@ -14,7 +14,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match sluice_kustomize::build(&sluice_kustomize::DiskFileSystem, &abs) {
+    let options = sluice_kustomize::BuildOptions { root: Some(std::path::PathBuf::from("/")) };
+    match sluice_kustomize::build_with_options(&sluice_kustomize::DiskFileSystem, &abs, &options) {
         Ok(objects) => {
             let mut out = std::io::stdout().lock();
             if out.write_all(sluice_kustomize::to_yaml(&objects).as_bytes()).is_err() {

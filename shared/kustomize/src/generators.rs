@@ -239,7 +239,8 @@ fn write_go_string(out: &mut String, s: &str) {
 /// kustomize's name hash of an object: 10 characters from the sha256 of its relevant content.
 pub(crate) fn hash_object(obj: &Value) -> String {
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
-    let name = obj.pointer("/metadata/name").cloned().unwrap_or(json!(""));
+    // kustomize looks `metadata/name` up as one (absent) key, so the name hashes as "".
+    let name = json!("");
     let field = |f: &str| obj.get(f).cloned().unwrap_or(json!(""));
     let encoded = match kind {
         "ConfigMap" => {
