@@ -1,1 +1,24 @@
-//! placeholder
+//! The controller runtime every sluice controller binary uses.
+//!
+//! One concept per module, in the style of kube-runtime:
+//! - [`conditions`]: Ready, Reconciling and Stalled with kstatus rules, and the test checker;
+//! - [`status`]: [`status::StatusWriter`], the only code that patches `.status`;
+//! - [`events`]: Kubernetes Events plus forwarding to notification-controller;
+//! - [`metrics`]: `gotk_*` and controller metrics;
+//! - [`runtime`]: flags, logging, probes, leader election, shutdown, jitter, backoff and
+//!   [`runtime::run_controller`];
+//! - [`object`]: what the runtime needs from each Flux kind;
+//! - [`error`]: the [`error::ReconcileError`] contract and the runtime's own errors.
+
+pub mod conditions;
+pub mod error;
+pub mod events;
+pub mod metrics;
+pub mod object;
+pub mod runtime;
+pub mod status;
+
+pub use error::{Error, ReconcileError};
+pub use object::FluxObject;
+pub use runtime::{Reconciler, Runtime, RuntimeArgs, run_controller};
+pub use status::{Outcome, StatusWriter};
