@@ -212,7 +212,7 @@ fn resolve(
         GitRef::Commit { sha, branch: None } => {
             return Ok(Resolved { fetch: sha.clone(), revision_ref: None, sha: Some(sha.clone()) });
         }
-        GitRef::Semver(_) => ("tag", "refs/tags/*".to_owned(), String::new()),
+        GitRef::Semver(_) => ("tag", "refs/tags/*:refs/tags/*".to_owned(), String::new()),
     };
     let refs = list_refs(remote, prepared, &refspec, deadline)?;
     let not_found = || Error::RefNotFound { kind, name: wanted.clone(), url: remote.to_redacted() };
@@ -267,7 +267,7 @@ fn list_refs(
             .prefix("sluice-ls-remote-")
             .tempdir()
             .map_err(|err| err.to_string())?;
-        let mut repo = gix::init_bare(scratch.path()).map_err(|err| format!("{err:#}"))?;
+        let mut repo = gix::init_bare(scratch.path()).map_err(|err| describe(&err))?;
         {
             let mut config = repo.config_snapshot_mut();
             config
@@ -275,21 +275,21 @@ fn list_refs(
                     worker_prepared.config.iter().map(String::as_str),
                     gix::config::Source::Api,
                 )
-                .map_err(|err| format!("{err:#}"))?;
+                .map_err(|err| describe(&err))?;
         }
         let remote = repo
             .remote_at(transport_url.as_str())
             .and_then(|remote| {
                 remote.with_refspecs([refspec.as_str()], gix::remote::Direction::Fetch)
             })
-            .map_err(|err| format!("{err:#}"))?
+            .map_err(|err| describe(&err))?
             .with_fetch_tags(gix::remote::fetch::Tags::None);
         let mut connection =
-            remote.connect(gix::remote::Direction::Fetch).map_err(|err| format!("{err:#}"))?;
+            remote.connect(gix::remote::Direction::Fetch).map_err(|err| describe(&err))?;
         connection.set_credentials(refuse_credential_prompts);
         let (ref_map, _handshake) = connection
             .ref_map(gix::progress::Discard, Default::default())
-            .map_err(|err| format!("{err:#}"))?;
+            .map_err(|err| describe(&err))?;
         let listed = ref_map
             .remote_refs
             .iter()
@@ -338,13 +338,15 @@ fn clone(
     let fetch = resolved.fetch.clone();
     let shallow = options.shallow;
     let dest_owned: PathBuf = dest.to_owned();
+    // gix wants the destination to exist; an empty directory it created is removed on failure.
+    std::fs::create_dir_all(dest).map_err(|err| Error::io("creating directory", dest, err))?;
     let worker_prepared = Arc::clone(prepared);
     let outcome = deadline.run(move |interrupt| -> Result<Commit, String> {
         let mut prepare = gix::prepare_clone(transport_url.as_str(), &dest_owned)
-            .map_err(|err| format!("{err:#}"))?
+            .map_err(|err| describe(&err))?
             .with_in_memory_config_overrides(worker_prepared.config.iter().map(String::as_str))
             .with_revision(Some(fetch.as_str()))
-            .map_err(|err| format!("{err:#}"))?
+            .map_err(|err| describe(&err))?
             .configure_connection(|connection| {
                 connection.set_credentials(refuse_credential_prompts);
                 Ok(())
@@ -355,10 +357,10 @@ fn clone(
         }
         let (mut checkout, _fetched) = prepare
             .fetch_then_checkout(gix::progress::Discard, &interrupt)
-            .map_err(|err| format!("{err:#}"))?;
+            .map_err(|err| describe(&err))?;
         let (repo, _outcome) = checkout
             .main_worktree(gix::progress::Discard, &interrupt)
-            .map_err(|err| format!("{err:#}"))?;
+            .map_err(|err| describe(&err))?;
         read_head_commit(&repo)
     });
     let revision_ref = resolved.revision_ref.clone();
@@ -378,16 +380,19 @@ fn clone(
 
 /// Read `HEAD` of a freshly cloned repository (a detached commit, or a tag peeled to one).
 pub(crate) fn read_head_commit(repo: &gix::Repository) -> Result<Commit, String> {
-    let commit = repo.head_commit().map_err(|err| format!("reading HEAD commit: {err:#}"))?;
+    let commit =
+        repo.head_commit().map_err(|err| format!("reading HEAD commit: {}", describe(&err)))?;
     let signature_of = |signature: gix::actor::SignatureRef<'_>| Signature {
         name: signature.name.to_string(),
         email: signature.email.to_string(),
         time: signature.seconds(),
     };
-    let author = commit.author().map_err(|err| format!("decoding commit author: {err:#}"))?;
-    let committer =
-        commit.committer().map_err(|err| format!("decoding commit committer: {err:#}"))?;
-    let (signature, signed_payload) = match commit.signature().map_err(|err| format!("{err:#}"))? {
+    let author =
+        commit.author().map_err(|err| format!("decoding commit author: {}", describe(&err)))?;
+    let committer = commit
+        .committer()
+        .map_err(|err| format!("decoding commit committer: {}", describe(&err)))?;
+    let (signature, signed_payload) = match commit.signature().map_err(|err| describe(&err))? {
         Some((signature, signed_data)) => {
             let payload = signed_data.to_bstring();
             (Some(signature.to_string()), Some(payload.to_vec()))
@@ -404,6 +409,21 @@ pub(crate) fn read_head_commit(repo: &gix::Repository) -> Result<Commit, String>
         signature,
         signed_payload,
     })
+}
+
+/// Render an error and its sources on one line, skipping sources already quoted.
+pub(crate) fn describe(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Map the text of a gix, git or ssh failure to an [`Error`], redacting secrets.
@@ -517,7 +537,7 @@ impl Deadline {
             Err(_) => {
                 interrupt.store(true, Ordering::SeqCst);
                 // Give gix a moment to notice the flag and remove a half-written clone.
-                let _ = receiver.recv_timeout(Duration::from_secs(5));
+                let _ = receiver.recv_timeout(Duration::from_secs(1));
                 None
             }
         }

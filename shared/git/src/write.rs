@@ -94,8 +94,10 @@ pub fn clone_for_write(
     if !output.success {
         return Err(crate::checkout::classify_cli("clone", &output.stderr, &remote, &prepared));
     }
-    let repo = gix::open(dest)
-        .map_err(|err| Error::Repository { path: dest.to_owned(), detail: format!("{err:#}") })?;
+    let repo = gix::open(dest).map_err(|err| Error::Repository {
+        path: dest.to_owned(),
+        detail: crate::checkout::describe(&err),
+    })?;
     let mut commit = read_head_commit(&repo)
         .map_err(|detail| Error::Repository { path: dest.to_owned(), detail })?;
     commit.revision = Revision { reference: Some(branch.to_owned()), sha: commit.sha.clone() };
@@ -176,7 +178,7 @@ pub fn commit_all(
     ])?;
     let repo = gix::open(repo_dir).map_err(|err| Error::Repository {
         path: repo_dir.to_owned(),
-        detail: format!("{err:#}"),
+        detail: crate::checkout::describe(&err),
     })?;
     let commit = read_head_commit(&repo)
         .map_err(|detail| Error::Repository { path: repo_dir.to_owned(), detail })?;
