@@ -184,7 +184,7 @@ fn remote_head_matches_checkout() {
 #[test]
 fn git_daemon_serves_checkout_and_remote_head() {
     let fixture = Fixture::new();
-    let daemon = git_daemon(&fixture.bare.parent().unwrap().to_owned());
+    let daemon = git_daemon(fixture.bare.parent().unwrap());
     let url = format!("git://127.0.0.1:{}/app.git", daemon.port);
     let reference = GitRef::Semver(">=1.0.0".into());
     let head = remote_head(&url, &Auth::None, &reference).unwrap();
