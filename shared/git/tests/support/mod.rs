@@ -150,3 +150,91 @@ pub fn git_daemon(base: &Path) -> Server {
     wait_for_port(port);
     server
 }
+
+/// An `sshd` on a loopback port accepting one client key, with the keys and known_hosts to use.
+pub struct SshServer {
+    pub server: Server,
+    pub dir: tempfile::TempDir,
+    /// The client's private key (OpenSSH format).
+    pub identity: String,
+    /// A known_hosts line for the server's host key.
+    pub known_hosts: String,
+    /// The local user name to log in as.
+    pub user: String,
+}
+
+/// `ssh-keygen` a new ed25519 key pair at `path` with `passphrase`; returns (private, public).
+pub fn generate_key(path: &Path, passphrase: &str) -> (String, String) {
+    git_free_command(
+        "ssh-keygen",
+        &["-q", "-t", "ed25519", "-N", passphrase, "-C", "test", "-f", path.to_str().unwrap()],
+    );
+    let private = std::fs::read_to_string(path).unwrap();
+    let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+    (private, public)
+}
+
+#[track_caller]
+fn git_free_command(program: &str, args: &[&str]) -> String {
+    let output =
+        Command::new(program).args(args).stdin(Stdio::null()).output().expect("program runs");
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// Start sshd, or return `None` when the machine has no OpenSSH server (`apt-get install openssh-server`).
+pub fn ssh_server() -> Option<SshServer> {
+    let sshd = Path::new("/usr/sbin/sshd");
+    if !sshd.is_file() {
+        eprintln!("skipping: /usr/sbin/sshd not installed");
+        return None;
+    }
+    // sshd refuses to start without its privilege-separation directory.
+    let _ = std::fs::create_dir_all("/run/sshd");
+    let dir = tempfile::tempdir().unwrap();
+    let host_key = dir.path().join("hostkey");
+    let (_, host_public) = generate_key(&host_key, "");
+    let client_key = dir.path().join("clientkey");
+    let (identity, client_public) = generate_key(&client_key, "");
+    let authorized = dir.path().join("authorized_keys");
+    std::fs::write(&authorized, &client_public).unwrap();
+    let port = free_port();
+    let config = dir.path().join("sshd_config");
+    std::fs::write(
+        &config,
+        format!(
+            "ListenAddress 127.0.0.1\nPort {port}\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\n\
+             PubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+             PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\n",
+            host_key.display(),
+            dir.path().join("sshd.pid").display(),
+            authorized.display(),
+        ),
+    )
+    .unwrap();
+    let child = Command::new(sshd)
+        .arg("-D")
+        .arg("-f")
+        .arg(&config)
+        .arg("-E")
+        .arg(dir.path().join("sshd.log"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sshd starts");
+    let server = Server { child, port };
+    wait_for_port(port);
+    let mut host_parts = host_public.split_whitespace();
+    let known_hosts = format!(
+        "[127.0.0.1]:{port} {} {}\n",
+        host_parts.next().unwrap(),
+        host_parts.next().unwrap()
+    );
+    let user = git_free_command("id", &["-un"]);
+    Some(SshServer { server, dir, identity, known_hosts, user })
+}
