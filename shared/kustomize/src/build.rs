@@ -39,7 +39,11 @@ pub fn build(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<Value>> {
 ///
 /// # Errors
 /// See [`build`].
-pub fn build_with_options(fs: &dyn FileSystem, dir: &Path, options: &BuildOptions) -> Result<Vec<Value>> {
+pub fn build_with_options(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    options: &BuildOptions,
+) -> Result<Vec<Value>> {
     let dir = normalize(dir);
     let root = options.root.as_deref().map(normalize).unwrap_or_else(|| dir.clone());
     if !is_within(&dir, &root) {
@@ -50,7 +54,10 @@ pub fn build_with_options(fs: &dyn FileSystem, dir: &Path, options: &BuildOption
 }
 
 fn is_within(path: &Path, root: &Path) -> bool {
-    path.starts_with(root) && !path.components().any(|c| c == Component::ParentDir && !root.components().any(|r| r == Component::ParentDir))
+    path.starts_with(root)
+        && !path.components().any(|c| {
+            c == Component::ParentDir && !root.components().any(|r| r == Component::ParentDir)
+        })
 }
 
 struct Builder<'a> {
@@ -99,7 +106,10 @@ impl KvLoader for TargetLoader<'_> {
 }
 
 fn is_remote(path: &str) -> bool {
-    path.contains("://") || path.starts_with("git@") || path.starts_with("github.com/") || path.starts_with("gitlab.com/")
+    path.contains("://")
+        || path.starts_with("git@")
+        || path.starts_with("github.com/")
+        || path.starts_with("gitlab.com/")
         || path.starts_with("bitbucket.org/")
 }
 
@@ -111,7 +121,11 @@ fn join_origin(base: &str, path: &str) -> String {
     }
 }
 
-fn origin_yaml(path: Option<&str>, configured_in: Option<&str>, configured_by: Option<(&str, &str, &str)>) -> String {
+fn origin_yaml(
+    path: Option<&str>,
+    configured_in: Option<&str>,
+    configured_by: Option<(&str, &str, &str)>,
+) -> String {
     let mut m = Map::new();
     if let Some(p) = path {
         m.insert("path".into(), Value::String(p.into()));
@@ -151,7 +165,10 @@ impl<'a> Builder<'a> {
 
     fn read_text(&self, path: &Path) -> Result<String> {
         let bytes = self.read(path)?;
-        String::from_utf8(bytes).map_err(|_| Error::Yaml { path: path.to_path_buf(), message: "not valid UTF-8".into() })
+        String::from_utf8(bytes).map_err(|_| Error::Yaml {
+            path: path.to_path_buf(),
+            message: "not valid UTF-8".into(),
+        })
     }
 
     /// Resolves a file path of a kustomization: it must stay in the kustomization's directory.
@@ -163,7 +180,12 @@ impl<'a> Builder<'a> {
         Ok(p)
     }
 
-    fn load_target(&self, dir: &Path, origin: Option<String>, track_transformers: bool) -> Result<Target> {
+    fn load_target(
+        &self,
+        dir: &Path,
+        origin: Option<String>,
+        track_transformers: bool,
+    ) -> Result<Target> {
         let mut found = Vec::new();
         for name in KUSTOMIZATION_FILES {
             let p = dir.join(name);
@@ -177,12 +199,17 @@ impl<'a> Builder<'a> {
             _ => return Err(Error::MultipleKustomizations { dir: dir.to_path_buf() }),
         };
         let text = self.read_text(&file)?;
-        let docs = yaml::parse_documents(&text).map_err(|message| Error::Yaml { path: file.clone(), message })?;
-        let value = docs.into_iter().next().unwrap_or(Value::Object(Map::new()));
-        let mut kustomization: Kustomization = serde_json::from_value(value)
-            .map_err(|e| Error::InvalidKustomization { path: file.clone(), message: e.to_string() })?;
+        let docs = yaml::parse_documents_lenient(&text)
+            .map_err(|message| Error::Yaml { path: file.clone(), message })?;
+        let value =
+            canonical_field_names(docs.into_iter().next().unwrap_or(Value::Object(Map::new())));
+        let mut kustomization: Kustomization = serde_json::from_value(value).map_err(|e| {
+            Error::InvalidKustomization { path: file.clone(), message: e.to_string() }
+        })?;
         fix_legacy(&mut kustomization);
-        if !kustomization.helm_charts.is_empty() || !kustomization.helm_chart_inflation_generator.is_empty() {
+        if !kustomization.helm_charts.is_empty()
+            || !kustomization.helm_chart_inflation_generator.is_empty()
+        {
             return Err(Error::InvalidKustomization {
                 path: file,
                 message: "helmCharts are not supported: render charts with a HelmRelease".into(),
@@ -197,7 +224,10 @@ impl<'a> Builder<'a> {
         let origins = build_metadata.iter().any(|b| b == "originAnnotations");
         let transformations = build_metadata.iter().any(|b| b == "transformerAnnotations");
         for b in &build_metadata {
-            if !matches!(b.as_str(), "originAnnotations" | "transformerAnnotations" | "managedByLabel") {
+            if !matches!(
+                b.as_str(),
+                "originAnnotations" | "transformerAnnotations" | "managedByLabel"
+            ) {
                 return Err(Error::InvalidKustomization {
                     path: target.file.clone(),
                     message: format!("invalid buildMetadata option: {b}"),
@@ -224,37 +254,42 @@ impl<'a> Builder<'a> {
         nameref::fix_back_references(&mut ra.resources, &ra.config.name_reference)?;
         crate::vars::resolve(&mut ra.resources, &ra.vars, &ra.config.var_reference)?;
         ra.resources.retain(|r| {
-            r.annotations().get("config.kubernetes.io/local-config").and_then(Value::as_str) != Some("true")
+            r.annotations().get("config.kubernetes.io/local-config").and_then(Value::as_str)
+                != Some("true")
         });
         let sort = target.kustomization.sort_options.clone();
         match sort {
-            Some(so) => {
-                match so.order.as_str() {
-                    "legacy" => {
-                        let (first, last) = match &so.legacy_sort_options {
-                            Some(l) => (l.order_first.clone(), l.order_last.clone()),
-                            None => default_orders(),
-                        };
-                        legacy_sort(&mut ra.resources, &first, &last);
-                    }
-                    "fifo" => {
-                        if so.legacy_sort_options.is_some() {
-                            return Err(Error::build(
-                                target.ctx(),
-                                "the field 'sortOptions.legacySortOptions' is set but the selected sort order is 'fifo', not 'legacy'",
-                            ));
-                        }
-                    }
-                    _ => return Err(Error::build(target.ctx(), "the field 'sortOptions.order' must be one of [fifo, legacy]")),
+            Some(so) => match so.order.as_str() {
+                "legacy" => {
+                    let (first, last) = match &so.legacy_sort_options {
+                        Some(l) => (l.order_first.clone(), l.order_last.clone()),
+                        None => default_orders(),
+                    };
+                    legacy_sort(&mut ra.resources, &first, &last);
                 }
-            }
+                "fifo" => {
+                    if so.legacy_sort_options.is_some() {
+                        return Err(Error::build(
+                            target.ctx(),
+                            "the field 'sortOptions.legacySortOptions' is set but the selected sort order is 'fifo', not 'legacy'",
+                        ));
+                    }
+                }
+                _ => {
+                    return Err(Error::build(
+                        target.ctx(),
+                        "the field 'sortOptions.order' must be one of [fifo, legacy]",
+                    ));
+                }
+            },
             None => {
                 let (first, last) = default_orders();
                 legacy_sort(&mut ra.resources, &first, &last);
             }
         }
         if build_metadata.iter().any(|b| b == "managedByLabel") {
-            let fs = [FieldSpec { gvk: Gvk::default(), path: "metadata/labels".into(), create: true }];
+            let fs =
+                [FieldSpec { gvk: Gvk::default(), path: "metadata/labels".into(), create: true }];
             transformers::set_map_entries(
                 &mut ra.resources,
                 &[("app.kubernetes.io/managed-by".into(), "kustomize-v5.5.0".into())],
@@ -285,19 +320,28 @@ impl<'a> Builder<'a> {
                 .into_iter()
                 .next()
                 .unwrap_or(Value::Null);
-            let schema = sluice_smp::Schema::builtin()
-                .extended(&doc)
-                .map_err(|e| Error::build(format!("openapi schema '{}'", p.display()), e.to_string()))?;
+            let schema = sluice_smp::Schema::builtin().extended(&doc).map_err(|e| {
+                Error::build(format!("openapi schema '{}'", p.display()), e.to_string())
+            })?;
             *self.schema.borrow_mut() = Some(schema);
-        } else if let Some(version) = openapi.get("version") {
-            if version != "v1.21.2" && version != "default" {
-                return Err(Error::build(target.ctx(), "the specified OpenAPI version is not built in"));
-            }
+        } else if let Some(version) = openapi.get("version")
+            && version != "v1.21.2"
+            && version != "default"
+        {
+            return Err(Error::build(
+                target.ctx(),
+                "the specified OpenAPI version is not built in",
+            ));
         }
         Ok(())
     }
 
-    fn accumulate_target(&self, target: &Target, ra: Accumulator, stack: &mut Vec<PathBuf>) -> Result<Accumulator> {
+    fn accumulate_target(
+        &self,
+        target: &Target,
+        ra: Accumulator,
+        stack: &mut Vec<PathBuf>,
+    ) -> Result<Accumulator> {
         let mut ra = ra;
         let mut resources = target.kustomization.resources.clone();
         resources.extend(target.kustomization.bases.iter().cloned());
@@ -307,16 +351,21 @@ impl<'a> Builder<'a> {
         for c in &target.kustomization.configurations {
             let p = self.file_in(target, c)?;
             let text = self.read_text(&p)?;
-            for doc in yaml::parse_documents(&text).map_err(|message| Error::Yaml { path: p.clone(), message })? {
-                let tc = TransformerConfig::from_value(doc)
-                    .map_err(|e| Error::build(format!("{}: configurations '{}'", target.ctx(), c), e))?;
+            for doc in yaml::parse_documents(&text)
+                .map_err(|message| Error::Yaml { path: p.clone(), message })?
+            {
+                let tc = TransformerConfig::from_value(doc).map_err(|e| {
+                    Error::build(format!("{}: configurations '{}'", target.ctx(), c), e)
+                })?;
                 config.merge(&tc).map_err(|e| Error::build(target.ctx(), e))?;
             }
         }
         ra.config.merge(&config).map_err(|e| Error::build(target.ctx(), e))?;
         self.run_generators(target, &mut ra, stack)?;
         for comp in &target.kustomization.components {
-            ra = self.accumulate_component(target, ra, comp, stack).map_err(|e| e.context("accumulating components"))?;
+            ra = self
+                .accumulate_component(target, ra, comp, stack)
+                .map_err(|e| e.context("accumulating components"))?;
         }
         self.run_transformers(target, &mut ra, stack)?;
         self.merge_vars(target, &mut ra)?;
@@ -331,7 +380,13 @@ impl<'a> Builder<'a> {
         Ok(p)
     }
 
-    fn accumulate_component(&self, target: &Target, ra: Accumulator, rel: &str, stack: &mut Vec<PathBuf>) -> Result<Accumulator> {
+    fn accumulate_component(
+        &self,
+        target: &Target,
+        ra: Accumulator,
+        rel: &str,
+        stack: &mut Vec<PathBuf>,
+    ) -> Result<Accumulator> {
         if is_remote(rel) {
             return Err(Error::Remote { kustomization: target.file.clone(), url: rel.to_string() });
         }
@@ -342,24 +397,43 @@ impl<'a> Builder<'a> {
                 "file is not directory\"",
             ));
         }
-        let sub = self.load_target(&dir, target.origin.as_ref().map(|o| join_origin(o, rel)), target.track_transformers)?;
+        let sub = self.load_target(
+            &dir,
+            target.origin.as_ref().map(|o| join_origin(o, rel)),
+            target.track_transformers,
+        )?;
         if !sub.kustomization.is_component() {
             return Err(Error::build(
                 "accumulateDirectory",
-                format!("expected kind 'Component' for path '{}' but got '{}'", dir.display(), kind_or_default(&sub)),
+                format!(
+                    "expected kind 'Component' for path '{}' but got '{}'",
+                    dir.display(),
+                    kind_or_default(&sub)
+                ),
             ));
         }
         self.set_openapi(&sub)?;
         if stack.contains(&dir) {
-            return Err(Error::build(sub.ctx(), format!("cycle detected: '{}' includes itself", dir.display())));
+            return Err(Error::build(
+                sub.ctx(),
+                format!("cycle detected: '{}' includes itself", dir.display()),
+            ));
         }
         stack.push(dir.clone());
-        let out = self.accumulate_target(&sub, ra, stack).map_err(|e| e.context(format!("recursed accumulation of path '{}'", dir.display())));
+        let out = self
+            .accumulate_target(&sub, ra, stack)
+            .map_err(|e| e.context(format!("recursed accumulation of path '{}'", dir.display())));
         stack.pop();
         out
     }
 
-    fn accumulate_resources(&self, target: &Target, ra: &mut Accumulator, paths: &[String], stack: &mut Vec<PathBuf>) -> Result<()> {
+    fn accumulate_resources(
+        &self,
+        target: &Target,
+        ra: &mut Accumulator,
+        paths: &[String],
+        stack: &mut Vec<PathBuf>,
+    ) -> Result<()> {
         for rel in paths {
             if is_remote(rel) {
                 return Err(Error::Remote { kustomization: target.file.clone(), url: rel.clone() });
@@ -375,7 +449,8 @@ impl<'a> Builder<'a> {
                     }
                 }
                 for r in resources {
-                    append(&mut ra.resources, r).map_err(|e| e.context(format!("merging resources from '{rel}'")))?;
+                    append(&mut ra.resources, r)
+                        .map_err(|e| e.context(format!("merging resources from '{rel}'")))?;
                 }
                 continue;
             }
@@ -383,12 +458,21 @@ impl<'a> Builder<'a> {
             if !self.fs.is_dir(&dir) {
                 return Err(Error::build(
                     format!("accumulation err='accumulating resources from '{rel}'"),
-                    format!("'{}' does not exist: must be a file or a directory with a kustomization", p.display()),
+                    format!(
+                        "'{}' does not exist: must be a file or a directory with a kustomization",
+                        p.display()
+                    ),
                 ));
             }
             let sub = self
-                .load_target(&dir, target.origin.as_ref().map(|o| join_origin(o, rel)), target.track_transformers)
-                .map_err(|e| e.context(format!("couldn't make target for path '{}'", dir.display())))?;
+                .load_target(
+                    &dir,
+                    target.origin.as_ref().map(|o| join_origin(o, rel)),
+                    target.track_transformers,
+                )
+                .map_err(|e| {
+                    e.context(format!("couldn't make target for path '{}'", dir.display()))
+                })?;
             if sub.kustomization.is_component() {
                 return Err(Error::build(
                     format!("accumulating resources from '{rel}'"),
@@ -396,43 +480,61 @@ impl<'a> Builder<'a> {
                 ));
             }
             if stack.contains(&dir) {
-                return Err(Error::build(sub.ctx(), format!("cycle detected: '{}' includes itself", dir.display())));
+                return Err(Error::build(
+                    sub.ctx(),
+                    format!("cycle detected: '{}' includes itself", dir.display()),
+                ));
             }
             self.set_openapi(&sub)?;
             stack.push(dir.clone());
-            let sub_ra = self
-                .accumulate_target(&sub, Accumulator::default(), stack)
-                .map_err(|e| e.context(format!("recursed accumulation of path '{}'", dir.display())));
+            let sub_ra = self.accumulate_target(&sub, Accumulator::default(), stack).map_err(|e| {
+                e.context(format!("recursed accumulation of path '{}'", dir.display()))
+            });
             stack.pop();
             let sub_ra = sub_ra?;
-            merge_accumulator(ra, sub_ra).map_err(|e| e.context(format!("recursed merging from path '{}'", dir.display())))?;
+            merge_accumulator(ra, sub_ra).map_err(|e| {
+                e.context(format!("recursed merging from path '{}'", dir.display()))
+            })?;
         }
         Ok(())
     }
 
     fn resources_from_file(&self, path: &Path) -> Result<Vec<Resource>> {
         let text = self.read_text(path)?;
-        resources_from_text(&text).map_err(|message| Error::Yaml { path: path.to_path_buf(), message })
+        resources_from_text(&text)
+            .map_err(|message| Error::Yaml { path: path.to_path_buf(), message })
     }
 
-    fn run_generators(&self, target: &Target, ra: &mut Accumulator, stack: &mut Vec<PathBuf>) -> Result<()> {
+    fn run_generators(
+        &self,
+        target: &Target,
+        ra: &mut Accumulator,
+        stack: &mut Vec<PathBuf>,
+    ) -> Result<()> {
         let k = &target.kustomization;
         let loader = TargetLoader { fs: self.fs, dir: &target.dir };
         let mut generated: Vec<(Resource, &'static str)> = Vec::new();
-        for (args_list, is_secret, kind) in
-            [(&k.config_map_generator, false, "ConfigMapGenerator"), (&k.secret_generator, true, "SecretGenerator")]
-        {
+        for (args_list, is_secret, kind) in [
+            (&k.config_map_generator, false, "ConfigMapGenerator"),
+            (&k.secret_generator, true, "SecretGenerator"),
+        ] {
             for args in args_list.iter() {
-                let options = generators::merge_options(args.options.as_ref(), k.generator_options.as_ref());
-                let r = make_generated(args, &options, is_secret, &loader)
-                    .map_err(|e| Error::build(format!("{}: {kind} '{}'", target.ctx(), args.name), e))?;
+                let options =
+                    generators::merge_options(args.options.as_ref(), k.generator_options.as_ref());
+                let r = make_generated(args, &options, is_secret, &loader).map_err(|e| {
+                    Error::build(format!("{}: {kind} '{}'", target.ctx(), args.name), e)
+                })?;
                 generated.push((r, kind));
             }
         }
-        let configured_in = target.origin.as_ref().map(|o| join_origin(o, &file_name(&target.file)));
+        let configured_in =
+            target.origin.as_ref().map(|o| join_origin(o, &file_name(&target.file)));
         for (mut r, kind) in generated {
             if let Some(ci) = &configured_in {
-                r.set_annotation(ORIGIN_ANNOTATION, &origin_yaml(None, Some(ci), Some(("builtin", kind, ""))));
+                r.set_annotation(
+                    ORIGIN_ANNOTATION,
+                    &origin_yaml(None, Some(ci), Some(("builtin", kind, ""))),
+                );
             }
             absorb(&mut ra.resources, r).map_err(|e| Error::build(target.ctx(), e))?;
         }
@@ -446,20 +548,25 @@ impl<'a> Builder<'a> {
                 other => {
                     return Err(Error::build(
                         target.ctx(),
-                        format!("generator kind '{other}' is not supported: only builtin ConfigMapGenerator and SecretGenerator"),
+                        format!(
+                            "generator kind '{other}' is not supported: only builtin ConfigMapGenerator and SecretGenerator"
+                        ),
                     ));
                 }
             };
             let mut args: crate::types::GeneratorArgs =
-                serde_json::from_value(strip_plugin_fields(&config)).map_err(|e| Error::build(target.ctx(), format!("{kind}: {e}")))?;
+                serde_json::from_value(strip_plugin_fields(&config))
+                    .map_err(|e| Error::build(target.ctx(), format!("{kind}: {e}")))?;
             if args.name.is_empty() {
                 args.name = crate::resource::str_at(&config, &["metadata", "name"]).to_string();
             }
             if args.namespace.is_empty() {
-                args.namespace = crate::resource::str_at(&config, &["metadata", "namespace"]).to_string();
+                args.namespace =
+                    crate::resource::str_at(&config, &["metadata", "namespace"]).to_string();
             }
             let options = generators::merge_options(args.options.as_ref(), None);
-            let mut r = make_generated(&args, &options, is_secret, &loader).map_err(|e| Error::build(target.ctx(), e))?;
+            let mut r = make_generated(&args, &options, is_secret, &loader)
+                .map_err(|e| Error::build(target.ctx(), e))?;
             if let Some(o) = origin {
                 r.set_annotation(ORIGIN_ANNOTATION, &o);
             }
@@ -469,7 +576,12 @@ impl<'a> Builder<'a> {
     }
 
     /// Loads plugin configurations: inline YAML, files, or directories built as kustomizations.
-    fn plugin_configs(&self, target: &Target, entries: &[String], stack: &mut Vec<PathBuf>) -> Result<Vec<(Value, Option<String>)>> {
+    fn plugin_configs(
+        &self,
+        target: &Target,
+        entries: &[String],
+        stack: &mut Vec<PathBuf>,
+    ) -> Result<Vec<(Value, Option<String>)>> {
         let mut out = Vec::new();
         for entry in entries {
             if let Ok(docs) = yaml::parse_documents(entry)
@@ -486,7 +598,10 @@ impl<'a> Builder<'a> {
                 continue;
             }
             if is_remote(entry) {
-                return Err(Error::Remote { kustomization: target.file.clone(), url: entry.clone() });
+                return Err(Error::Remote {
+                    kustomization: target.file.clone(),
+                    url: entry.clone(),
+                });
             }
             let p = normalize(&target.dir.join(entry));
             if self.fs.is_file(&p) {
@@ -501,21 +616,28 @@ impl<'a> Builder<'a> {
                 continue;
             }
             let dir = self.sub_dir(target, entry)?;
-            let sub = self.load_target(&dir, target.origin.as_ref().map(|o| join_origin(o, entry)), target.track_transformers)?;
+            let sub = self.load_target(
+                &dir,
+                target.origin.as_ref().map(|o| join_origin(o, entry)),
+                target.track_transformers,
+            )?;
             stack.push(dir.clone());
             let sub_ra = self.accumulate_target(&sub, Accumulator::default(), stack);
             stack.pop();
             for r in sub_ra?.resources {
-                let origin = r.annotations().get(ORIGIN_ANNOTATION).and_then(Value::as_str).map(|s| {
-                    let path = yaml::parse_documents(s)
-                        .ok()
-                        .and_then(|d| d.into_iter().next())
-                        .and_then(|v| v.get("path").and_then(Value::as_str).map(str::to_string))
-                        .unwrap_or_default();
-                    origin_for_plugin(&r.obj, &path)
-                });
+                let origin =
+                    r.annotations().get(ORIGIN_ANNOTATION).and_then(Value::as_str).map(|s| {
+                        let path = yaml::parse_documents(s)
+                            .ok()
+                            .and_then(|d| d.into_iter().next())
+                            .and_then(|v| v.get("path").and_then(Value::as_str).map(str::to_string))
+                            .unwrap_or_default();
+                        origin_for_plugin(&r.obj, &path)
+                    });
                 let mut obj = r.obj;
-                if let Some(m) = obj.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut) {
+                if let Some(m) =
+                    obj.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut)
+                {
                     m.remove(ORIGIN_ANNOTATION);
                 }
                 out.push((obj, origin));
@@ -524,7 +646,12 @@ impl<'a> Builder<'a> {
         Ok(out)
     }
 
-    fn run_transformers(&self, target: &Target, ra: &mut Accumulator, stack: &mut Vec<PathBuf>) -> Result<()> {
+    fn run_transformers(
+        &self,
+        target: &Target,
+        ra: &mut Accumulator,
+        stack: &mut Vec<PathBuf>,
+    ) -> Result<()> {
         let k = &target.kustomization;
         let ctx = target.ctx();
         let tc = ra.config.clone();
@@ -544,25 +671,38 @@ impl<'a> Builder<'a> {
             }
             for patch in &patches {
                 apply_sm_patch_by_id(&mut ra.resources, patch, &schema).map_err(err)?;
-                self.note_transformation(target, &mut ra.resources, "PatchStrategicMergeTransformer");
+                self.note_transformation(
+                    target,
+                    &mut ra.resources,
+                    "PatchStrategicMergeTransformer",
+                );
             }
         }
         for patch in &k.patches {
             self.apply_patch(target, &mut ra.resources, patch, &schema)?;
         }
         if !k.namespace.is_empty() {
-            transformers::set_namespace(&mut ra.resources, &k.namespace, &tc.namespace, false, SubjectMode::DefaultOnly)
-                .map_err(err)?;
+            transformers::set_namespace(
+                &mut ra.resources,
+                &k.namespace,
+                &tc.namespace,
+                false,
+                SubjectMode::DefaultOnly,
+            )
+            .map_err(err)?;
         }
         if !k.name_prefix.is_empty() {
-            transformers::add_name_affix(&mut ra.resources, &k.name_prefix, true, &tc.name_prefix).map_err(err)?;
+            transformers::add_name_affix(&mut ra.resources, &k.name_prefix, true, &tc.name_prefix)
+                .map_err(err)?;
         }
         if !k.name_suffix.is_empty() {
-            transformers::add_name_affix(&mut ra.resources, &k.name_suffix, false, &tc.name_suffix).map_err(err)?;
+            transformers::add_name_affix(&mut ra.resources, &k.name_suffix, false, &tc.name_suffix)
+                .map_err(err)?;
         }
         for label in &k.labels {
             let mut fss = label.fields.clone();
-            let merge = |fss: &mut Vec<FieldSpec>, more: &[FieldSpec]| crate::config::merge_all(fss, more);
+            let merge =
+                |fss: &mut Vec<FieldSpec>, more: &[FieldSpec]| crate::config::merge_all(fss, more);
             merge(&mut fss, &tc.labels).map_err(err)?;
             if label.include_selectors {
                 merge(&mut fss, &tc.common_labels).map_err(err)?;
@@ -570,19 +710,27 @@ impl<'a> Builder<'a> {
                 if label.include_templates {
                     merge(&mut fss, &tc.template_labels).map_err(err)?;
                 }
-                crate::config::merge_one(&mut fss, FieldSpec { gvk: Gvk::default(), path: "metadata/labels".into(), create: true })
-                    .map_err(err)?;
+                crate::config::merge_one(
+                    &mut fss,
+                    FieldSpec { gvk: Gvk::default(), path: "metadata/labels".into(), create: true },
+                )
+                .map_err(err)?;
             }
-            let entries: Vec<(String, String)> = label.pairs.iter().map(|(a, b)| (a.clone(), b.clone())).collect();
+            let entries: Vec<(String, String)> =
+                label.pairs.iter().map(|(a, b)| (a.clone(), b.clone())).collect();
             transformers::set_map_entries(&mut ra.resources, &entries, &fss).map_err(err)?;
         }
         if !k.common_labels.is_empty() {
-            let entries: Vec<(String, String)> = k.common_labels.iter().map(|(a, b)| (a.clone(), b.clone())).collect();
-            transformers::set_map_entries(&mut ra.resources, &entries, &tc.common_labels).map_err(err)?;
+            let entries: Vec<(String, String)> =
+                k.common_labels.iter().map(|(a, b)| (a.clone(), b.clone())).collect();
+            transformers::set_map_entries(&mut ra.resources, &entries, &tc.common_labels)
+                .map_err(err)?;
         }
         if !k.common_annotations.is_empty() {
-            let entries: Vec<(String, String)> = k.common_annotations.iter().map(|(a, b)| (a.clone(), b.clone())).collect();
-            transformers::set_map_entries(&mut ra.resources, &entries, &tc.common_annotations).map_err(err)?;
+            let entries: Vec<(String, String)> =
+                k.common_annotations.iter().map(|(a, b)| (a.clone(), b.clone())).collect();
+            transformers::set_map_entries(&mut ra.resources, &entries, &tc.common_annotations)
+                .map_err(err)?;
         }
         for patch in &k.patches_json6902 {
             let Some(sel) = &patch.target else {
@@ -594,7 +742,8 @@ impl<'a> Builder<'a> {
             } else {
                 patch.patch.clone()
             };
-            let jp = transformers::decode_json_patch(&text).map_err(|e| err(format!("patchesJson6902: {e}")))?;
+            let jp = transformers::decode_json_patch(&text)
+                .map_err(|e| err(format!("patchesJson6902: {e}")))?;
             self.apply_json_patch_to_selected(&mut ra.resources, sel, &jp).map_err(err)?;
         }
         for replica in &k.replicas {
@@ -611,13 +760,17 @@ impl<'a> Builder<'a> {
                 if !rf.path.is_empty() {
                     let p = self.file_in(target, &rf.path)?;
                     let text = self.read_text(&p)?;
-                    for doc in yaml::parse_documents(&text).map_err(|message| Error::Yaml { path: p.clone(), message })? {
+                    for doc in yaml::parse_documents(&text)
+                        .map_err(|message| Error::Yaml { path: p.clone(), message })?
+                    {
                         let items = match doc {
                             Value::Array(items) => items,
                             other => vec![other],
                         };
                         for item in items {
-                            reps.push(serde_json::from_value(item).map_err(|e| err(format!("replacements file '{}': {e}", rf.path)))?);
+                            reps.push(serde_json::from_value(item).map_err(|e| {
+                                err(format!("replacements file '{}': {e}", rf.path))
+                            })?);
                         }
                     }
                 } else {
@@ -635,23 +788,44 @@ impl<'a> Builder<'a> {
 
     fn note_transformation(&self, _target: &Target, _resources: &mut [Resource], _kind: &str) {}
 
-    fn load_sm_patches(&self, target: &Target, entry: &str, allow_name: bool, allow_kind: bool) -> Result<Vec<SmPatch>> {
+    fn load_sm_patches(
+        &self,
+        target: &Target,
+        entry: &str,
+        allow_name: bool,
+        allow_kind: bool,
+    ) -> Result<Vec<SmPatch>> {
         let docs = match yaml::parse_documents(entry) {
             Ok(docs) if !docs.is_empty() && docs.iter().all(Value::is_object) => docs,
             _ => {
                 let p = self.file_in(target, entry)?;
                 let text = self.read_text(&p)?;
                 let mut out = Vec::new();
-                for r in resources_from_text(&text).map_err(|message| Error::Yaml { path: p.clone(), message })? {
+                for r in resources_from_text(&text)
+                    .map_err(|message| Error::Yaml { path: p.clone(), message })?
+                {
                     out.push(r.obj);
                 }
                 out
             }
         };
-        Ok(docs.into_iter().map(|patch| SmPatch { patch, allow_name_change: allow_name, allow_kind_change: allow_kind }).collect())
+        Ok(docs
+            .into_iter()
+            .map(|patch| SmPatch {
+                patch,
+                allow_name_change: allow_name,
+                allow_kind_change: allow_kind,
+            })
+            .collect())
     }
 
-    fn apply_patch(&self, target: &Target, resources: &mut Vec<Resource>, patch: &Patch, schema: &sluice_smp::Schema) -> Result<()> {
+    fn apply_patch(
+        &self,
+        target: &Target,
+        resources: &mut Vec<Resource>,
+        patch: &Patch,
+        schema: &sluice_smp::Schema,
+    ) -> Result<()> {
         let ctx = target.ctx();
         let err = |e: String| Error::build(ctx.clone(), e);
         let (text, source) = match (patch.patch.trim(), patch.path.as_str()) {
@@ -662,7 +836,12 @@ impl<'a> Builder<'a> {
             (p, "") => (p.to_string(), format!("[patch: {p:?}]")),
             (_, path) => {
                 let p = self.file_in(target, path)?;
-                (self.read_text(&p).map_err(|e| e.context(format!("failed to get the patch file from path({path})")))?, format!("[path: {path:?}]"))
+                (
+                    self.read_text(&p).map_err(|e| {
+                        e.context(format!("failed to get the patch file from path({path})"))
+                    })?,
+                    format!("[path: {path:?}]"),
+                )
             }
         };
         let allow_name = patch.options.get("allowNameChange").copied().unwrap_or(false);
@@ -673,7 +852,9 @@ impl<'a> Builder<'a> {
             None
         } else {
             match resources_from_text(&text) {
-                Ok(rs) if !rs.is_empty() && rs.iter().all(|r| r.obj.is_object()) && json.is_err() => {
+                Ok(rs)
+                    if !rs.is_empty() && rs.iter().all(|r| r.obj.is_object()) && json.is_err() =>
+                {
                     Some(rs.into_iter().map(|r| r.obj).collect())
                 }
                 _ => None,
@@ -681,8 +862,14 @@ impl<'a> Builder<'a> {
         };
         match (sm, json) {
             (Some(docs), _) => {
-                let patches: Vec<SmPatch> =
-                    docs.into_iter().map(|p| SmPatch { patch: p, allow_name_change: allow_name, allow_kind_change: allow_kind }).collect();
+                let patches: Vec<SmPatch> = docs
+                    .into_iter()
+                    .map(|p| SmPatch {
+                        patch: p,
+                        allow_name_change: allow_name,
+                        allow_kind_change: allow_kind,
+                    })
+                    .collect();
                 if let Some(sel) = &patch.target {
                     if patches.len() > 1 {
                         return Err(err(format!(
@@ -690,21 +877,20 @@ impl<'a> Builder<'a> {
                         )));
                     }
                     let compiled = crate::selector::CompiledSelector::new(sel).map_err(&err)?;
-                    let selected: Vec<ResId> = resources.iter().filter(|r| compiled.matches(r)).map(Resource::cur_id).collect();
+                    let selected: Vec<ResId> = resources
+                        .iter()
+                        .filter(|r| compiled.matches(r))
+                        .map(Resource::cur_id)
+                        .collect();
                     let mut kept = Vec::with_capacity(resources.len());
                     for mut r in std::mem::take(resources) {
                         if selected.contains(&r.cur_id()) {
-                            let mut p = patches[0].clone();
-                            if let Some(m) = p.patch.as_object_mut() {
-                                let md = m.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
-                                if let Some(md) = md.as_object_mut() {
-                                    if !allow_name {
-                                        md.insert("name".into(), Value::String(r.name().to_string()));
-                                    }
-                                }
-                            }
-                            let keep = transformers::apply_sm_patch(&mut r, &p, schema)
-                                .map_err(|e| err(format!("applying patch {source} to {}: {e}", r.cur_id())))?;
+                            // The patch's own name does not matter: the target keeps its name.
+                            let p = patches[0].clone();
+                            let keep =
+                                transformers::apply_sm_patch(&mut r, &p, schema).map_err(|e| {
+                                    err(format!("applying patch {source} to {}: {e}", r.cur_id()))
+                                })?;
                             if !keep {
                                 continue;
                             }
@@ -729,24 +915,38 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn apply_json_patch_to_selected(&self, resources: &mut [Resource], sel: &Selector, jp: &json_patch::Patch) -> std::result::Result<(), String> {
+    fn apply_json_patch_to_selected(
+        &self,
+        resources: &mut [Resource],
+        sel: &Selector,
+        jp: &json_patch::Patch,
+    ) -> std::result::Result<(), String> {
         let compiled = crate::selector::CompiledSelector::new(sel)?;
         for r in resources.iter_mut() {
             if compiled.matches(r) {
                 let id = r.cur_id();
-                transformers::apply_json_patch(r, jp).map_err(|e| format!("applying JSON patch to {id}: {e}"))?;
+                transformers::apply_json_patch(r, jp)
+                    .map_err(|e| format!("applying JSON patch to {id}: {e}"))?;
             }
         }
         Ok(())
     }
 
-    fn run_plugin_transformer(&self, target: &Target, ra: &mut Accumulator, config: &Value, schema: &sluice_smp::Schema) -> Result<()> {
+    fn run_plugin_transformer(
+        &self,
+        target: &Target,
+        ra: &mut Accumulator,
+        config: &Value,
+        schema: &sluice_smp::Schema,
+    ) -> Result<()> {
         let ctx = target.ctx();
         let err = |e: String| Error::build(ctx.clone(), e);
         let kind = config.get("kind").and_then(Value::as_str).unwrap_or("");
         let field_specs = |key: &str| -> Result<Vec<FieldSpec>> {
             match config.get(key) {
-                Some(v) if !v.is_null() => serde_json::from_value(v.clone()).map_err(|e| err(format!("{kind} {key}: {e}"))),
+                Some(v) if !v.is_null() => {
+                    serde_json::from_value(v.clone()).map_err(|e| err(format!("{kind} {key}: {e}")))
+                }
                 _ => Ok(Vec::new()),
             }
         };
@@ -756,7 +956,14 @@ impl<'a> Builder<'a> {
                 .and_then(Value::as_object)
                 .map(|m| {
                     m.iter()
-                        .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| if v.is_null() { String::new() } else { v.to_string() })))
+                        .map(|(k, v)| {
+                            (
+                                k.clone(),
+                                v.as_str().map(str::to_string).unwrap_or_else(|| {
+                                    if v.is_null() { String::new() } else { v.to_string() }
+                                }),
+                            )
+                        })
                         .collect()
                 })
                 .unwrap_or_default()
@@ -768,42 +975,77 @@ impl<'a> Builder<'a> {
                 let prefix = text("prefix");
                 let suffix = text("suffix");
                 if !prefix.is_empty() {
-                    transformers::add_name_affix(&mut ra.resources, &prefix, true, &fss).map_err(err)?;
+                    transformers::add_name_affix(&mut ra.resources, &prefix, true, &fss)
+                        .map_err(err)?;
                 }
                 if !suffix.is_empty() {
-                    transformers::add_name_affix(&mut ra.resources, &suffix, false, &fss).map_err(err)?;
+                    transformers::add_name_affix(&mut ra.resources, &suffix, false, &fss)
+                        .map_err(err)?;
                 }
             }
             "LabelTransformer" => {
-                transformers::set_map_entries(&mut ra.resources, &string_map("labels"), &field_specs("fieldSpecs")?).map_err(err)?;
+                transformers::set_map_entries(
+                    &mut ra.resources,
+                    &string_map("labels"),
+                    &field_specs("fieldSpecs")?,
+                )
+                .map_err(err)?;
             }
             "AnnotationsTransformer" => {
-                transformers::set_map_entries(&mut ra.resources, &string_map("annotations"), &field_specs("fieldSpecs")?)
-                    .map_err(err)?;
+                transformers::set_map_entries(
+                    &mut ra.resources,
+                    &string_map("annotations"),
+                    &field_specs("fieldSpecs")?,
+                )
+                .map_err(err)?;
             }
             "NamespaceTransformer" => {
                 let ns = crate::resource::str_at(config, &["metadata", "namespace"]).to_string();
                 let unset_only = config.get("unsetOnly").and_then(Value::as_bool).unwrap_or(false);
-                let mode = match config.get("setRoleBindingSubjects").and_then(Value::as_str).unwrap_or("") {
+                let mode = match config
+                    .get("setRoleBindingSubjects")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                {
                     "" | "defaultOnly" => SubjectMode::DefaultOnly,
                     "allServiceAccounts" => SubjectMode::AllServiceAccounts,
                     "none" => SubjectMode::None,
-                    other => return Err(err(format!("invalid value {other:?} for setRoleBindingSubjects"))),
+                    other => {
+                        return Err(err(format!(
+                            "invalid value {other:?} for setRoleBindingSubjects"
+                        )));
+                    }
                 };
-                transformers::set_namespace(&mut ra.resources, &ns, &field_specs("fieldSpecs")?, unset_only, mode).map_err(err)?;
+                transformers::set_namespace(
+                    &mut ra.resources,
+                    &ns,
+                    &field_specs("fieldSpecs")?,
+                    unset_only,
+                    mode,
+                )
+                .map_err(err)?;
             }
             "ImageTagTransformer" => {
                 let image: crate::types::Image =
-                    serde_json::from_value(config.get("imageTag").cloned().unwrap_or(Value::Null)).map_err(|e| err(format!("{kind}: {e}")))?;
-                transformers::set_image(&mut ra.resources, &image, &field_specs("fieldSpecs")?).map_err(err)?;
+                    serde_json::from_value(config.get("imageTag").cloned().unwrap_or(Value::Null))
+                        .map_err(|e| err(format!("{kind}: {e}")))?;
+                transformers::set_image(&mut ra.resources, &image, &field_specs("fieldSpecs")?)
+                    .map_err(err)?;
             }
             "ReplicaCountTransformer" => {
                 let replica: crate::types::Replica =
-                    serde_json::from_value(config.get("replica").cloned().unwrap_or(Value::Null)).map_err(|e| err(format!("{kind}: {e}")))?;
-                transformers::set_replicas(&mut ra.resources, &replica, &field_specs("fieldSpecs")?).map_err(err)?;
+                    serde_json::from_value(config.get("replica").cloned().unwrap_or(Value::Null))
+                        .map_err(|e| err(format!("{kind}: {e}")))?;
+                transformers::set_replicas(
+                    &mut ra.resources,
+                    &replica,
+                    &field_specs("fieldSpecs")?,
+                )
+                .map_err(err)?;
             }
             "PatchTransformer" => {
-                let patch: Patch = serde_json::from_value(strip_plugin_fields(config)).map_err(|e| err(format!("{kind}: {e}")))?;
+                let patch: Patch = serde_json::from_value(strip_plugin_fields(config))
+                    .map_err(|e| err(format!("{kind}: {e}")))?;
                 self.apply_patch(target, &mut ra.resources, &patch, schema)?;
             }
             "PatchStrategicMergeTransformer" => {
@@ -822,15 +1064,17 @@ impl<'a> Builder<'a> {
                 }
             }
             "PatchJson6902Transformer" => {
-                let sel: Selector = serde_json::from_value(config.get("target").cloned().unwrap_or(Value::Null))
-                    .map_err(|e| err(format!("{kind} target: {e}")))?;
+                let sel: Selector =
+                    serde_json::from_value(config.get("target").cloned().unwrap_or(Value::Null))
+                        .map_err(|e| err(format!("{kind} target: {e}")))?;
                 let body = if !text("path").is_empty() {
                     let p = self.file_in(target, &text("path"))?;
                     self.read_text(&p)?
                 } else {
                     text("jsonOp")
                 };
-                let jp = transformers::decode_json_patch(&body).map_err(|e| err(format!("{kind}: {e}")))?;
+                let jp = transformers::decode_json_patch(&body)
+                    .map_err(|e| err(format!("{kind}: {e}")))?;
                 self.apply_json_patch_to_selected(&mut ra.resources, &sel, &jp).map_err(err)?;
             }
             "ReplacementTransformer" => {
@@ -840,17 +1084,25 @@ impl<'a> Builder<'a> {
                         if let Some(path) = item.get("path").and_then(Value::as_str) {
                             let p = self.file_in(target, path)?;
                             let body = self.read_text(&p)?;
-                            for doc in yaml::parse_documents(&body).map_err(|message| Error::Yaml { path: p.clone(), message })? {
+                            for doc in yaml::parse_documents(&body)
+                                .map_err(|message| Error::Yaml { path: p.clone(), message })?
+                            {
                                 let list = match doc {
                                     Value::Array(v) => v,
                                     other => vec![other],
                                 };
                                 for one in list {
-                                    reps.push(serde_json::from_value(one).map_err(|e| err(format!("{kind}: {e}")))?);
+                                    reps.push(
+                                        serde_json::from_value(one)
+                                            .map_err(|e| err(format!("{kind}: {e}")))?,
+                                    );
                                 }
                             }
                         } else {
-                            reps.push(serde_json::from_value(item.clone()).map_err(|e| err(format!("{kind}: {e}")))?);
+                            reps.push(
+                                serde_json::from_value(item.clone())
+                                    .map_err(|e| err(format!("{kind}: {e}")))?,
+                            );
                         }
                     }
                 }
@@ -879,26 +1131,38 @@ impl<'a> Builder<'a> {
                 gvk.group = g.group;
                 gvk.version = g.version;
             }
-            let id = ResId { gvk, name: v.objref.name.clone(), namespace: v.objref.namespace.clone() };
+            let id =
+                ResId { gvk, name: v.objref.name.clone(), namespace: v.objref.namespace.clone() };
             let exact = !id.namespace.is_empty() || id.gvk.is_cluster_scoped();
             let matched: Vec<usize> = ra
                 .resources
                 .iter()
                 .enumerate()
-                .filter(|(_, r)| r.all_ids().iter().any(|rid| if exact { rid.equals(&id) } else { rid.gvkn_equals(&id) }))
+                .filter(|(_, r)| {
+                    r.all_ids()
+                        .iter()
+                        .any(|rid| if exact { rid.equals(&id) } else { rid.gvkn_equals(&id) })
+                })
                 .map(|(i, _)| i)
                 .collect();
             if matched.len() > 1 {
                 return Err(Error::build(
                     format!("{}: merging vars", target.ctx()),
-                    format!("found {} resId matches for var {} (unable to disambiguate)", matched.len(), v.name),
+                    format!(
+                        "found {} resId matches for var {} (unable to disambiguate)",
+                        matched.len(),
+                        v.name
+                    ),
                 ));
             }
             if let Some(&i) = matched.first() {
                 ra.resources[i].ref_var_names.push(v.name.clone());
             }
             if ra.vars.iter().any(|x| x.name == v.name) {
-                return Err(Error::build(format!("{}: merging vars", target.ctx()), format!("var '{}' already encountered", v.name)));
+                return Err(Error::build(
+                    format!("{}: merging vars", target.ctx()),
+                    format!("var '{}' already encountered", v.name),
+                ));
             }
             ra.vars.push(v);
         }
@@ -907,7 +1171,11 @@ impl<'a> Builder<'a> {
 }
 
 fn kind_or_default(t: &Target) -> String {
-    if t.kustomization.kind.is_empty() { "Kustomization".into() } else { t.kustomization.kind.clone() }
+    if t.kustomization.kind.is_empty() {
+        "Kustomization".into()
+    } else {
+        t.kustomization.kind.clone()
+    }
 }
 
 fn file_name(p: &Path) -> String {
@@ -932,7 +1200,58 @@ fn strip_plugin_fields(config: &Value) -> Value {
 }
 
 fn default_orders() -> (Vec<String>, Vec<String>) {
-    (ORDER_FIRST.iter().map(|s| s.to_string()).collect(), ORDER_LAST.iter().map(|s| s.to_string()).collect())
+    (
+        ORDER_FIRST.iter().map(|s| s.to_string()).collect(),
+        ORDER_LAST.iter().map(|s| s.to_string()).collect(),
+    )
+}
+
+/// kustomize reads kustomization fields case-insensitively (Go's JSON decoding): map them to their canonical names.
+fn canonical_field_names(value: Value) -> Value {
+    const NAMES: &[&str] = &[
+        "apiVersion",
+        "kind",
+        "metadata",
+        "openapi",
+        "namePrefix",
+        "nameSuffix",
+        "namespace",
+        "commonLabels",
+        "labels",
+        "commonAnnotations",
+        "patchesStrategicMerge",
+        "patchesJson6902",
+        "patches",
+        "images",
+        "imageTags",
+        "replacements",
+        "replicas",
+        "vars",
+        "sortOptions",
+        "resources",
+        "components",
+        "crds",
+        "bases",
+        "configMapGenerator",
+        "secretGenerator",
+        "helmGlobals",
+        "helmCharts",
+        "helmChartInflationGenerator",
+        "generatorOptions",
+        "configurations",
+        "generators",
+        "transformers",
+        "validators",
+        "buildMetadata",
+    ];
+    let Value::Object(map) = value else { return value };
+    let mut out = Map::new();
+    for (k, v) in map {
+        let key =
+            NAMES.iter().find(|n| n.eq_ignore_ascii_case(&k)).map(|n| n.to_string()).unwrap_or(k);
+        out.insert(key, v);
+    }
+    Value::Object(out)
 }
 
 /// Legacy fields mapped onto current ones, as `kustomize edit fix` does.
@@ -950,7 +1269,10 @@ pub(crate) fn resources_from_text(text: &str) -> std::result::Result<Vec<Resourc
     let mut out = Vec::new();
     while let Some(doc) = queue.pop_front() {
         if !doc.is_object() {
-            return Err(format!("expected a YAML map (a Kubernetes object), found: {}", yaml::to_yaml_document(&doc).trim_end()));
+            return Err(format!(
+                "expected a YAML map (a Kubernetes object), found: {}",
+                yaml::to_yaml_document(&doc).trim_end()
+            ));
         }
         let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("");
         if kind.ends_with("List") && doc.get("items").is_some() {
@@ -975,7 +1297,8 @@ fn make_generated(
     is_secret: bool,
     loader: &dyn KvLoader,
 ) -> std::result::Result<Resource, String> {
-    let behavior = Behavior::parse(&args.behavior).ok_or_else(|| format!("invalid generator behavior '{}'", args.behavior))?;
+    let behavior = Behavior::parse(&args.behavior)
+        .ok_or_else(|| format!("invalid generator behavior '{}'", args.behavior))?;
     let obj = generators::generate(args, options, is_secret, loader)?;
     let mut r = Resource::new(obj);
     r.behavior = behavior;
@@ -986,7 +1309,10 @@ fn make_generated(
 fn append(list: &mut Vec<Resource>, r: Resource) -> Result<()> {
     let id = r.cur_id();
     if list.iter().any(|x| x.cur_id().equals(&id)) {
-        return Err(Error::build("", format!("may not add resource with an already registered id: {id}")));
+        return Err(Error::build(
+            "",
+            format!("may not add resource with an already registered id: {id}"),
+        ));
     }
     list.push(r);
     Ok(())
@@ -999,7 +1325,10 @@ fn merge_accumulator(ra: &mut Accumulator, other: Accumulator) -> Result<()> {
     ra.config.merge(&other.config).map_err(|e| Error::build("merging config", e))?;
     for v in other.vars {
         if ra.vars.iter().any(|x| x.name == v.name) {
-            return Err(Error::build("merging vars", format!("var '{}' already encountered", v.name)));
+            return Err(Error::build(
+                "merging vars",
+                format!("var '{}' already encountered", v.name),
+            ));
         }
         ra.vars.push(v);
     }
@@ -1009,11 +1338,17 @@ fn merge_accumulator(ra: &mut Accumulator, other: Accumulator) -> Result<()> {
 /// Adds a generated resource, merging into or replacing an existing one per its behavior.
 fn absorb(list: &mut Vec<Resource>, r: Resource) -> std::result::Result<(), String> {
     let id = r.cur_id();
-    let matches: Vec<usize> =
-        list.iter().enumerate().filter(|(_, x)| x.all_ids().iter().any(|i| i.equals(&id))).map(|(i, _)| i).collect();
+    let matches: Vec<usize> = list
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| x.all_ids().iter().any(|i| i.equals(&id)))
+        .map(|(i, _)| i)
+        .collect();
     match matches.as_slice() {
         [] => match r.behavior {
-            Behavior::Merge | Behavior::Replace => Err(format!("id {id} does not exist; cannot merge or replace")),
+            Behavior::Merge | Behavior::Replace => {
+                Err(format!("id {id} does not exist; cannot merge or replace"))
+            }
             _ => {
                 list.push(r);
                 Ok(())
@@ -1044,7 +1379,12 @@ fn absorb(list: &mut Vec<Resource>, r: Resource) -> std::result::Result<(), Stri
                     new.ref_var_names = old.ref_var_names.clone();
                     if merge_data {
                         for field in ["data", "binaryData"] {
-                            let mut merged = old.obj.get(field).and_then(Value::as_object).cloned().unwrap_or_default();
+                            let mut merged = old
+                                .obj
+                                .get(field)
+                                .and_then(Value::as_object)
+                                .cloned()
+                                .unwrap_or_default();
                             if let Some(m) = new.obj.get(field).and_then(Value::as_object) {
                                 merged.extend(m.clone());
                             }
@@ -1072,14 +1412,30 @@ fn absorb(list: &mut Vec<Resource>, r: Resource) -> std::result::Result<(), Stri
     }
 }
 
-fn apply_sm_patch_by_id(resources: &mut Vec<Resource>, patch: &SmPatch, schema: &sluice_smp::Schema) -> std::result::Result<(), String> {
+fn apply_sm_patch_by_id(
+    resources: &mut Vec<Resource>,
+    patch: &SmPatch,
+    schema: &sluice_smp::Schema,
+) -> std::result::Result<(), String> {
     let id = patch.id();
-    let matches: Vec<usize> =
-        resources.iter().enumerate().filter(|(_, r)| r.all_ids().iter().any(|i| i.equals(&id))).map(|(i, _)| i).collect();
+    let matches: Vec<usize> = resources
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.all_ids().iter().any(|i| i.equals(&id)))
+        .map(|(i, _)| i)
+        .collect();
     let idx = match matches.as_slice() {
         [i] => *i,
-        [] => return Err(format!("no matches for Id {id}; failed to find unique target for patch {id}")),
-        _ => return Err(format!("multiple matches for Id {id}; failed to find unique target for patch {id}")),
+        [] => {
+            return Err(format!(
+                "no matches for Id {id}; failed to find unique target for patch {id}"
+            ));
+        }
+        _ => {
+            return Err(format!(
+                "multiple matches for Id {id}; failed to find unique target for patch {id}"
+            ));
+        }
     };
     let keep = transformers::apply_sm_patch(&mut resources[idx], patch, schema)
         .map_err(|e| format!("applying patch to {id}: {e}"))?;

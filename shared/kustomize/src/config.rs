@@ -68,14 +68,24 @@ impl TransformerConfig {
                 let cols: Vec<&str> = line.split(' ').collect();
                 if cols[0] == "nameReference" {
                     let target = parse_gvk(cols[1]);
-                    let fs = FieldSpec { gvk: parse_gvk(cols[2]), path: cols[3].to_string(), create: false };
+                    let fs = FieldSpec {
+                        gvk: parse_gvk(cols[2]),
+                        path: cols[3].to_string(),
+                        create: false,
+                    };
                     match tc.name_reference.iter_mut().find(|b| b.gvk == target) {
                         Some(b) => b.referrers.push(fs),
-                        None => tc.name_reference.push(NameBackReference { gvk: target, referrers: vec![fs] }),
+                        None => tc
+                            .name_reference
+                            .push(NameBackReference { gvk: target, referrers: vec![fs] }),
                     }
                     continue;
                 }
-                let fs = FieldSpec { gvk: parse_gvk(cols[1]), path: cols[2].to_string(), create: cols[3] == "1" };
+                let fs = FieldSpec {
+                    gvk: parse_gvk(cols[1]),
+                    path: cols[2].to_string(),
+                    create: cols[3] == "1",
+                };
                 let list = match cols[0] {
                     "namePrefix" => &mut tc.name_prefix,
                     "nameSuffix" => &mut tc.name_suffix,
@@ -160,7 +170,8 @@ pub(crate) fn merge_all(into: &mut Vec<FieldSpec>, incoming: &[FieldSpec]) -> Re
 }
 
 pub(crate) fn merge_one(into: &mut Vec<FieldSpec>, fs: FieldSpec) -> Result<(), String> {
-    if let Some(existing) = into.iter().find(|x| x.gvk.is_selected_by(&fs.gvk) && x.path == fs.path) {
+    if let Some(existing) = into.iter().find(|x| x.gvk.is_selected_by(&fs.gvk) && x.path == fs.path)
+    {
         if existing.create != fs.create {
             return Err(format!("conflicting fieldspecs for path '{}' of {}", fs.path, fs.gvk));
         }

@@ -59,7 +59,8 @@ pub(crate) fn apply(
     }
     let path = split_path(&fs.path);
     let create = if fs.create { create } else { Create::Nothing };
-    walk(obj, &path, create, set).map_err(|e| format!("considering field '{}' of object: {e}", fs.path))
+    walk(obj, &path, create, set)
+        .map_err(|e| format!("considering field '{}' of object: {e}", fs.path))
 }
 
 /// Walks `path` from `node`.
@@ -98,10 +99,12 @@ pub(crate) fn walk(
                     Value::Object(Map::new())
                 };
                 map.insert(name.to_string(), fresh);
-            } else if map.get(name).is_some_and(Value::is_null) && create != Create::Nothing && !is_seq {
-                if path.len() > 1 || create == Create::Map {
-                    map.insert(name.to_string(), Value::Object(Map::new()));
-                }
+            } else if map.get(name).is_some_and(Value::is_null)
+                && create != Create::Nothing
+                && !is_seq
+                && (path.len() > 1 || create == Create::Map)
+            {
+                map.insert(name.to_string(), Value::Object(Map::new()));
             }
             let child = map.get_mut(name).expect("present: checked or inserted above");
             walk(child, &path[1..], create, set)

@@ -70,7 +70,10 @@ impl FileSystem for MemoryFileSystem {
         if dir.as_os_str().is_empty() || dir == Path::new("/") {
             return true;
         }
-        self.files.range(dir.clone()..).find(|(p, _)| **p != dir).is_some_and(|(p, _)| p.starts_with(&dir))
+        self.files
+            .range(dir.clone()..)
+            .find(|(p, _)| **p != dir)
+            .is_some_and(|(p, _)| p.starts_with(&dir))
     }
     fn is_file(&self, path: &Path) -> bool {
         self.files.contains_key(&normalize(path))

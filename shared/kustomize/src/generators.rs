@@ -11,7 +11,10 @@ pub(crate) trait KvLoader {
 }
 
 /// Merges kustomization-wide generator options under per-generator ones.
-pub(crate) fn merge_options(local: Option<&GeneratorOptions>, global: Option<&GeneratorOptions>) -> GeneratorOptions {
+pub(crate) fn merge_options(
+    local: Option<&GeneratorOptions>,
+    global: Option<&GeneratorOptions>,
+) -> GeneratorOptions {
     let mut out = GeneratorOptions::default();
     if let Some(g) = global {
         out = g.clone();
@@ -38,7 +41,11 @@ fn parse_literal(source: &str) -> Result<(String, String), String> {
 
 fn remove_quotes(s: &str) -> &str {
     let b = s.as_bytes();
-    if b.len() >= 2 && b[0] == b[b.len() - 1] && (b[0] == b'"' || b[0] == b'\'') { &s[1..s.len() - 1] } else { s }
+    if b.len() >= 2 && b[0] == b[b.len() - 1] && (b[0] == b'"' || b[0] == b'\'') {
+        &s[1..s.len() - 1]
+    } else {
+        s
+    }
 }
 
 fn parse_file_source(source: &str) -> Result<(String, String), String> {
@@ -61,7 +68,8 @@ fn parse_file_source(source: &str) -> Result<(String, String), String> {
 }
 
 fn env_pairs(content: &[u8], file: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
-    let text = std::str::from_utf8(content).map_err(|_| format!("env file {file} has invalid utf8 bytes"))?;
+    let text = std::str::from_utf8(content)
+        .map_err(|_| format!("env file {file} has invalid utf8 bytes"))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out = Vec::new();
     for line in text.lines() {
@@ -70,7 +78,10 @@ fn env_pairs(content: &[u8], file: &str) -> Result<Vec<(String, Vec<u8>)>, Strin
             continue;
         }
         let (key, value) = line.split_once('=').unwrap_or((line, ""));
-        if key.is_empty() || key.chars().any(|c| c.is_whitespace()) || key.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+        if key.is_empty()
+            || key.chars().any(|c| c.is_whitespace())
+            || key.chars().next().is_some_and(|c| c.is_ascii_digit())
+        {
             return Err(format!("invalid env var name {key:?} in env file {file}"));
         }
         out.push((key.to_string(), value.as_bytes().to_vec()));
@@ -119,14 +130,14 @@ pub(crate) fn generate(
             return Err(format!("configmap {} illegally repeats the key `{k}`", args.name));
         }
         if is_secret {
-            data.insert(k, Value::String(base64(&v)));
+            data.insert(k, Value::String(base64_wrapped(&v)));
         } else {
             match String::from_utf8(v) {
                 Ok(s) => {
                     data.insert(k, Value::String(s));
                 }
                 Err(e) => {
-                    binary.insert(k, Value::String(base64(e.as_bytes())));
+                    binary.insert(k, Value::String(base64_wrapped(e.as_bytes())));
                 }
             }
         }
@@ -147,7 +158,10 @@ pub(crate) fn generate(
     obj.insert("kind".into(), json!(kind));
     obj.insert("metadata".into(), Value::Object(metadata));
     if is_secret {
-        obj.insert("type".into(), json!(if args.r#type.is_empty() { "Opaque" } else { &args.r#type }));
+        obj.insert(
+            "type".into(),
+            json!(if args.r#type.is_empty() { "Opaque" } else { &args.r#type }),
+        );
     }
     if !data.is_empty() {
         obj.insert("data".into(), Value::Object(data));
@@ -162,7 +176,24 @@ pub(crate) fn generate(
 }
 
 fn is_valid_key(k: &str) -> bool {
-    !k.is_empty() && k.len() <= 253 && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    !k.is_empty()
+        && k.len() <= 253
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+}
+
+/// Base64 broken into 70-character lines (each ending in a newline) once it is that long, as kyaml writes Secret data.
+pub(crate) fn base64_wrapped(data: &[u8]) -> String {
+    const LINE: usize = 70;
+    let encoded = base64(data);
+    if encoded.len() < LINE {
+        return encoded;
+    }
+    let mut out = String::with_capacity(encoded.len() + encoded.len() / LINE + 1);
+    for chunk in encoded.as_bytes().chunks(LINE) {
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push('\n');
+    }
+    out
 }
 
 /// Standard base64 with padding.
@@ -228,7 +259,9 @@ fn write_go_string(out: &mut String, s: &str) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
             c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push(c),
         }
@@ -287,14 +320,19 @@ mod tests {
 
     #[test]
     fn base64_matches_rfc4648() {
-        for (input, expected) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foobar", "Zm9vYmFy")] {
+        for (input, expected) in
+            [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foobar", "Zm9vYmFy")]
+        {
             assert_eq!(base64(input.as_bytes()), expected);
         }
     }
 
     #[test]
     fn go_json_sorts_and_escapes() {
-        assert_eq!(go_json(&json!({"b": "<&>", "a": [1, null]})), r#"{"a":[1,null],"b":"\u003c\u0026\u003e"}"#);
+        assert_eq!(
+            go_json(&json!({"b": "<&>", "a": [1, null]})),
+            r#"{"a":[1,null],"b":"\u003c\u0026\u003e"}"#
+        );
     }
 
     #[test]

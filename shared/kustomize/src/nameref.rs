@@ -22,10 +22,17 @@ struct Candidate {
 ///
 /// # Errors
 /// When a reference is ambiguous (several renamed objects could be meant).
-pub(crate) fn fix_back_references(resources: &mut [Resource], back_refs: &[NameBackReference]) -> Result<()> {
-    let snapshot: Vec<Candidate> =
-        resources.iter().enumerate().map(|(idx, r)| Candidate { idx, cur: r.cur_id(), prev: r.prev_ids() }).collect();
-    let meta: Vec<Resource> = resources.iter().map(|r| Resource { obj: Value::Null, ..r.clone() }).collect();
+pub(crate) fn fix_back_references(
+    resources: &mut [Resource],
+    back_refs: &[NameBackReference],
+) -> Result<()> {
+    let snapshot: Vec<Candidate> = resources
+        .iter()
+        .enumerate()
+        .map(|(idx, r)| Candidate { idx, cur: r.cur_id(), prev: r.prev_ids() })
+        .collect();
+    let meta: Vec<Resource> =
+        resources.iter().map(|r| Resource { obj: Value::Null, ..r.clone() }).collect();
     let org_ids: Vec<ResId> = resources.iter().map(Resource::org_id).collect();
     for i in 0..resources.len() {
         let mut filters: Vec<(&FieldSpec, &Gvk)> = Vec::new();
@@ -44,8 +51,10 @@ pub(crate) fn fix_back_references(resources: &mut [Resource], back_refs: &[NameB
         let mut obj = std::mem::take(&mut resources[i].obj);
         let mut ref_by: Vec<usize> = Vec::new();
         for (spec, target_gvk) in filters {
-            let role_ref_gvk = if spec.path.ends_with("roleRef/name") { role_ref_gvk(&obj) } else { None };
-            let spec_here = FieldSpec { gvk: Gvk::default(), path: spec.path.clone(), create: false };
+            let role_ref_gvk =
+                if spec.path.ends_with("roleRef/name") { role_ref_gvk(&obj) } else { None };
+            let spec_here =
+                FieldSpec { gvk: Gvk::default(), path: spec.path.clone(), create: false };
             let ctx = Ctx {
                 referrer: &meta[i],
                 referrer_id: &referrer_id,
@@ -54,11 +63,16 @@ pub(crate) fn fix_back_references(resources: &mut [Resource], back_refs: &[NameB
                 candidates: &candidates,
                 meta: &meta,
             };
-            let result = fieldspec::apply(&mut obj, &spec_here, Create::Nothing, &mut |node| ctx.set(node, &mut ref_by));
+            let result = fieldspec::apply(&mut obj, &spec_here, Create::Nothing, &mut |node| {
+                ctx.set(node, &mut ref_by)
+            });
             if let Err(e) = result {
                 resources[i].obj = obj;
                 return Err(Error::build(
-                    format!("updating name reference in '{}' field of '{}'", spec.path, referrer_id),
+                    format!(
+                        "updating name reference in '{}' field of '{}'",
+                        spec.path, referrer_id
+                    ),
                     e,
                 ));
             }
@@ -81,7 +95,11 @@ fn role_ref_gvk(obj: &Value) -> Option<Gvk> {
 }
 
 /// Resources a referrer may refer to: same namespace, cluster-scoped, or RoleBinding subject namespaces.
-fn subset_referable<'s>(resources: &[Resource], snapshot: &'s [Candidate], i: usize) -> Result<Vec<&'s Candidate>> {
+fn subset_referable<'s>(
+    resources: &[Resource],
+    snapshot: &'s [Candidate],
+    i: usize,
+) -> Result<Vec<&'s Candidate>> {
     let referrer = &resources[i];
     let rid = referrer.cur_id();
     if rid.gvk.is_cluster_scoped() {
@@ -98,7 +116,10 @@ fn subset_referable<'s>(resources: &[Resource], snapshot: &'s [Candidate], i: us
                 match ns.as_str() {
                     Some(n) => rb_namespaces.push(n.to_string()),
                     None => {
-                        return Err(Error::build("", format!("Invalid Input: namespace is blank for resource {rid:?}")));
+                        return Err(Error::build(
+                            "",
+                            format!("Invalid Input: namespace is blank for resource {rid:?}"),
+                        ));
                     }
                 }
             }
@@ -106,7 +127,11 @@ fn subset_referable<'s>(resources: &[Resource], snapshot: &'s [Candidate], i: us
     }
     Ok(snapshot
         .iter()
-        .filter(|c| c.cur.gvk.is_cluster_scoped() || c.cur.is_ns_equal(&rid) || rb_namespaces.contains(&c.cur.namespace))
+        .filter(|c| {
+            c.cur.gvk.is_cluster_scoped()
+                || c.cur.is_ns_equal(&rid)
+                || rb_namespaces.contains(&c.cur.namespace)
+        })
         .collect())
 }
 
@@ -152,31 +177,38 @@ impl Ctx<'_> {
     }
 
     fn set_mapping(&self, node: &mut Value, ref_by: &mut Vec<usize>) -> Result<(), String> {
-        let Some(name) = node.get("name") else { return Err("path config error; no 'name' field in node".into()) };
+        let Some(name) = node.get("name") else {
+            return Err("path config error; no 'name' field in node".into());
+        };
         let old = match name {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        let candidates: Vec<&Candidate> = match node.get("namespace").map(|n| n.as_str().unwrap_or("").to_string()) {
-            None => self.candidates.to_vec(),
-            Some(ns) => {
-                let by_org: Vec<&Candidate> = self
-                    .candidates
-                    .iter()
-                    .copied()
-                    .filter(|c| {
-                        let org = c.prev.first().unwrap_or(&c.cur);
-                        let org_ns = if c.prev.is_empty() { c.cur.namespace.clone() } else { org.namespace.clone() };
-                        org_ns == ns
-                    })
-                    .collect();
-                if by_org.is_empty() {
-                    self.candidates.iter().copied().filter(|c| c.cur.namespace == ns).collect()
-                } else {
-                    by_org
+        let candidates: Vec<&Candidate> =
+            match node.get("namespace").map(|n| n.as_str().unwrap_or("").to_string()) {
+                None => self.candidates.to_vec(),
+                Some(ns) => {
+                    let by_org: Vec<&Candidate> = self
+                        .candidates
+                        .iter()
+                        .copied()
+                        .filter(|c| {
+                            let org = c.prev.first().unwrap_or(&c.cur);
+                            let org_ns = if c.prev.is_empty() {
+                                c.cur.namespace.clone()
+                            } else {
+                                org.namespace.clone()
+                            };
+                            org_ns == ns
+                        })
+                        .collect();
+                    if by_org.is_empty() {
+                        self.candidates.iter().copied().filter(|c| c.cur.namespace == ns).collect()
+                    } else {
+                        by_org
+                    }
                 }
-            }
-        };
+            };
         let Some(c) = self.select(&old, candidates, true)? else { return Ok(()) };
         ref_by.push(c.idx);
         if c.cur.name == old && c.cur.namespace.is_empty() {
@@ -191,12 +223,19 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    fn select<'c>(&self, old: &str, candidates: Vec<&'c Candidate>, with_ns: bool) -> Result<Option<&'c Candidate>, String> {
+    fn select<'c>(
+        &self,
+        old: &str,
+        candidates: Vec<&'c Candidate>,
+        with_ns: bool,
+    ) -> Result<Option<&'c Candidate>, String> {
         let mut cs: Vec<&Candidate> = candidates
             .into_iter()
             .filter(|c| c.prev.iter().any(|id| id.name == old))
             .filter(|c| c.prev.iter().any(|id| id.gvk.is_selected_by(self.target)))
-            .filter(|c| self.role_ref.is_none_or(|g| c.prev.iter().any(|id| id.gvk.is_selected_by(g))))
+            .filter(|c| {
+                self.role_ref.is_none_or(|g| c.prev.iter().any(|id| id.gvk.is_selected_by(g)))
+            })
             .filter(|c| {
                 self.referrer_id.gvk.is_cluster_scoped()
                     || c.cur.gvk.is_cluster_scoped()
@@ -216,8 +255,9 @@ impl Ctx<'_> {
             1 => Ok(Some(cs[0])),
             _ => {
                 let first = &cs[0].cur;
-                let identical =
-                    cs.iter().all(|c| c.cur.name == first.name && (!with_ns || c.cur.namespace == first.namespace));
+                let identical = cs.iter().all(|c| {
+                    c.cur.name == first.name && (!with_ns || c.cur.namespace == first.namespace)
+                });
                 if identical {
                     return Ok(Some(cs[0]));
                 }

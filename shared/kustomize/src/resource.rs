@@ -54,7 +54,11 @@ impl Gvk {
 
     /// `group/version` or `version`.
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
     }
 
     /// Whether this gvk is selected by `selector` (empty selector parts match anything).
@@ -72,8 +76,15 @@ impl Gvk {
 
 impl fmt::Display for Gvk {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let or = |s: &str, d: &'static str| if s.is_empty() { d.to_string() } else { s.to_string() };
-        write!(f, "{}.{}.{}", or(&self.kind, "[noKind]"), or(&self.version, "[noVer]"), or(&self.group, "[noGrp]"))
+        let or =
+            |s: &str, d: &'static str| if s.is_empty() { d.to_string() } else { s.to_string() };
+        write!(
+            f,
+            "{}.{}.{}",
+            or(&self.kind, "[noKind]"),
+            or(&self.version, "[noVer]"),
+            or(&self.group, "[noGrp]")
+        )
     }
 }
 
@@ -193,7 +204,11 @@ impl Resource {
     }
 
     pub(crate) fn cur_id(&self) -> ResId {
-        ResId { gvk: self.gvk(), name: self.name().to_string(), namespace: self.namespace().to_string() }
+        ResId {
+            gvk: self.gvk(),
+            name: self.name().to_string(),
+            namespace: self.namespace().to_string(),
+        }
     }
 
     pub(crate) fn prev_ids(&self) -> Vec<ResId> {
@@ -247,7 +262,12 @@ impl Resource {
     }
 
     pub(crate) fn string_map(&self, field: &str) -> Map<String, Value> {
-        self.obj.get("metadata").and_then(|m| m.get(field)).and_then(Value::as_object).cloned().unwrap_or_default()
+        self.obj
+            .get("metadata")
+            .and_then(|m| m.get(field))
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub(crate) fn labels(&self) -> Map<String, Value> {
@@ -286,7 +306,8 @@ impl Resource {
             (either_prefix_empty || same_ending(&self.prefixes, &other.prefixes))
                 && (either_suffix_empty || same_ending(&self.suffixes, &other.suffixes))
         } else {
-            same_ending(&self.prefixes, &other.prefixes) && same_ending(&self.suffixes, &other.suffixes)
+            same_ending(&self.prefixes, &other.prefixes)
+                && same_ending(&self.suffixes, &other.suffixes)
         }
     }
 }
@@ -336,7 +357,8 @@ pub(crate) const ORDER_FIRST: &[&str] = &[
     "PodDisruptionBudget",
 ];
 /// Kinds sorted last, in this order.
-pub(crate) const ORDER_LAST: &[&str] = &["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"];
+pub(crate) const ORDER_LAST: &[&str] =
+    &["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"];
 
 fn type_order(kind: &str, first: &[String], last: &[String]) -> i64 {
     if let Some(i) = first.iter().position(|k| k == kind) {
@@ -381,7 +403,10 @@ pub(crate) fn legacy_sort(resources: &mut [Resource], first: &[String], last: &[
                 return ia.cmp(&ib);
             }
             let (ka, kb) = (gvk_sort_string(&ga), gvk_sort_string(&gb));
-            if ga.kind == "Namespace" && gb.kind == "Namespace" && (ga.group.is_empty() || gb.group.is_empty()) {
+            if ga.kind == "Namespace"
+                && gb.kind == "Namespace"
+                && (ga.group.is_empty() || gb.group.is_empty())
+            {
                 return kb.cmp(&ka);
             }
             return ka.cmp(&kb);

@@ -21,7 +21,9 @@ fn anchored(pattern: &str) -> Result<Option<Regex>, String> {
     if pattern.is_empty() {
         return Ok(None);
     }
-    Regex::new(&format!("^(?:{pattern})$")).map(Some).map_err(|e| format!("invalid regex {pattern:?}: {e}"))
+    Regex::new(&format!("^(?:{pattern})$"))
+        .map(Some)
+        .map_err(|e| format!("invalid regex {pattern:?}: {e}"))
 }
 
 fn is_match(re: &Option<Regex>, s: &str) -> bool {
@@ -45,17 +47,22 @@ impl CompiledSelector {
     pub(crate) fn matches(&self, r: &Resource) -> bool {
         let cur = r.cur_id();
         let org = r.org_id();
-        if !is_match(&self.namespace, org.effective_namespace()) && !is_match(&self.namespace, cur.effective_namespace()) {
+        if !is_match(&self.namespace, org.effective_namespace())
+            && !is_match(&self.namespace, cur.effective_namespace())
+        {
             return false;
         }
         if !is_match(&self.name, &org.name) && !is_match(&self.name, &cur.name) {
             return false;
         }
-        if !(is_match(&self.group, &cur.gvk.group) && is_match(&self.version, &cur.gvk.version) && is_match(&self.kind, &cur.gvk.kind))
+        if !(is_match(&self.group, &cur.gvk.group)
+            && is_match(&self.version, &cur.gvk.version)
+            && is_match(&self.kind, &cur.gvk.kind))
         {
             return false;
         }
-        matches_requirements(&self.labels, &r.labels()) && matches_requirements(&self.annotations, &r.annotations())
+        matches_requirements(&self.labels, &r.labels())
+            && matches_requirements(&self.annotations, &r.annotations())
     }
 }
 
@@ -132,7 +139,9 @@ pub(crate) fn parse_label_selector(s: &str) -> Result<Vec<Requirement>, String> 
 
 /// Whether a label (or annotation) map satisfies all requirements.
 pub(crate) fn matches_requirements(reqs: &[Requirement], map: &Map<String, Value>) -> bool {
-    let get = |k: &str| map.get(k).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+    let get = |k: &str| {
+        map.get(k).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+    };
     reqs.iter().all(|r| match r {
         Requirement::Equals(k, v) => get(k).as_deref() == Some(v.as_str()),
         Requirement::NotEquals(k, v) => get(k).as_deref() != Some(v.as_str()),
@@ -151,7 +160,11 @@ mod tests {
     #[track_caller]
     fn check(selector: &str, labels: Value, expected: bool) {
         let reqs = parse_label_selector(selector).unwrap();
-        assert_eq!(matches_requirements(&reqs, labels.as_object().unwrap()), expected, "{selector}");
+        assert_eq!(
+            matches_requirements(&reqs, labels.as_object().unwrap()),
+            expected,
+            "{selector}"
+        );
     }
 
     #[test]

@@ -4,15 +4,19 @@
 use serde_json::{Map, Value};
 
 use crate::fieldspec::{self, Create};
+use crate::resource::ResId;
 use crate::resource::Resource;
 use crate::selector::{id_selected_by, matches_requirements, parse_label_selector};
 use crate::types::{FieldSpec, Gvk, Image, Replacement, Replica};
-use crate::resource::ResId;
 
 type Res<T> = Result<T, String>;
 
 /// Sets string entries in the maps the field specs reach (labels, annotations).
-pub(crate) fn set_map_entries(resources: &mut [Resource], entries: &[(String, String)], specs: &[FieldSpec]) -> Res<()> {
+pub(crate) fn set_map_entries(
+    resources: &mut [Resource],
+    entries: &[(String, String)],
+    specs: &[FieldSpec],
+) -> Res<()> {
     if entries.is_empty() {
         return Ok(());
     }
@@ -23,7 +27,9 @@ pub(crate) fn set_map_entries(resources: &mut [Resource], entries: &[(String, St
                 if node.is_null() {
                     *node = Value::Object(Map::new());
                 }
-                let map = node.as_object_mut().ok_or_else(|| format!("expected a map at '{}'", fs.path))?;
+                let map = node
+                    .as_object_mut()
+                    .ok_or_else(|| format!("expected a map at '{}'", fs.path))?;
                 for (k, v) in entries {
                     map.insert(k.clone(), Value::String(v.clone()));
                 }
@@ -35,15 +41,27 @@ pub(crate) fn set_map_entries(resources: &mut [Resource], entries: &[(String, St
     Ok(())
 }
 
-const PREFIX_SKIP: &[(&str, &str)] =
-    &[("", "CustomResourceDefinition"), ("apiregistration.k8s.io", "APIService"), ("", "Namespace")];
+const PREFIX_SKIP: &[(&str, &str)] = &[
+    ("", "CustomResourceDefinition"),
+    ("apiregistration.k8s.io", "APIService"),
+    ("", "Namespace"),
+];
 
 /// Adds a prefix or suffix to names at the field specs.
-pub(crate) fn add_name_affix(resources: &mut [Resource], affix: &str, is_prefix: bool, specs: &[FieldSpec]) -> Res<()> {
+pub(crate) fn add_name_affix(
+    resources: &mut [Resource],
+    affix: &str,
+    is_prefix: bool,
+    specs: &[FieldSpec],
+) -> Res<()> {
     for r in resources.iter_mut() {
         let org = r.org_id();
         if PREFIX_SKIP.iter().any(|(g, k)| {
-            org.gvk.is_selected_by(&Gvk { group: g.to_string(), version: String::new(), kind: k.to_string() })
+            org.gvk.is_selected_by(&Gvk {
+                group: g.to_string(),
+                version: String::new(),
+                kind: k.to_string(),
+            })
         }) {
             continue;
         }
@@ -67,7 +85,11 @@ pub(crate) fn add_name_affix(resources: &mut [Resource], affix: &str, is_prefix:
                     Value::Null => return Ok(()),
                     other => other.to_string(),
                 };
-                *node = Value::String(if is_prefix { format!("{affix}{cur}") } else { format!("{cur}{affix}") });
+                *node = Value::String(if is_prefix {
+                    format!("{affix}{cur}")
+                } else {
+                    format!("{cur}{affix}")
+                });
                 Ok(())
             })?;
         }
@@ -119,11 +141,16 @@ pub(crate) fn set_namespace(
             let entry = meta.entry("namespace").or_insert(Value::Null);
             set(entry)?;
         }
-        if is_rb && subjects != SubjectMode::None {
-            if let Some(Value::Array(subs)) = r.obj.get_mut("subjects") {
+        if is_rb
+            && subjects != SubjectMode::None
+            && let Some(Value::Array(subs)) = r.obj.get_mut("subjects")
+        {
+            {
                 for s in subs.iter_mut() {
                     let selected = match subjects {
-                        SubjectMode::DefaultOnly => s.get("name").and_then(Value::as_str) == Some("default"),
+                        SubjectMode::DefaultOnly => {
+                            s.get("name").and_then(Value::as_str) == Some("default")
+                        }
                         _ => s.get("kind").and_then(Value::as_str) == Some("ServiceAccount"),
                     };
                     if selected && let Some(m) = s.as_object_mut() {
@@ -139,7 +166,10 @@ pub(crate) fn set_namespace(
             if api_version != "v1" && fs.path == "metadata/name" {
                 continue;
             }
-            if is_rb && fs.path == "subjects/namespace" && (fs.gvk.kind == "RoleBinding" || fs.gvk.kind == "ClusterRoleBinding") {
+            if is_rb
+                && fs.path == "subjects/namespace"
+                && (fs.gvk.kind == "RoleBinding" || fs.gvk.kind == "ClusterRoleBinding")
+            {
                 continue;
             }
             let mut setter = set;
@@ -258,11 +288,19 @@ pub(crate) fn set_image(resources: &mut [Resource], image: &Image, specs: &[Fiel
 }
 
 /// Applies one `replicas:` entry.
-pub(crate) fn set_replicas(resources: &mut [Resource], replica: &Replica, specs: &[FieldSpec]) -> Res<()> {
+pub(crate) fn set_replicas(
+    resources: &mut [Resource],
+    replica: &Replica,
+    specs: &[FieldSpec],
+) -> Res<()> {
     let mut found = false;
     for fs in specs {
         for r in resources.iter_mut() {
-            if !r.all_ids().iter().any(|id| id.name == replica.name && id.gvk.is_selected_by(&fs.gvk)) {
+            if !r
+                .all_ids()
+                .iter()
+                .any(|id| id.name == replica.name && id.gvk.is_selected_by(&fs.gvk))
+            {
                 continue;
             }
             found = true;
@@ -299,14 +337,20 @@ impl SmPatch {
 }
 
 /// Applies a strategic merge patch to one resource; `Ok(false)` when the patch deletes it.
-pub(crate) fn apply_sm_patch(r: &mut Resource, patch: &SmPatch, schema: &sluice_smp::Schema) -> Res<bool> {
+pub(crate) fn apply_sm_patch(
+    r: &mut Resource,
+    patch: &SmPatch,
+    schema: &sluice_smp::Schema,
+) -> Res<bool> {
     let (name, ns, kind) = (r.name().to_string(), r.namespace().to_string(), r.kind().to_string());
     if patch.allow_name_change || patch.allow_kind_change {
         r.store_previous_id();
     }
     // The patch takes the target's apiVersion (kustomize copies the gvk), but keeps its kind.
     let mut p = patch.patch.clone();
-    if let Some(m) = p.as_object_mut() {
+    if let Some(m) = p.as_object_mut()
+        && r.obj.get("apiVersion").is_some()
+    {
         m.insert("apiVersion".into(), Value::String(r.api_version().to_string()));
     }
     let merged = sluice_smp::merge(&r.obj, &p, schema).map_err(|e| e.to_string())?;
@@ -342,7 +386,10 @@ pub(crate) fn decode_json_patch(text: &str) -> Res<json_patch::Patch> {
 }
 
 fn first_doc(text: &str) -> Res<Value> {
-    crate::yaml::parse_documents(text)?.into_iter().next().ok_or_else(|| "empty json patch operations".to_string())
+    crate::yaml::parse_documents(text)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| "empty json patch operations".to_string())
 }
 
 // ---- replacements ----------------------------------------------------------------------------
@@ -367,11 +414,31 @@ pub(crate) fn split_dotted(path: &str) -> Vec<String> {
         }
     }
     parts.push(cur);
-    parts
+    // `ports[0]` and `containers[name=x]` address list elements after a field name.
+    let mut out = Vec::with_capacity(parts.len());
+    for part in parts {
+        match part.find('[') {
+            Some(i) if i > 0 && part.ends_with(']') => {
+                out.push(part[..i].to_string());
+                let inner = &part[i + 1..part.len() - 1];
+                if inner.parse::<usize>().is_ok() {
+                    out.push(inner.to_string())
+                } else {
+                    out.push(part[i..].to_string())
+                }
+            }
+            _ => out.push(part),
+        }
+    }
+    out
 }
 
 /// Finds (and optionally creates) the nodes a dotted path reaches.
-pub(crate) fn path_nodes<'a>(node: &'a mut Value, path: &[String], create: Option<&Value>) -> Vec<&'a mut Value> {
+pub(crate) fn path_nodes<'a>(
+    node: &'a mut Value,
+    path: &[String],
+    create: Option<&Value>,
+) -> Vec<&'a mut Value> {
     if path.is_empty() {
         return vec![node];
     }
@@ -381,7 +448,9 @@ pub(crate) fn path_nodes<'a>(node: &'a mut Value, path: &[String], create: Optio
         if let Some((k, v)) = inner.split_once('=') {
             let Value::Array(items) = node else { return Vec::new() };
             let matches = |item: &Value| {
-                item.get(k).is_some_and(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string()) == v)
+                item.get(k).is_some_and(|x| {
+                    x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string()) == v
+                })
             };
             if !items.iter().any(matches) {
                 if create.is_none() {
@@ -391,13 +460,19 @@ pub(crate) fn path_nodes<'a>(node: &'a mut Value, path: &[String], create: Optio
                 m.insert(k.to_string(), Value::String(v.to_string()));
                 items.push(Value::Object(m));
             }
-            return items.iter_mut().filter(|i| matches(i)).flat_map(|i| path_nodes(i, rest, create)).collect();
+            return items
+                .iter_mut()
+                .filter(|i| matches(i))
+                .flat_map(|i| path_nodes(i, rest, create))
+                .collect();
         }
         return field_nodes(node, inner, rest, create);
     }
     if seg == "*" {
         return match node {
-            Value::Array(items) => items.iter_mut().flat_map(|i| path_nodes(i, rest, create)).collect(),
+            Value::Array(items) => {
+                items.iter_mut().flat_map(|i| path_nodes(i, rest, create)).collect()
+            }
             Value::Object(m) => m.values_mut().flat_map(|i| path_nodes(i, rest, create)).collect(),
             _ => Vec::new(),
         };
@@ -422,7 +497,12 @@ pub(crate) fn path_nodes<'a>(node: &'a mut Value, path: &[String], create: Optio
     field_nodes(node, seg, rest, create)
 }
 
-fn field_nodes<'a>(node: &'a mut Value, name: &str, rest: &[String], create: Option<&Value>) -> Vec<&'a mut Value> {
+fn field_nodes<'a>(
+    node: &'a mut Value,
+    name: &str,
+    rest: &[String],
+    create: Option<&Value>,
+) -> Vec<&'a mut Value> {
     if node.is_null() && create.is_some() {
         *node = Value::Object(Map::new());
     }
@@ -459,7 +539,9 @@ fn scalar_text(v: &Value) -> String {
 /// Converts text to a scalar of the same type as `like` when it reads as one (kyaml keeps the target's tag).
 fn retyped(text: &str, like: &Value) -> Value {
     match like {
-        Value::Number(_) => serde_json::from_str::<serde_json::Number>(text).map(Value::Number).unwrap_or(Value::String(text.into())),
+        Value::Number(_) => serde_json::from_str::<serde_json::Number>(text)
+            .map(Value::Number)
+            .unwrap_or(Value::String(text.into())),
         Value::Bool(_) => match text {
             "true" => Value::Bool(true),
             "false" => Value::Bool(false),
@@ -470,12 +552,19 @@ fn retyped(text: &str, like: &Value) -> Value {
 }
 
 /// Applies replacements in order.
-pub(crate) fn apply_replacements(resources: &mut [Resource], replacements: &[Replacement]) -> Res<()> {
+pub(crate) fn apply_replacements(
+    resources: &mut [Resource],
+    replacements: &[Replacement],
+) -> Res<()> {
     for rep in replacements {
         let (Some(source), false) = (&rep.source, rep.targets.is_empty()) else {
             return Err("replacements must specify a source and at least one target".into());
         };
-        let source_id = ResId { gvk: source.gvk.clone(), name: source.name.clone(), namespace: source.namespace.clone() };
+        let source_id = ResId {
+            gvk: source.gvk.clone(),
+            name: source.name.clone(),
+            namespace: source.namespace.clone(),
+        };
         let mut found: Option<usize> = None;
         for (i, r) in resources.iter().enumerate() {
             if r.all_ids().iter().any(|id| id_selected_by(id, &source_id)) {
@@ -486,13 +575,25 @@ pub(crate) fn apply_replacements(resources: &mut [Resource], replacements: &[Rep
             }
         }
         let Some(src_idx) = found else { return Err(format!("nothing selected by {source_id}")) };
-        let field_path = if source.field_path.is_empty() { "metadata.name" } else { &source.field_path };
+        let field_path =
+            if source.field_path.is_empty() { "metadata.name" } else { &source.field_path };
         let mut src_obj = resources[src_idx].obj.clone();
         let path = split_dotted(field_path);
         let nodes = path_nodes(&mut src_obj, &path, None);
         let mut value = match nodes.into_iter().next() {
-            Some(v) if !v.is_null() && v != &Value::Object(Map::new()) && v != &Value::Array(vec![]) && v != &Value::String(String::new()) => v.clone(),
-            _ => return Err(format!("fieldPath `{field_path}` is missing for replacement source {source_id}")),
+            Some(v)
+                if !v.is_null()
+                    && v != &Value::Object(Map::new())
+                    && v != &Value::Array(vec![])
+                    && v != &Value::String(String::new()) =>
+            {
+                v.clone()
+            }
+            _ => {
+                return Err(format!(
+                    "fieldPath `{field_path}` is missing for replacement source {source_id}"
+                ));
+            }
         };
         if let Some(opts) = source.options.as_ref().filter(|o| !o.delimiter.is_empty()) {
             if value.is_object() || value.is_array() {
@@ -501,18 +602,33 @@ pub(crate) fn apply_replacements(resources: &mut [Resource], replacements: &[Rep
             let text = scalar_text(&value);
             let parts: Vec<&str> = text.split(opts.delimiter.as_str()).collect();
             if opts.index < 0 || opts.index as usize >= parts.len() {
-                return Err(format!("options.index {} is out of bounds for value {text}", opts.index));
+                return Err(format!(
+                    "options.index {} is out of bounds for value {text}",
+                    opts.index
+                ));
             }
             value = Value::String(parts[opts.index as usize].to_string());
         }
         for target in &rep.targets {
-            let Some(select) = &target.select else { return Err("target must specify resources to select".into()) };
-            let select_id = ResId { gvk: select.gvk.clone(), name: select.name.clone(), namespace: select.namespace.clone() };
+            let Some(select) = &target.select else {
+                return Err("target must specify resources to select".into());
+            };
+            let select_id = ResId {
+                gvk: select.gvk.clone(),
+                name: select.name.clone(),
+                namespace: select.namespace.clone(),
+            };
             let select_labels = parse_label_selector(&select.label_selector)?;
             let select_annos = parse_label_selector(&select.annotation_selector)?;
-            let field_paths = if target.field_paths.is_empty() { vec!["metadata.name".to_string()] } else { target.field_paths.clone() };
+            let field_paths = if target.field_paths.is_empty() {
+                vec!["metadata.name".to_string()]
+            } else {
+                target.field_paths.clone()
+            };
             for r in resources.iter_mut() {
-                if !matches_requirements(&select_labels, &r.labels()) || !matches_requirements(&select_annos, &r.annotations()) {
+                if !matches_requirements(&select_labels, &r.labels())
+                    || !matches_requirements(&select_annos, &r.annotations())
+                {
                     continue;
                 }
                 let mut rejected = false;
@@ -522,7 +638,9 @@ pub(crate) fn apply_replacements(resources: &mut [Resource], replacements: &[Rep
                     }
                     let l = parse_label_selector(&reject.label_selector)?;
                     let a = parse_label_selector(&reject.annotation_selector)?;
-                    if matches_requirements(&l, &r.labels()) && matches_requirements(&a, &r.annotations()) {
+                    if matches_requirements(&l, &r.labels())
+                        && matches_requirements(&a, &r.annotations())
+                    {
                         rejected = true;
                     }
                 }
@@ -531,7 +649,11 @@ pub(crate) fn apply_replacements(resources: &mut [Resource], replacements: &[Rep
                 }
                 let ids = r.all_ids();
                 let reject_by_id = target.reject.iter().any(|rej| {
-                    let rid = ResId { gvk: rej.gvk.clone(), name: rej.name.clone(), namespace: rej.namespace.clone() };
+                    let rid = ResId {
+                        gvk: rej.gvk.clone(),
+                        name: rej.name.clone(),
+                        namespace: rej.namespace.clone(),
+                    };
                     rid != ResId::default() && ids.iter().any(|id| id_selected_by(id, &rid))
                 });
                 if !ids.iter().any(|id| id_selected_by(id, &select_id)) || reject_by_id {
@@ -540,9 +662,14 @@ pub(crate) fn apply_replacements(resources: &mut [Resource], replacements: &[Rep
                 let create = target.options.as_ref().is_some_and(|o| o.create);
                 for fp in &field_paths {
                     let path = split_dotted(fp);
-                    let nodes = path_nodes(&mut r.obj, &path, if create { Some(&value) } else { None });
+                    let nodes =
+                        path_nodes(&mut r.obj, &path, if create { Some(&value) } else { None });
                     if nodes.is_empty() {
-                        let what = if create { "unable to find or create field" } else { "unable to find field" };
+                        let what = if create {
+                            "unable to find or create field"
+                        } else {
+                            "unable to find field"
+                        };
                         return Err(format!("{what} {fp:?} in replacement target"));
                     }
                     for node in nodes {
@@ -555,14 +682,19 @@ pub(crate) fn apply_replacements(resources: &mut [Resource], replacements: &[Rep
     Ok(())
 }
 
-fn set_target(node: &mut Value, value: &Value, options: Option<&crate::types::FieldOptions>) -> Res<()> {
+fn set_target(
+    node: &mut Value,
+    value: &Value,
+    options: Option<&crate::types::FieldOptions>,
+) -> Res<()> {
     let mut value = value.clone();
     if let Some(opts) = options.filter(|o| !o.delimiter.is_empty()) {
         if node.is_object() || node.is_array() {
             return Err("delimiter option can only be used with scalar nodes".into());
         }
         let cur = scalar_text(node);
-        let mut parts: Vec<String> = cur.split(opts.delimiter.as_str()).map(str::to_string).collect();
+        let mut parts: Vec<String> =
+            cur.split(opts.delimiter.as_str()).map(str::to_string).collect();
         let v = scalar_text(&value);
         if opts.index < 0 {
             parts.insert(0, v);
@@ -590,7 +722,6 @@ pub(crate) fn get_field_value(obj: &Value, path: &str) -> Option<Value> {
     path_nodes(&mut o, &parts, None).into_iter().next().map(|v| v.clone())
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -611,6 +742,9 @@ mod tests {
 
     #[test]
     fn dotted_paths_keep_brackets() {
-        assert_eq!(split_dotted("spec.containers.[name=a.b].image"), vec!["spec", "containers", "[name=a.b]", "image"]);
+        assert_eq!(
+            split_dotted("spec.containers.[name=a.b].image"),
+            vec!["spec", "containers", "[name=a.b]", "image"]
+        );
     }
 }

@@ -40,7 +40,9 @@ fn de_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let value = Option::<Value>::deserialize(d)?;
     match value {
         None => Ok(String::new()),
-        Some(v) => scalar_to_string(&v).ok_or_else(|| serde::de::Error::custom("expected a string")),
+        Some(v) => {
+            scalar_to_string(&v).ok_or_else(|| serde::de::Error::custom("expected a string"))
+        }
     }
 }
 
@@ -50,7 +52,10 @@ fn de_string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Err
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(items)) => items
             .iter()
-            .map(|v| scalar_to_string(v).ok_or_else(|| serde::de::Error::custom("expected a list of strings")))
+            .map(|v| {
+                scalar_to_string(v)
+                    .ok_or_else(|| serde::de::Error::custom("expected a list of strings"))
+            })
             .collect(),
         Some(v) => scalar_to_string(&v)
             .map(|s| vec![s])
@@ -72,7 +77,11 @@ pub struct Kustomization {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Value>,
     /// Custom OpenAPI schema: `path` to a schema file, or `version` of a built-in one.
-    #[serde(default, skip_serializing_if = "StringMap::is_empty", deserialize_with = "de_string_map")]
+    #[serde(
+        default,
+        skip_serializing_if = "StringMap::is_empty",
+        deserialize_with = "de_string_map"
+    )]
     pub openapi: StringMap,
     /// Prefix added to the names of resources.
     #[serde(default, skip_serializing_if = "String::is_empty", deserialize_with = "de_string")]
@@ -84,13 +93,21 @@ pub struct Kustomization {
     #[serde(default, skip_serializing_if = "String::is_empty", deserialize_with = "de_string")]
     pub namespace: String,
     /// Labels added to all resources and to selectors.
-    #[serde(default, skip_serializing_if = "StringMap::is_empty", deserialize_with = "de_string_map")]
+    #[serde(
+        default,
+        skip_serializing_if = "StringMap::is_empty",
+        deserialize_with = "de_string_map"
+    )]
     pub common_labels: StringMap,
     /// Labels with control over selectors and templates.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<Label>,
     /// Annotations added to all resources.
-    #[serde(default, skip_serializing_if = "StringMap::is_empty", deserialize_with = "de_string_map")]
+    #[serde(
+        default,
+        skip_serializing_if = "StringMap::is_empty",
+        deserialize_with = "de_string_map"
+    )]
     pub common_annotations: StringMap,
     /// Legacy strategic merge patches: file paths or inline patches.
     #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "de_string_list")]
@@ -319,7 +336,12 @@ pub struct VarTarget {
 #[serde(rename_all = "camelCase")]
 pub struct FieldSelector {
     /// Dotted path.
-    #[serde(default, skip_serializing_if = "String::is_empty", deserialize_with = "de_string")]
+    #[serde(
+        default,
+        alias = "fieldpath",
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "de_string"
+    )]
     pub field_path: String,
 }
 
@@ -442,10 +464,18 @@ pub struct GeneratorArgs {
 #[serde(rename_all = "camelCase")]
 pub struct GeneratorOptions {
     /// Labels on generated objects.
-    #[serde(default, skip_serializing_if = "StringMap::is_empty", deserialize_with = "de_string_map")]
+    #[serde(
+        default,
+        skip_serializing_if = "StringMap::is_empty",
+        deserialize_with = "de_string_map"
+    )]
     pub labels: StringMap,
     /// Annotations on generated objects.
-    #[serde(default, skip_serializing_if = "StringMap::is_empty", deserialize_with = "de_string_map")]
+    #[serde(
+        default,
+        skip_serializing_if = "StringMap::is_empty",
+        deserialize_with = "de_string_map"
+    )]
     pub annotations: StringMap,
     /// No content hash suffix on names.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -21,11 +21,17 @@ pub(crate) fn resolve(resources: &mut [Resource], vars: &[Var], specs: &[FieldSp
         let Some(holder) = holder else {
             return Err(Error::build(
                 "resolving vars",
-                format!("var '{}' cannot be mapped to a field in the set of known resources", v.name),
+                format!(
+                    "var '{}' cannot be mapped to a field in the set of known resources",
+                    v.name
+                ),
             ));
         };
         let value = get_field_value(&holder.obj, &v.fieldref.field_path).ok_or_else(|| {
-            Error::build("resolving vars", format!("field specified in var '{}' not found in corresponding resource", v.name))
+            Error::build(
+                "resolving vars",
+                format!("field specified in var '{}' not found in corresponding resource", v.name),
+            )
         })?;
         values.insert(v.name.clone(), value);
     }
@@ -89,10 +95,17 @@ pub(crate) fn expand(input: &str, values: &BTreeMap<String, Value>) -> Value {
                     Some(end) => (rest[1..1 + end].to_string(), true, end + 2),
                     None => ("$(".to_string(), false, 1),
                 },
-                _ => (format!("${}", &rest[..rest.chars().next().map_or(1, char::len_utf8)]), false, rest.chars().next().map_or(1, char::len_utf8)),
+                _ => (
+                    format!("${}", &rest[..rest.chars().next().map_or(1, char::len_utf8)]),
+                    false,
+                    rest.chars().next().map_or(1, char::len_utf8),
+                ),
             };
             if is_var {
-                let mapped = values.get(&read).cloned().unwrap_or_else(|| Value::String(format!("$({read})")));
+                let mapped = values
+                    .get(&read)
+                    .cloned()
+                    .unwrap_or_else(|| Value::String(format!("$({read})")));
                 if input == format!("$({read})") {
                     return mapped;
                 }

@@ -9,9 +9,21 @@ use serde_json::Value;
 /// # Errors
 /// The parser's message (with line and column) when the text is not valid YAML.
 pub fn parse_documents(text: &str) -> Result<Vec<Value>, String> {
+    parse_with(text, serde_saphyr::options::DuplicateKeyPolicy::Error)
+}
+
+/// Like [`parse_documents`], but a repeated key keeps its last value (how kustomization files are read).
+pub(crate) fn parse_documents_lenient(text: &str) -> Result<Vec<Value>, String> {
+    parse_with(text, serde_saphyr::options::DuplicateKeyPolicy::LastWins)
+}
+
+fn parse_with(
+    text: &str,
+    duplicate_keys: serde_saphyr::options::DuplicateKeyPolicy,
+) -> Result<Vec<Value>, String> {
     let options = serde_saphyr::options! {
         strict_booleans: true,
-        duplicate_keys: serde_saphyr::options::DuplicateKeyPolicy::Error,
+        duplicate_keys: duplicate_keys,
     };
     let docs: Vec<Value> =
         serde_saphyr::from_multiple_with_options(text, options).map_err(|e| e.to_string())?;
@@ -51,7 +63,8 @@ fn indent(out: &mut String, n: usize) {
 }
 
 fn sorted_entries(value: &Value) -> Vec<(&String, &Value)> {
-    let mut entries: Vec<(&String, &Value)> = value.as_object().map(|m| m.iter().collect()).unwrap_or_default();
+    let mut entries: Vec<(&String, &Value)> =
+        value.as_object().map(|m| m.iter().collect()).unwrap_or_default();
     entries.sort_by(|a, b| a.0.cmp(b.0));
     entries
 }
@@ -168,9 +181,7 @@ fn write_literal(out: &mut String, s: &str, level: usize) {
 }
 
 fn write_string_inline(out: &mut String, s: &str) {
-    if s.chars().any(|c| c.is_control() || c == '\u{feff}') {
-        write_double_quoted(out, s);
-    } else if resolves_to_non_string(s) {
+    if s.chars().any(|c| c.is_control() || c == '\u{feff}') || resolves_to_non_string(s) {
         write_double_quoted(out, s);
     } else if is_plain_safe(s) {
         out.push_str(s);
@@ -201,9 +212,10 @@ fn write_double_quoted(out: &mut String, s: &str) {
 /// by a YAML 1.1 reader (sigs.k8s.io/yaml, PyYAML) or a YAML 1.2 one.
 pub(crate) fn resolves_to_non_string(s: &str) -> bool {
     const WORDS: &[&str] = &[
-        "", "~", "null", "Null", "NULL", "true", "True", "TRUE", "false", "False", "FALSE", "yes", "Yes",
-        "YES", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF", "y", "Y", "n", "N", ".inf",
-        ".Inf", ".INF", "-.inf", "-.Inf", "-.INF", "+.inf", ".nan", ".NaN", ".NAN", "<<", "=",
+        "", "~", "null", "Null", "NULL", "true", "True", "TRUE", "false", "False", "FALSE", "yes",
+        "Yes", "YES", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF", "y", "Y", "n", "N",
+        ".inf", ".Inf", ".INF", "-.inf", "-.Inf", "-.INF", "+.inf", ".nan", ".NaN", ".NAN", "<<",
+        "=",
     ];
     if WORDS.contains(&s) {
         return true;
@@ -235,7 +247,8 @@ fn looks_numeric(s: &str) -> bool {
     if !has_digit {
         return false;
     }
-    t.parse::<f64>().is_ok() || t.chars().all(|c| c.is_ascii_digit() || c == '_' || c == ':' || c == '.')
+    t.parse::<f64>().is_ok()
+        || t.chars().all(|c| c.is_ascii_digit() || c == '_' || c == ':' || c == '.')
 }
 
 fn looks_like_timestamp(s: &str) -> bool {
@@ -253,8 +266,28 @@ fn is_plain_safe(s: &str) -> bool {
         Some(c) => c,
         None => return false,
     };
-    if matches!(first, '-' | '?' | ':' | ',' | '[' | ']' | '{' | '}' | '#' | '&' | '*' | '!' | '|' | '>' | '\'' | '"' | '%' | '@' | '`' | ' ')
-    {
+    if matches!(
+        first,
+        '-' | '?'
+            | ':'
+            | ','
+            | '['
+            | ']'
+            | '{'
+            | '}'
+            | '#'
+            | '&'
+            | '*'
+            | '!'
+            | '|'
+            | '>'
+            | '\''
+            | '"'
+            | '%'
+            | '@'
+            | '`'
+            | ' '
+    ) {
         // `-`, `?` and `:` are fine when followed by a non-space character.
         if matches!(first, '-' | '?' | ':') && s.len() > 1 {
             let second = s[1..].chars().next().unwrap_or(' ');
@@ -292,7 +325,10 @@ mod tests {
         check(json!({"kind": "A", "apiVersion": "v1"}), "apiVersion: v1\nkind: A\n");
         check(json!({"a": [1, {"b": "x", "a": true}]}), "a:\n- 1\n- a: true\n  b: x\n");
         check(json!({"a": {}, "b": [], "c": null}), "a: {}\nb: []\nc: null\n");
-        check(json!({"a": "true", "b": "12", "c": "", "d": "x: y"}), "a: \"true\"\nb: \"12\"\nc: \"\"\nd: 'x: y'\n");
+        check(
+            json!({"a": "true", "b": "12", "c": "", "d": "x: y"}),
+            "a: \"true\"\nb: \"12\"\nc: \"\"\nd: 'x: y'\n",
+        );
         check(json!({"a": "l1\nl2\n"}), "a: |\n  l1\n  l2\n");
         check(json!({"a": {"b": "l1\nl2"}}), "a:\n  b: |-\n    l1\n    l2\n");
         check(json!({"a": [["x"]]}), "a:\n- - x\n");
@@ -306,7 +342,9 @@ mod tests {
 
     #[test]
     fn round_trips_quoted_strings() {
-        for s in ["yes", "1e3", "0x1F", "-", "- a", "a #b", "2020-01-01", "*x", "@x", "a:b", "~", "1:30"] {
+        for s in
+            ["yes", "1e3", "0x1F", "-", "- a", "a #b", "2020-01-01", "*x", "@x", "a:b", "~", "1:30"]
+        {
             let text = to_yaml_document(&json!({ "k": s }));
             let back = parse_documents(&text).unwrap();
             assert_eq!(back, vec![json!({ "k": s })], "{text}");

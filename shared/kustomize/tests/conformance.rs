@@ -14,7 +14,9 @@ fn corpus_dir() -> PathBuf {
 /// Normalises a document for comparison the way the runner's PyYAML loader sees it.
 fn normalise(v: &Value) -> Value {
     match v {
-        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), normalise(v))).collect()),
+        Value::Object(m) => {
+            Value::Object(m.iter().map(|(k, v)| (k.clone(), normalise(v))).collect())
+        }
         Value::Array(items) => Value::Array(items.iter().map(normalise).collect()),
         Value::Number(n) if n.is_f64() => {
             let f = n.as_f64().unwrap_or(0.0);
@@ -25,8 +27,10 @@ fn normalise(v: &Value) -> Value {
 }
 
 fn run_case(case: &Path) -> Result<(), String> {
-    let meta: Value = serde_json::from_str(&std::fs::read_to_string(case.join("case.json")).map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
+    let meta: Value = serde_json::from_str(
+        &std::fs::read_to_string(case.join("case.json")).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
     let entry = meta.get("entry").and_then(Value::as_str).unwrap_or(".");
     let input = std::path::absolute(case.join("input")).map_err(|e| e.to_string())?;
     let options = BuildOptions { root: Some(input.clone()) };
@@ -38,7 +42,8 @@ fn run_case(case: &Path) -> Result<(), String> {
         };
     }
     let objects = result.map_err(|e| format!("build failed: {e}"))?;
-    let expected_text = std::fs::read_to_string(case.join("expected.yaml")).map_err(|e| e.to_string())?;
+    let expected_text =
+        std::fs::read_to_string(case.join("expected.yaml")).map_err(|e| e.to_string())?;
     let expected: Vec<Value> = parse_documents(&expected_text)?.iter().map(normalise).collect();
     let actual: Vec<Value> =
         parse_documents(&sluice_kustomize::to_yaml(&objects))?.iter().map(normalise).collect();
@@ -81,7 +86,8 @@ fn kustomize_conformance() {
         if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
             continue;
         }
-        let outcome = std::panic::catch_unwind(|| run_case(case)).unwrap_or_else(|_| Err("panicked".into()));
+        let outcome =
+            std::panic::catch_unwind(|| run_case(case)).unwrap_or_else(|_| Err("panicked".into()));
         match outcome {
             Ok(()) => {
                 passed += 1;
@@ -99,8 +105,14 @@ fn kustomize_conformance() {
         }
     }
     println!("kustomize conformance: {passed} passed, {failed} failed");
-    assert!(regressions.is_empty(), "cases failing that are not in tests/known-failures.txt: {regressions:?}");
+    assert!(
+        regressions.is_empty(),
+        "cases failing that are not in tests/known-failures.txt: {regressions:?}"
+    );
     if filter.is_none() {
-        assert!(fixed.is_empty(), "cases now passing: remove them from tests/known-failures.txt: {fixed:?}");
+        assert!(
+            fixed.is_empty(),
+            "cases now passing: remove them from tests/known-failures.txt: {fixed:?}"
+        );
     }
 }
