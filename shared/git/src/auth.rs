@@ -126,17 +126,29 @@ pub(crate) struct PreparedAuth {
     pub(crate) config: Vec<String>,
     /// Secrets to redact from any text.
     pub(crate) secrets: Vec<String>,
+    /// Whether any credentials are in use (for error wording).
+    pub(crate) has_credentials: bool,
 }
 
 impl PreparedAuth {
     /// No credentials: for local git commands.
     pub(crate) fn local() -> PreparedAuth {
-        PreparedAuth { dir: None, config: vec!["credential.helper=".into()], secrets: Vec::new() }
+        PreparedAuth {
+            dir: None,
+            config: vec!["credential.helper=".into()],
+            secrets: Vec::new(),
+            has_credentials: false,
+        }
     }
 
     /// Prepare `auth` for `url`; credentials embedded in the URL count as basic auth when `auth` is `None`.
     pub(crate) fn new(auth: &Auth, url: &RemoteUrl) -> Result<PreparedAuth, Error> {
-        let mut prepared = PreparedAuth { dir: None, config: Vec::new(), secrets: Vec::new() };
+        let mut prepared = PreparedAuth {
+            dir: None,
+            config: Vec::new(),
+            secrets: Vec::new(),
+            has_credentials: false,
+        };
         prepared.config.push("credential.helper=".into());
         let from_url;
         let auth = match (auth, &url.username, url.scheme) {
@@ -153,6 +165,7 @@ impl PreparedAuth {
             prepared.secrets.push(password.clone());
         }
         prepared.secrets.extend(auth.secrets().into_iter().map(str::to_owned));
+        prepared.has_credentials = *auth != Auth::None;
         match auth {
             Auth::None => {}
             Auth::Basic { username, password } => {

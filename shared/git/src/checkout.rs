@@ -262,6 +262,7 @@ fn list_refs(
     let transport_url = remote.to_transport_url();
     let refspec = refspec.to_owned();
     let worker_prepared = Arc::clone(prepared);
+    ensure_crypto_provider();
     let outcome = deadline.run(move |_interrupt| -> Result<Vec<ListedRef>, String> {
         let scratch = tempfile::Builder::new()
             .prefix("sluice-ls-remote-")
@@ -319,6 +320,20 @@ fn list_refs(
     }
 }
 
+/// Install rustls' ring provider for gix's reqwest client, unless the process already chose one.
+///
+/// reqwest is built without a default provider (aws-lc-rs must stay out of the tree), and would
+/// panic at the first client without one.
+fn ensure_crypto_provider() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            // Losing a race with another installer is fine: a provider is then in place.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+    });
+}
+
 /// Credentials are given up front as headers or keys; never fall back to helpers or prompts.
 fn refuse_credential_prompts(
     _action: gix::credentials::helper::Action,
@@ -341,6 +356,7 @@ fn clone(
     // gix wants the destination to exist; an empty directory it created is removed on failure.
     std::fs::create_dir_all(dest).map_err(|err| Error::io("creating directory", dest, err))?;
     let worker_prepared = Arc::clone(prepared);
+    ensure_crypto_provider();
     let outcome = deadline.run(move |interrupt| -> Result<Commit, String> {
         let mut prepare = gix::prepare_clone(transport_url.as_str(), &dest_owned)
             .map_err(|err| describe(&err))?
@@ -480,6 +496,19 @@ fn classify_text(
         "incorrect passphrase",
     ];
     if auth_markers.iter().any(|marker| lower.contains(marker)) {
+        let http_refused = lower.contains("no credentials were returned")
+            || lower.contains("could not read username")
+            || lower.contains("401");
+        let detail = if !ssh_log.trim().is_empty() {
+            // ssh's own words ("Permission denied (publickey)") say more than the transport's.
+            prepared.redact(&first_useful_lines("", &ssh_log))
+        } else if http_refused && prepared.has_credentials {
+            "the server rejected the credentials (HTTP 401 Unauthorized)".to_owned()
+        } else if http_refused {
+            "the server requires credentials (HTTP 401 Unauthorized) and none were given".to_owned()
+        } else {
+            detail
+        };
         return Error::AuthenticationFailed { url, detail };
     }
     Error::Operation { operation, url, detail }
@@ -487,12 +516,14 @@ fn classify_text(
 
 /// The error text plus the ssh log's error lines, on one line each.
 fn first_useful_lines(detail: &str, ssh_log: &str) -> String {
-    let mut text = detail.trim().replace('\n', ": ");
-    for line in ssh_log.lines().map(str::trim).filter(|line| !line.is_empty()).take(3) {
-        text.push_str(": ssh: ");
-        text.push_str(line);
+    let mut parts: Vec<String> = Vec::new();
+    if !detail.trim().is_empty() {
+        parts.push(detail.trim().replace('\n', ": "));
     }
-    text
+    for line in ssh_log.lines().map(str::trim).filter(|line| !line.is_empty()).take(3) {
+        parts.push(format!("ssh: {line}"));
+    }
+    parts.join(": ")
 }
 
 /// The time budget of one operation, shared by its steps.

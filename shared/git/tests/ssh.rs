@@ -87,6 +87,7 @@ fn ssh_wrong_key_is_authentication_failure_and_passphrase_keys_work() {
     let err = remote_head(&url, &auth, &GitRef::Branch("main".into())).unwrap_err();
     assert!(matches!(err, Error::AuthenticationFailed { .. }), "{err:?}");
     assert_eq!(err.reason(), "AuthenticationFailed");
+    assert!(err.to_string().ends_with("Permission denied (publickey)."), "{err}");
 
     // An encrypted key authorised on the server, with its passphrase from the Secret.
     let (encrypted, encrypted_public) =

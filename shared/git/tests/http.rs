@@ -1,0 +1,120 @@
+//! Smart HTTP with basic and bearer auth, through gix's reqwest transport and the git CLI.
+
+mod support;
+
+use std::time::Duration;
+
+use sluice_git::{
+    Auth, Author, CheckoutOptions, Error, GitRef, checkout, clone_for_write, commit_all_and_push,
+    remote_head,
+};
+use support::Fixture;
+use support::http::http_server;
+
+fn basic() -> Auth {
+    Auth::Basic { username: "alice".into(), password: "s3cret".into() }
+}
+
+#[test]
+fn http_basic_and_bearer_auth_checkout() {
+    let fixture = Fixture::new();
+    let server = http_server(fixture.bare.parent().unwrap());
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let reference = GitRef::Branch("main".into());
+    let main = fixture.rev("main");
+
+    let public = format!("{base}/public/app.git");
+    let commit = checkout(
+        &public,
+        &Auth::None,
+        &reference,
+        &fixture.dest("public"),
+        &CheckoutOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(commit.sha, main);
+
+    let private = format!("{base}/private/app.git");
+    let head = remote_head(&private, &basic(), &reference).unwrap();
+    assert_eq!(head.as_deref(), Some(main.as_str()));
+    let commit = checkout(
+        &private,
+        &basic(),
+        &GitRef::Semver(">=1.0.0".into()),
+        &fixture.dest("basic"),
+        &CheckoutOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(commit.revision.to_string(), format!("v1.1.0@sha1:{}", fixture.rev("v1.1.0")));
+    // Credentials in the URL count as basic auth.
+    let in_url = format!("http://alice:s3cret@127.0.0.1:{}/private/app.git", server.port);
+    assert_eq!(
+        remote_head(&in_url, &Auth::None, &reference).unwrap().as_deref(),
+        Some(main.as_str())
+    );
+
+    let bearer = format!("{base}/bearer/app.git");
+    let commit = checkout(
+        &bearer,
+        &Auth::Bearer("t0ken".into()),
+        &reference,
+        &fixture.dest("bearer"),
+        &CheckoutOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(commit.sha, main);
+}
+
+#[test]
+fn http_wrong_or_missing_credentials_fail_without_leaking_them() {
+    let fixture = Fixture::new();
+    let server = http_server(fixture.bare.parent().unwrap());
+    let private = format!("http://127.0.0.1:{}/private/app.git", server.port);
+    let reference = GitRef::Branch("main".into());
+    let wrong = Auth::Basic { username: "alice".into(), password: "hunter22".into() };
+    for auth in [wrong, Auth::None, Auth::Bearer("wr0ngtoken".into())] {
+        let err = remote_head(&private, &auth, &reference).unwrap_err();
+        assert!(matches!(err, Error::AuthenticationFailed { .. }), "{auth:?}: {err:?}");
+        assert_eq!(err.reason(), "AuthenticationFailed");
+        let expected = if auth == Auth::None {
+            "the server requires credentials (HTTP 401 Unauthorized) and none were given"
+        } else {
+            "the server rejected the credentials (HTTP 401 Unauthorized)"
+        };
+        assert_eq!(err.to_string(), format!("authentication to {private} failed: {expected}"));
+        let text = format!("{err} {err:?}");
+        assert!(!text.contains("hunter22") && !text.contains("wr0ngtoken"), "{text}");
+        let dest = fixture.dest("denied");
+        let err =
+            checkout(&private, &auth, &reference, &dest, &CheckoutOptions::default()).unwrap_err();
+        assert!(matches!(err, Error::AuthenticationFailed { .. }), "{err:?}");
+        assert!(!dest.exists());
+    }
+    let in_url = format!("http://alice:hunter22@127.0.0.1:{}/private/app.git", server.port);
+    let err = remote_head(&in_url, &Auth::None, &reference).unwrap_err();
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains("hunter22"), "{text}");
+}
+
+#[test]
+fn http_push_with_basic_auth() {
+    let fixture = Fixture::new();
+    let server = http_server(fixture.bare.parent().unwrap());
+    let private = format!("http://127.0.0.1:{}/private/app.git", server.port);
+    let dest = fixture.dest("push");
+    clone_for_write(&private, &basic(), "main", &dest, Duration::from_secs(60)).unwrap().unwrap();
+    // The stored remote URL carries no credentials.
+    assert_eq!(support::git(&dest, &["remote", "get-url", "origin"]), private);
+    std::fs::write(dest.join("http.txt"), "pushed over http").unwrap();
+    let author = Author { name: "Flux".into(), email: "flux@example.com".into() };
+    let pushed =
+        commit_all_and_push(&dest, &basic(), "main", &author, "push over http").unwrap().unwrap();
+    assert_eq!(fixture.rev("main"), pushed.sha);
+    std::fs::write(dest.join("http.txt"), "second").unwrap();
+    let wrong = Auth::Basic { username: "alice".into(), password: "hunter22".into() };
+    let err = commit_all_and_push(&dest, &wrong, "main", &author, "denied").unwrap_err();
+    assert_eq!(err.reason(), "AuthenticationFailed", "{err:?}");
+    let expected = "the server rejected the credentials (HTTP 401 Unauthorized)";
+    assert_eq!(err.to_string(), format!("authentication to {private} failed: {expected}"));
+    assert!(!format!("{err:?}").contains("hunter22"));
+}
