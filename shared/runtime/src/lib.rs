@@ -21,4 +21,4 @@ pub mod status;
 pub use error::{Error, ReconcileError};
 pub use object::FluxObject;
 pub use runtime::{Reconciler, Runtime, RuntimeArgs, run_controller};
-pub use status::{Outcome, StatusWriter};
+pub use status::{Outcome, StatusWriter, reconcile_not_implemented};

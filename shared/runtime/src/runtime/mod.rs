@@ -248,6 +248,17 @@ impl Runtime {
         jittered(interval, self.args.interval_jitter_percentage)
     }
 
+    /// The action after a successful reconcile: look again after the jittered `interval`, or
+    /// only on change when the kind has no interval.
+    pub fn next_action(&self, interval: Option<Duration>) -> kube::runtime::controller::Action {
+        match interval {
+            Some(interval) if !interval.is_zero() => {
+                kube::runtime::controller::Action::requeue(self.requeue_interval(interval))
+            }
+            _ => kube::runtime::controller::Action::await_change(),
+        }
+    }
+
     /// The failure backoff of this process.
     pub fn backoff(&self) -> &Backoff {
         &self.backoff
