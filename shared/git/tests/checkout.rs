@@ -245,3 +245,45 @@ fn timeout_is_reported_as_timeout() {
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
     assert!(err.to_string().contains("timed out after 500ms"), "{err}");
 }
+
+#[test]
+fn submodules_are_cloned_when_asked() {
+    let fixture = Fixture::new();
+    let repos = fixture.bare.parent().unwrap();
+    let lib_work = fixture.root.path().join("lib-work");
+    std::fs::create_dir_all(&lib_work).unwrap();
+    git(&lib_work, &["init", "--quiet", "--initial-branch=main"]);
+    std::fs::write(lib_work.join("lib.yaml"), "kind: Library\n").unwrap();
+    git(&lib_work, &["add", "lib.yaml"]);
+    git(&lib_work, &["commit", "--quiet", "-m", "lib"]);
+    git(repos, &["clone", "--quiet", "--bare", lib_work.to_str().unwrap(), "lib.git"]);
+    let lib_url = format!("file://{}", repos.join("lib.git").display());
+    git(
+        &fixture.work,
+        &[
+            "-c",
+            "protocol.file.allow=always",
+            "submodule",
+            "add",
+            "--quiet",
+            &lib_url,
+            "vendor/lib",
+        ],
+    );
+    git(&fixture.work, &["commit", "--quiet", "-m", "add submodule"]);
+    git(&fixture.work, &["push", "--quiet", "origin", "main"]);
+
+    let reference = GitRef::Branch("main".into());
+    let with = CheckoutOptions { recurse_submodules: true, ..CheckoutOptions::default() };
+    let dest = fixture.dest("with-submodules");
+    checkout(&fixture.file_url(), &Auth::None, &reference, &dest, &with).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dest.join("vendor/lib/lib.yaml")).unwrap(),
+        "kind: Library\n"
+    );
+
+    let dest = fixture.dest("without-submodules");
+    checkout(&fixture.file_url(), &Auth::None, &reference, &dest, &CheckoutOptions::default())
+        .unwrap();
+    assert!(!dest.join("vendor/lib/lib.yaml").exists());
+}
