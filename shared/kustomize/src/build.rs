@@ -304,6 +304,9 @@ impl<'a> Builder<'a> {
             }
             if !transformations {
                 r.remove_annotation(TRANSFORMER_ANNOTATION);
+            } else if !r.transformations.is_empty() {
+                let text = r.transformations.concat();
+                r.set_annotation(TRANSFORMER_ANNOTATION, &text);
             }
             out.push(r.obj);
         }
@@ -568,7 +571,7 @@ impl<'a> Builder<'a> {
             let mut r = make_generated(&args, &options, is_secret, &loader)
                 .map_err(|e| Error::build(target.ctx(), e))?;
             if let Some(o) = origin {
-                r.set_annotation(ORIGIN_ANNOTATION, &o);
+                r.set_annotation(ORIGIN_ANNOTATION, &origin_for_plugin(&config, &o));
             }
             absorb(&mut ra.resources, r).map_err(|e| Error::build(target.ctx(), e))?;
         }
@@ -591,7 +594,7 @@ impl<'a> Builder<'a> {
                 for d in docs {
                     let origin = target.origin.as_ref().map(|o| {
                         let ci = join_origin(o, &file_name(&target.file));
-                        origin_for_plugin(&d, &ci)
+                        ci
                     });
                     out.push((d, origin));
                 }
@@ -609,7 +612,7 @@ impl<'a> Builder<'a> {
                 for r in self.resources_from_file(&p)? {
                     let origin = target.origin.as_ref().map(|o| {
                         let ci = join_origin(o, entry);
-                        origin_for_plugin(&r.obj, &ci)
+                        ci
                     });
                     out.push((r.obj, origin));
                 }
@@ -632,7 +635,7 @@ impl<'a> Builder<'a> {
                             .and_then(|d| d.into_iter().next())
                             .and_then(|v| v.get("path").and_then(Value::as_str).map(str::to_string))
                             .unwrap_or_default();
-                        origin_for_plugin(&r.obj, &path)
+                        path
                     });
                 let mut obj = r.obj;
                 if let Some(m) =
@@ -671,15 +674,12 @@ impl<'a> Builder<'a> {
             }
             for patch in &patches {
                 apply_sm_patch_by_id(&mut ra.resources, patch, &schema).map_err(err)?;
-                self.note_transformation(
-                    target,
-                    &mut ra.resources,
-                    "PatchStrategicMergeTransformer",
-                );
             }
+            note_builtin(target, &mut ra.resources, "PatchStrategicMergeTransformer");
         }
         for patch in &k.patches {
             self.apply_patch(target, &mut ra.resources, patch, &schema)?;
+            note_builtin(target, &mut ra.resources, "PatchTransformer");
         }
         if !k.namespace.is_empty() {
             transformers::set_namespace(
@@ -690,14 +690,17 @@ impl<'a> Builder<'a> {
                 SubjectMode::DefaultOnly,
             )
             .map_err(err)?;
+            note_builtin(target, &mut ra.resources, "NamespaceTransformer");
         }
         if !k.name_prefix.is_empty() {
             transformers::add_name_affix(&mut ra.resources, &k.name_prefix, true, &tc.name_prefix)
                 .map_err(err)?;
+            note_builtin(target, &mut ra.resources, "PrefixTransformer");
         }
         if !k.name_suffix.is_empty() {
             transformers::add_name_affix(&mut ra.resources, &k.name_suffix, false, &tc.name_suffix)
                 .map_err(err)?;
+            note_builtin(target, &mut ra.resources, "SuffixTransformer");
         }
         for label in &k.labels {
             let mut fss = label.fields.clone();
@@ -719,18 +722,21 @@ impl<'a> Builder<'a> {
             let entries: Vec<(String, String)> =
                 label.pairs.iter().map(|(a, b)| (a.clone(), b.clone())).collect();
             transformers::set_map_entries(&mut ra.resources, &entries, &fss).map_err(err)?;
+            note_builtin(target, &mut ra.resources, "LabelTransformer");
         }
-        if !k.common_labels.is_empty() {
+        if !k.common_labels.is_empty() || !k.labels.is_empty() {
             let entries: Vec<(String, String)> =
                 k.common_labels.iter().map(|(a, b)| (a.clone(), b.clone())).collect();
             transformers::set_map_entries(&mut ra.resources, &entries, &tc.common_labels)
                 .map_err(err)?;
+            note_builtin(target, &mut ra.resources, "LabelTransformer");
         }
         if !k.common_annotations.is_empty() {
             let entries: Vec<(String, String)> =
                 k.common_annotations.iter().map(|(a, b)| (a.clone(), b.clone())).collect();
             transformers::set_map_entries(&mut ra.resources, &entries, &tc.common_annotations)
                 .map_err(err)?;
+            note_builtin(target, &mut ra.resources, "AnnotationsTransformer");
         }
         for patch in &k.patches_json6902 {
             let Some(sel) = &patch.target else {
@@ -745,14 +751,17 @@ impl<'a> Builder<'a> {
             let jp = transformers::decode_json_patch(&text)
                 .map_err(|e| err(format!("patchesJson6902: {e}")))?;
             self.apply_json_patch_to_selected(&mut ra.resources, sel, &jp).map_err(err)?;
+            note_builtin(target, &mut ra.resources, "PatchJson6902Transformer");
         }
         for replica in &k.replicas {
             transformers::set_replicas(&mut ra.resources, replica, &tc.replicas).map_err(err)?;
+            note_builtin(target, &mut ra.resources, "ReplicaCountTransformer");
         }
         let mut images = k.images.clone();
         images.extend(k.image_tags.iter().cloned());
         for image in &images {
             transformers::set_image(&mut ra.resources, image, &tc.images).map_err(err)?;
+            note_builtin(target, &mut ra.resources, "ImageTagTransformer");
         }
         if !k.replacements.is_empty() {
             let mut reps: Vec<Replacement> = Vec::new();
@@ -778,15 +787,25 @@ impl<'a> Builder<'a> {
                 }
             }
             transformers::apply_replacements(&mut ra.resources, &reps).map_err(err)?;
+            note_builtin(target, &mut ra.resources, "ReplacementTransformer");
         }
         let configs = self.plugin_configs(target, &k.transformers, stack)?;
-        for (config, _origin) in configs {
+        for (config, configured_in) in configs {
             self.run_plugin_transformer(target, ra, &config, &schema)?;
+            if let Some(ci) = configured_in {
+                let by = |f: &[&str]| crate::resource::str_at(&config, f).to_string();
+                let t = Transformation {
+                    configured_in: ci,
+                    api_version: by(&["apiVersion"]),
+                    kind: by(&["kind"]),
+                    name: by(&["metadata", "name"]),
+                    namespace: by(&["metadata", "namespace"]),
+                };
+                note(&mut ra.resources, &t);
+            }
         }
         Ok(())
     }
-
-    fn note_transformation(&self, _target: &Target, _resources: &mut [Resource], _kind: &str) {}
 
     fn load_sm_patches(
         &self,
@@ -1170,6 +1189,62 @@ impl<'a> Builder<'a> {
     }
 }
 
+/// Who transformed a resource: recorded when build metadata asks for it.
+struct Transformation {
+    configured_in: String,
+    api_version: String,
+    kind: String,
+    name: String,
+    namespace: String,
+}
+
+impl Transformation {
+    fn to_yaml_item(&self) -> String {
+        let q =
+            |s: &str| yaml::to_yaml_document(&Value::String(s.to_string())).trim_end().to_string();
+        let mut out = format!("- configuredIn: {}\n  configuredBy:\n", q(&self.configured_in));
+        out.push_str(&format!(
+            "    apiVersion: {}\n    kind: {}\n",
+            q(&self.api_version),
+            q(&self.kind)
+        ));
+        if !self.name.is_empty() {
+            out.push_str(&format!("    name: {}\n", q(&self.name)));
+        }
+        if !self.namespace.is_empty() {
+            out.push_str(&format!("    namespace: {}\n", q(&self.namespace)));
+        }
+        out
+    }
+}
+
+fn note_builtin(target: &Target, resources: &mut [Resource], kind: &str) {
+    let Some(o) = &target.origin else { return };
+    let t = Transformation {
+        configured_in: join_origin(o, &file_name(&target.file)),
+        api_version: "builtin".into(),
+        kind: kind.into(),
+        name: String::new(),
+        namespace: String::new(),
+    };
+    note(resources, &t);
+}
+
+/// Records a transformer on every resource (as its origin when it has none, as kustomize does).
+fn note(resources: &mut [Resource], t: &Transformation) {
+    for r in resources.iter_mut() {
+        if r.annotations().contains_key(ORIGIN_ANNOTATION) {
+            r.transformations.push(t.to_yaml_item());
+        } else {
+            let by = (t.api_version.as_str(), t.kind.as_str(), t.name.as_str());
+            r.set_annotation(
+                ORIGIN_ANNOTATION,
+                &origin_yaml(None, Some(&t.configured_in), Some(by)),
+            );
+        }
+    }
+}
+
 fn kind_or_default(t: &Target) -> String {
     if t.kustomization.kind.is_empty() {
         "Kustomization".into()
@@ -1377,6 +1452,7 @@ fn absorb(list: &mut Vec<Resource>, r: Resource) -> std::result::Result<(), Stri
                     new.behavior = old.behavior;
                     new.needs_hash = needs_hash;
                     new.ref_var_names = old.ref_var_names.clone();
+                    new.transformations = old.transformations.clone();
                     if merge_data {
                         for field in ["data", "binaryData"] {
                             let mut merged = old

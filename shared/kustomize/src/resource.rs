@@ -169,6 +169,8 @@ pub(crate) struct Resource {
     pub(crate) behavior: Behavior,
     pub(crate) needs_hash: bool,
     pub(crate) ref_var_names: Vec<String>,
+    /// Rendered `alpha.config.kubernetes.io/transformations` list items, oldest first.
+    pub(crate) transformations: Vec<String>,
 }
 
 pub(crate) fn str_at<'a>(obj: &'a Value, path: &[&str]) -> &'a str {

@@ -65,8 +65,58 @@ fn indent(out: &mut String, n: usize) {
 fn sorted_entries(value: &Value) -> Vec<(&String, &Value)> {
     let mut entries: Vec<(&String, &Value)> =
         value.as_object().map(|m| m.iter().collect()).unwrap_or_default();
-    entries.sort_by(|a, b| a.0.cmp(b.0));
+    entries.sort_by(|a, b| go_yaml_key_order(a.0, b.0));
     entries
+}
+
+/// The key order of go-yaml v2 (which kustomize's output goes through): non-letters before
+/// letters, and runs of digits compared as numbers.
+pub(crate) fn go_yaml_key_order(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let ar: Vec<char> = a.chars().collect();
+    let br: Vec<char> = b.chars().collect();
+    for i in 0..ar.len().min(br.len()) {
+        if ar[i] == br[i] {
+            continue;
+        }
+        let (al, bl) = (ar[i].is_alphabetic(), br[i].is_alphabetic());
+        if al && bl {
+            return ar[i].cmp(&br[i]);
+        }
+        if al || bl {
+            return if bl { Ordering::Less } else { Ordering::Greater };
+        }
+        let (mut an, mut bn): (i64, i64) = (0, 0);
+        if ar[i] == '0' || br[i] == '0' {
+            let mut j = i;
+            while j > 0 && ar[j - 1].is_ascii_digit() {
+                j -= 1;
+                if ar[j] != '0' {
+                    an = 1;
+                    bn = 1;
+                    break;
+                }
+            }
+        }
+        let mut ai = i;
+        while ai < ar.len() && ar[ai].is_ascii_digit() {
+            an = an.saturating_mul(10).saturating_add(i64::from(ar[ai] as u8 - b'0'));
+            ai += 1;
+        }
+        let mut bi = i;
+        while bi < br.len() && br[bi].is_ascii_digit() {
+            bn = bn.saturating_mul(10).saturating_add(i64::from(br[bi] as u8 - b'0'));
+            bi += 1;
+        }
+        if an != bn {
+            return an.cmp(&bn);
+        }
+        if ai != bi {
+            return ai.cmp(&bi);
+        }
+        return ar[i].cmp(&br[i]);
+    }
+    ar.len().cmp(&br.len())
 }
 
 fn write_map(out: &mut String, value: &Value, level: usize) {
@@ -332,6 +382,13 @@ mod tests {
         check(json!({"a": "l1\nl2\n"}), "a: |\n  l1\n  l2\n");
         check(json!({"a": {"b": "l1\nl2"}}), "a:\n  b: |-\n    l1\n    l2\n");
         check(json!({"a": [["x"]]}), "a:\n- - x\n");
+    }
+
+    #[test]
+    fn sorts_keys_like_go_yaml() {
+        let mut keys = vec!["b", "A_FIRST", "ANOTHER", "a10", "a9", "_x", "a"];
+        keys.sort_by(|a, b| go_yaml_key_order(a, b));
+        assert_eq!(keys, vec!["_x", "A_FIRST", "ANOTHER", "a", "a9", "a10", "b"]);
     }
 
     #[test]
