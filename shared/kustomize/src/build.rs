@@ -592,10 +592,8 @@ impl<'a> Builder<'a> {
                 && docs.iter().all(Value::is_object)
             {
                 for d in docs {
-                    let origin = target.origin.as_ref().map(|o| {
-                        let ci = join_origin(o, &file_name(&target.file));
-                        ci
-                    });
+                    let origin =
+                        target.origin.as_ref().map(|o| join_origin(o, &file_name(&target.file)));
                     out.push((d, origin));
                 }
                 continue;
@@ -610,10 +608,7 @@ impl<'a> Builder<'a> {
             if self.fs.is_file(&p) {
                 let p = self.file_in(target, entry)?;
                 for r in self.resources_from_file(&p)? {
-                    let origin = target.origin.as_ref().map(|o| {
-                        let ci = join_origin(o, entry);
-                        ci
-                    });
+                    let origin = target.origin.as_ref().map(|o| join_origin(o, entry));
                     out.push((r.obj, origin));
                 }
                 continue;
@@ -630,12 +625,11 @@ impl<'a> Builder<'a> {
             for r in sub_ra?.resources {
                 let origin =
                     r.annotations().get(ORIGIN_ANNOTATION).and_then(Value::as_str).map(|s| {
-                        let path = yaml::parse_documents(s)
+                        yaml::parse_documents(s)
                             .ok()
                             .and_then(|d| d.into_iter().next())
                             .and_then(|v| v.get("path").and_then(Value::as_str).map(str::to_string))
-                            .unwrap_or_default();
-                        path
+                            .unwrap_or_default()
                     });
                 let mut obj = r.obj;
                 if let Some(m) =
