@@ -64,7 +64,11 @@ impl Error {
         let mut current = Some(self);
         while let Some(err) = current {
             if let Error::Exec { location, template, node, .. } = err {
-                frames.push(Frame { location: location.clone(), template: template.clone(), node: node.clone() });
+                frames.push(Frame {
+                    location: location.clone(),
+                    template: template.clone(),
+                    node: node.clone(),
+                });
             }
             current = err.source_error();
         }
@@ -83,7 +87,9 @@ impl Error {
     /// The message without location prefix (for `Exec`, the text after `at <…>: `).
     pub fn message(&self) -> &str {
         match self {
-            Error::Parse { message, .. } | Error::Exec { message, .. } | Error::Template { message, .. } => message,
+            Error::Parse { message, .. }
+            | Error::Exec { message, .. }
+            | Error::Template { message, .. } => message,
             Error::Message(message) => message,
         }
     }

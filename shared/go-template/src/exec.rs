@@ -50,7 +50,9 @@ pub(crate) fn execute(set: &TemplateSet, name: &str, data: &Value) -> Result<Str
         current_file: Arc::from(name),
     };
     let Some(tree) = set.trees.get(name).cloned() else {
-        return Err(Error::Message(format!("template: no template {name:?} associated with template {name:?}")));
+        return Err(Error::Message(format!(
+            "template: no template {name:?} associated with template {name:?}"
+        )));
     };
     let mut out = String::new();
     ctx.run_tree(&tree, data, &mut out)?;
@@ -166,12 +168,23 @@ impl<'a> Context<'a> {
     fn step(&mut self, st: &State<'_>, pos: usize, node: &dyn std::fmt::Display) -> ExecResult<()> {
         self.steps += 1;
         if self.steps > self.options.max_steps {
-            return Err(self.error_at(st, pos, node, "execution exceeded the step limit".to_string()));
+            return Err(self.error_at(
+                st,
+                pos,
+                node,
+                "execution exceeded the step limit".to_string(),
+            ));
         }
         Ok(())
     }
 
-    fn error_at(&self, st: &State<'_>, pos: usize, node: &dyn std::fmt::Display, message: String) -> Error {
+    fn error_at(
+        &self,
+        st: &State<'_>,
+        pos: usize,
+        node: &dyn std::fmt::Display,
+        message: String,
+    ) -> Error {
         Error::Exec {
             location: st.tree.location(pos),
             template: st.tree.name.clone(),
@@ -181,7 +194,13 @@ impl<'a> Context<'a> {
         }
     }
 
-    fn walk_list<'t>(&mut self, st: &mut State<'t>, dot: &Value, list: &'t List, out: &mut String) -> ExecResult<Flow> {
+    fn walk_list<'t>(
+        &mut self,
+        st: &mut State<'t>,
+        dot: &Value,
+        list: &'t List,
+        out: &mut String,
+    ) -> ExecResult<Flow> {
         for node in list {
             match self.walk(st, dot, node, out)? {
                 Flow::Normal => {}
@@ -191,7 +210,13 @@ impl<'a> Context<'a> {
         Ok(Flow::Normal)
     }
 
-    fn check_output(&self, st: &State<'_>, pos: usize, out: &str, node: &dyn std::fmt::Display) -> ExecResult<()> {
+    fn check_output(
+        &self,
+        st: &State<'_>,
+        pos: usize,
+        out: &str,
+        node: &dyn std::fmt::Display,
+    ) -> ExecResult<()> {
         if out.len() > self.options.max_output {
             return Err(self.error_at(
                 st,
@@ -203,7 +228,13 @@ impl<'a> Context<'a> {
         Ok(())
     }
 
-    fn walk<'t>(&mut self, st: &mut State<'t>, dot: &Value, node: &'t Node, out: &mut String) -> ExecResult<Flow> {
+    fn walk<'t>(
+        &mut self,
+        st: &mut State<'t>,
+        dot: &Value,
+        node: &'t Node,
+        out: &mut String,
+    ) -> ExecResult<Flow> {
         match node {
             Node::Text(text) => {
                 out.push_str(text);
@@ -221,7 +252,12 @@ impl<'a> Context<'a> {
             Node::Template { pos, name, pipe } => {
                 let display = TemplateDisplay { name, pipe: pipe.as_ref() };
                 let Some(tree) = self.lookup(name) else {
-                    return Err(self.error_at(st, *pos, &display, format!("template {name:?} not defined")));
+                    return Err(self.error_at(
+                        st,
+                        *pos,
+                        &display,
+                        format!("template {name:?} not defined"),
+                    ));
                 };
                 self.step(st, *pos, &display)?;
                 if self.depth >= self.options.max_depth {
@@ -270,7 +306,13 @@ impl<'a> Context<'a> {
         Ok(flow)
     }
 
-    fn walk_range<'t>(&mut self, st: &mut State<'t>, dot: &Value, branch: &'t Branch, out: &mut String) -> ExecResult<Flow> {
+    fn walk_range<'t>(
+        &mut self,
+        st: &mut State<'t>,
+        dot: &Value,
+        branch: &'t Branch,
+        out: &mut String,
+    ) -> ExecResult<Flow> {
         let mark = st.vars.len();
         let value = self.eval_pipeline(st, dot, &branch.pipe)?;
         let value = match value {
@@ -279,7 +321,12 @@ impl<'a> Context<'a> {
         };
         let n_decl = branch.pipe.decl.len();
         let mut ran = false;
-        let iterate = |ctx: &mut Self, st: &mut State<'t>, key: Value, elem: Value, out: &mut String| -> ExecResult<bool> {
+        let iterate = |ctx: &mut Self,
+                       st: &mut State<'t>,
+                       key: Value,
+                       elem: Value,
+                       out: &mut String|
+         -> ExecResult<bool> {
             ctx.step(st, branch.pos, &branch.pipe)?;
             // Range variables were pushed by eval_pipeline; update them for this iteration.
             if n_decl >= 1 {
@@ -355,7 +402,12 @@ impl<'a> Context<'a> {
         Ok(Flow::Normal)
     }
 
-    fn eval_pipeline<'t>(&mut self, st: &mut State<'t>, dot: &Value, pipe: &'t Pipe) -> ExecResult<Value> {
+    fn eval_pipeline<'t>(
+        &mut self,
+        st: &mut State<'t>,
+        dot: &Value,
+        pipe: &'t Pipe,
+    ) -> ExecResult<Value> {
         let mut value: Option<Value> = None;
         for cmd in &pipe.cmds {
             let result = self.eval_command(st, dot, cmd, value.take())?;
@@ -378,7 +430,12 @@ impl<'a> Context<'a> {
         Ok(value)
     }
 
-    fn not_a_function(&self, st: &State<'_>, cmd: &Command, final_value: &Option<Value>) -> ExecResult<()> {
+    fn not_a_function(
+        &self,
+        st: &State<'_>,
+        cmd: &Command,
+        final_value: &Option<Value>,
+    ) -> ExecResult<()> {
         if cmd.args.len() > 1 || final_value.is_some() {
             return Err(self.error_at(
                 st,
@@ -390,20 +447,51 @@ impl<'a> Context<'a> {
         Ok(())
     }
 
-    fn eval_command<'t>(&mut self, st: &mut State<'t>, dot: &Value, cmd: &'t Command, final_value: Option<Value>) -> ExecResult<Value> {
+    fn eval_command<'t>(
+        &mut self,
+        st: &mut State<'t>,
+        dot: &Value,
+        cmd: &'t Command,
+        final_value: Option<Value>,
+    ) -> ExecResult<Value> {
         let first = &cmd.args[0];
         match first {
-            Arg::Field { pos, idents } => {
-                self.eval_field_chain(st, dot, dot.clone(), first, *pos, idents, &cmd.args[1..], final_value, true)
-            }
+            Arg::Field { pos, idents } => self.eval_field_chain(
+                st,
+                dot,
+                dot.clone(),
+                first,
+                *pos,
+                idents,
+                &cmd.args[1..],
+                final_value,
+                true,
+            ),
             Arg::Chain { pos, node, fields } => {
                 if matches!(**node, Arg::Nil(_)) {
-                    return Err(self.error_at(st, *pos, first, format!("indirection through explicit nil in {first}")));
+                    return Err(self.error_at(
+                        st,
+                        *pos,
+                        first,
+                        format!("indirection through explicit nil in {first}"),
+                    ));
                 }
                 let receiver = self.eval_arg(st, dot, node, Param::Reflect)?;
-                self.eval_field_chain(st, dot, receiver, first, *pos, fields, &cmd.args[1..], final_value, false)
+                self.eval_field_chain(
+                    st,
+                    dot,
+                    receiver,
+                    first,
+                    *pos,
+                    fields,
+                    &cmd.args[1..],
+                    final_value,
+                    false,
+                )
             }
-            Arg::Identifier(_, name) => self.eval_function(st, dot, name, cmd, &cmd.args[1..], final_value),
+            Arg::Identifier(_, name) => {
+                self.eval_function(st, dot, name, cmd, &cmd.args[1..], final_value)
+            }
             Arg::Pipe(pipe) => {
                 self.not_a_function(st, cmd, &final_value)?;
                 self.eval_pipeline_scoped(st, dot, pipe)
@@ -414,7 +502,17 @@ impl<'a> Context<'a> {
                     self.not_a_function(st, cmd, &final_value)?;
                     return Ok(value);
                 }
-                self.eval_field_chain(st, dot, value, first, *pos, idents, &cmd.args[1..], final_value, false)
+                self.eval_field_chain(
+                    st,
+                    dot,
+                    value,
+                    first,
+                    *pos,
+                    idents,
+                    &cmd.args[1..],
+                    final_value,
+                    false,
+                )
             }
             Arg::Bool(_, b) => {
                 self.not_a_function(st, cmd, &final_value)?;
@@ -424,7 +522,9 @@ impl<'a> Context<'a> {
                 self.not_a_function(st, cmd, &final_value)?;
                 Ok(dot.clone())
             }
-            Arg::Nil(pos) => Err(self.error_at(st, *pos, first, "nil is not a command".to_string())),
+            Arg::Nil(pos) => {
+                Err(self.error_at(st, *pos, first, "nil is not a command".to_string()))
+            }
             Arg::Number(pos, number) => {
                 self.not_a_function(st, cmd, &final_value)?;
                 self.ideal_constant(st, *pos, first, number)
@@ -438,7 +538,12 @@ impl<'a> Context<'a> {
 
     /// A parenthesized pipeline: its declarations do not leak (Go pushes them in the current
     /// scope, but a parenthesized pipeline cannot declare in practice).
-    fn eval_pipeline_scoped<'t>(&mut self, st: &mut State<'t>, dot: &Value, pipe: &'t Pipe) -> ExecResult<Value> {
+    fn eval_pipeline_scoped<'t>(
+        &mut self,
+        st: &mut State<'t>,
+        dot: &Value,
+        pipe: &'t Pipe,
+    ) -> ExecResult<Value> {
         self.eval_pipeline(st, dot, pipe)
     }
 
@@ -449,7 +554,13 @@ impl<'a> Context<'a> {
         }
     }
 
-    fn ideal_constant(&self, st: &State<'_>, pos: usize, node: &Arg, number: &parse::Number) -> ExecResult<Value> {
+    fn ideal_constant(
+        &self,
+        st: &State<'_>,
+        pos: usize,
+        node: &Arg,
+        number: &parse::Number,
+    ) -> ExecResult<Value> {
         if number.is_float_syntax
             && let Some(f) = number.float
         {
@@ -459,7 +570,12 @@ impl<'a> Context<'a> {
             return Ok(Value::Int(i));
         }
         if let Some(f) = number.float {
-            return Err(self.error_at(st, pos, node, format!("{} overflows int", gofmt::format_float_v(f))));
+            return Err(self.error_at(
+                st,
+                pos,
+                node,
+                format!("{} overflows int", gofmt::format_float_v(f)),
+            ));
         }
         Err(self.error_at(st, pos, node, format!("bad number {}", number.text)))
     }
@@ -484,7 +600,17 @@ impl<'a> Context<'a> {
             let last = idx + 1 == n;
             let (call_args, final_for_call) =
                 if last { (args, final_value.clone()) } else { (&[][..], None) };
-            receiver = self.eval_field(st, dot, ident, node, pos, call_args, final_for_call, receiver, boxed)?;
+            receiver = self.eval_field(
+                st,
+                dot,
+                ident,
+                node,
+                pos,
+                call_args,
+                final_for_call,
+                receiver,
+                boxed,
+            )?;
             boxed = true;
         }
         Ok(receiver)
@@ -507,23 +633,41 @@ impl<'a> Context<'a> {
         match &receiver {
             Value::Missing => {
                 if self.options.missing_key == MissingKey::Error {
-                    return Err(self.error_at(st, pos, node, format!("nil data; no entry for key {field:?}")));
+                    return Err(self.error_at(
+                        st,
+                        pos,
+                        node,
+                        format!("nil data; no entry for key {field:?}"),
+                    ));
                 }
                 Ok(Value::Missing)
             }
-            Value::Nil => Err(self.error_at(st, pos, node, format!("nil pointer evaluating interface {{}}.{field}"))),
+            Value::Nil => Err(self.error_at(
+                st,
+                pos,
+                node,
+                format!("nil pointer evaluating interface {{}}.{field}"),
+            )),
             Value::Map(map) => {
                 if has_args {
-                    return Err(self.error_at(st, pos, node, format!("{field} is not a method but has arguments")));
+                    return Err(self.error_at(
+                        st,
+                        pos,
+                        node,
+                        format!("{field} is not a method but has arguments"),
+                    ));
                 }
                 match map.get(field) {
                     Some(value) => Ok(value),
                     None => match self.options.missing_key {
                         MissingKey::Default => Ok(Value::Missing),
                         MissingKey::Zero => Ok(Value::Nil),
-                        MissingKey::Error => {
-                            Err(self.error_at(st, pos, node, format!("map has no entry for key {field:?}")))
-                        }
+                        MissingKey::Error => Err(self.error_at(
+                            st,
+                            pos,
+                            node,
+                            format!("map has no entry for key {field:?}"),
+                        )),
                     },
                 }
             }
@@ -558,7 +702,12 @@ impl<'a> Context<'a> {
             }
             other => {
                 let type_name = if boxed { "interface {}".to_string() } else { other.type_name() };
-                Err(self.error_at(st, pos, node, format!("can't evaluate field {field} in type {type_name}")))
+                Err(self.error_at(
+                    st,
+                    pos,
+                    node,
+                    format!("can't evaluate field {field} in type {type_name}"),
+                ))
             }
         }
     }
@@ -573,11 +722,17 @@ impl<'a> Context<'a> {
         final_value: Option<Value>,
     ) -> ExecResult<Value> {
         let ident = &cmd.args[0];
-        if let Some(builtin) = funcs::builtin(name) {
-            return self.eval_builtin(st, dot, builtin, name, cmd, args, final_value);
-        }
+        // Like Go's findFunction, registered functions shadow builtins (Sprig's `slice`).
         let Some(func) = self.set.funcs.get(name).cloned() else {
-            return Err(self.error_at(st, ident.pos(), ident, format!("{name:?} is not a defined function")));
+            if let Some(builtin) = funcs::builtin(name) {
+                return self.eval_builtin(st, dot, builtin, name, cmd, args, final_value);
+            }
+            return Err(self.error_at(
+                st,
+                ident.pos(),
+                ident,
+                format!("{name:?} is not a defined function"),
+            ));
         };
         let values = self.eval_call_args(st, dot, &func, name, ident, args, final_value)?;
         self.call(st, &func, name, cmd, &values)
@@ -604,7 +759,10 @@ impl<'a> Context<'a> {
                     st,
                     ident.pos(),
                     ident,
-                    format!("wrong number of args for {name}: want at least {n_params} got {}", args.len()),
+                    format!(
+                        "wrong number of args for {name}: want at least {n_params} got {}",
+                        args.len()
+                    ),
                 ));
             }
         } else if n_in != n_params {
@@ -630,7 +788,14 @@ impl<'a> Context<'a> {
         Ok(values)
     }
 
-    fn call(&mut self, st: &State<'_>, func: &Func, name: &str, cmd: &Command, values: &[Value]) -> ExecResult<Value> {
+    fn call(
+        &mut self,
+        st: &State<'_>,
+        func: &Func,
+        name: &str,
+        cmd: &Command,
+        values: &[Value],
+    ) -> ExecResult<Value> {
         let saved = (self.current_template.clone(), self.current_file.clone());
         let result = (func.body)(self, values);
         (self.current_template, self.current_file) = saved;
@@ -651,7 +816,13 @@ impl<'a> Context<'a> {
     }
 
     /// Evaluates an argument for a parameter of type `param` (Go's evalArg).
-    fn eval_arg<'t>(&mut self, st: &mut State<'t>, dot: &Value, arg: &'t Arg, param: Param) -> ExecResult<Value> {
+    fn eval_arg<'t>(
+        &mut self,
+        st: &mut State<'t>,
+        dot: &Value,
+        arg: &'t Arg,
+        param: Param,
+    ) -> ExecResult<Value> {
         let pos = arg.pos();
         let value = match arg {
             Arg::Dot(_) => dot.clone(),
@@ -660,7 +831,12 @@ impl<'a> Context<'a> {
                     Param::Any | Param::Reflect => Ok(Value::Nil),
                     Param::Map => Ok(Value::new_map()),
                     Param::List => Ok(Value::list(Vec::new())),
-                    other => Err(self.error_at(st, pos, arg, format!("cannot assign nil to {}", param_name(other)))),
+                    other => Err(self.error_at(
+                        st,
+                        pos,
+                        arg,
+                        format!("cannot assign nil to {}", param_name(other)),
+                    )),
                 };
             }
             Arg::Field { idents, .. } => {
@@ -682,7 +858,12 @@ impl<'a> Context<'a> {
             }
             Arg::Chain { node, fields, .. } => {
                 if matches!(**node, Arg::Nil(_)) {
-                    return Err(self.error_at(st, pos, arg, format!("indirection through explicit nil in {arg}")));
+                    return Err(self.error_at(
+                        st,
+                        pos,
+                        arg,
+                        format!("indirection through explicit nil in {arg}"),
+                    ));
                 }
                 let receiver = self.eval_arg(st, dot, node, Param::Reflect)?;
                 self.eval_field_chain(st, dot, receiver, arg, pos, fields, &[], None, false)?
@@ -697,14 +878,24 @@ impl<'a> Context<'a> {
                 return match param {
                     Param::Any | Param::Reflect => self.ideal_constant(st, pos, arg, number),
                     Param::Int => match number.int {
-                        Some(i) if !number.text.contains('.') || number.float.is_some_and(|f| f.fract() == 0.0) => {
+                        Some(i)
+                            if !number.text.contains('.')
+                                || number.float.is_some_and(|f| f.fract() == 0.0) =>
+                        {
                             Ok(Value::Int(i))
                         }
-                        _ => Err(self.error_at(st, pos, arg, format!("expected integer; found {arg}"))),
+                        _ => Err(self.error_at(
+                            st,
+                            pos,
+                            arg,
+                            format!("expected integer; found {arg}"),
+                        )),
                     },
                     Param::Float => match number.float {
                         Some(f) => Ok(Value::Float(f)),
-                        None => Err(self.error_at(st, pos, arg, format!("expected float; found {arg}"))),
+                        None => {
+                            Err(self.error_at(st, pos, arg, format!("expected float; found {arg}")))
+                        }
                     },
                     _ => Err(self.literal_mismatch(st, arg, param)),
                 };
@@ -719,16 +910,32 @@ impl<'a> Context<'a> {
         self.validate_type(st, pos, arg, value, param)
     }
 
-    fn eval_function_owned(&mut self, st: &mut State<'_>, dot: &Value, name: &str, cmd: &Command) -> ExecResult<Value> {
-        if let Some(builtin) = funcs::builtin(name) {
-            // A builtin used as a bare argument gets no arguments.
-            let empty: Vec<Value> = Vec::new();
-            return funcs::call_builtin_values(builtin, &empty).map_err(|message| {
-                self.error_at(st, cmd.pos, cmd, message.into_message(name))
-            });
-        }
+    fn eval_function_owned(
+        &mut self,
+        st: &mut State<'_>,
+        dot: &Value,
+        name: &str,
+        cmd: &Command,
+    ) -> ExecResult<Value> {
         let Some(func) = self.set.funcs.get(name).cloned() else {
-            return Err(self.error_at(st, cmd.pos, cmd, format!("{name:?} is not a defined function")));
+            if let Some(builtin) = funcs::builtin(name) {
+                // A builtin used as a bare argument gets no arguments.
+                let (min, _) = funcs::builtin_arity(builtin);
+                if min > 0 {
+                    let message =
+                        format!("wrong number of args for {name}: want at least {min} got 0");
+                    return Err(self.error_at(st, cmd.pos, cmd, message));
+                }
+                return funcs::call_builtin_values(builtin, &[]).map_err(|message| {
+                    self.error_at(st, cmd.pos, cmd, message.into_message(name))
+                });
+            }
+            return Err(self.error_at(
+                st,
+                cmd.pos,
+                cmd,
+                format!("{name:?} is not a defined function"),
+            ));
         };
         let _ = dot;
         let sig = &func.signature;
@@ -749,20 +956,39 @@ impl<'a> Context<'a> {
             Param::Int => "integer",
             Param::Float => "float",
             Param::Bool => "bool",
-            _ => return self.error_at(st, arg.pos(), arg, format!("can't handle {arg} for arg of type {}", param_name(param))),
+            _ => {
+                return self.error_at(
+                    st,
+                    arg.pos(),
+                    arg,
+                    format!("can't handle {arg} for arg of type {}", param_name(param)),
+                );
+            }
         };
         self.error_at(st, arg.pos(), arg, format!("expected {expected}; found {arg}"))
     }
 
     /// Checks a computed value against a parameter type (Go's validateType).
-    fn validate_type(&self, st: &State<'_>, pos: usize, node: &dyn std::fmt::Display, value: Value, param: Param) -> ExecResult<Value> {
+    fn validate_type(
+        &self,
+        st: &State<'_>,
+        pos: usize,
+        node: &dyn std::fmt::Display,
+        value: Value,
+        param: Param,
+    ) -> ExecResult<Value> {
         let ok = match (&value, param) {
             (_, Param::Reflect) => return Ok(value),
             (Value::Missing, Param::Any) => return Ok(Value::Nil),
             (Value::Missing, Param::Map) => return Ok(Value::new_map()),
             (Value::Missing, Param::List) => return Ok(Value::list(Vec::new())),
             (Value::Missing, _) => {
-                return Err(self.error_at(st, pos, node, format!("invalid value; expected {}", param_name(param))));
+                return Err(self.error_at(
+                    st,
+                    pos,
+                    node,
+                    format!("invalid value; expected {}", param_name(param)),
+                ));
             }
             (_, Param::Any) => true,
             (Value::String(_), Param::String) => true,
@@ -804,8 +1030,13 @@ impl<'a> Context<'a> {
         let (min, max) = funcs::builtin_arity(builtin);
         if n_in < min || max.is_some_and(|max| n_in > max) {
             let message = match max {
-                Some(max) if max == min => format!("wrong number of args for {name}: want {min} got {n_in}"),
-                _ => format!("wrong number of args for {name}: want at least {min} got {}", args.len()),
+                Some(max) if max == min => {
+                    format!("wrong number of args for {name}: want {min} got {n_in}")
+                }
+                _ => format!(
+                    "wrong number of args for {name}: want at least {min} got {}",
+                    args.len()
+                ),
             };
             return Err(self.error_at(st, ident.pos(), ident, message));
         }
@@ -827,11 +1058,19 @@ impl<'a> Context<'a> {
         let param = funcs::builtin_param(builtin);
         let mut values = Vec::with_capacity(n_in);
         for (idx, arg) in args.iter().enumerate() {
-            let p = if idx == 0 && matches!(builtin, funcs::Builtin::Printf) { Param::String } else { param };
+            let p = if idx == 0 && matches!(builtin, funcs::Builtin::Printf) {
+                Param::String
+            } else {
+                param
+            };
             values.push(self.eval_arg(st, dot, arg, p)?);
         }
         if let Some(final_value) = final_value {
-            let p = if args.is_empty() && matches!(builtin, funcs::Builtin::Printf) { Param::String } else { param };
+            let p = if args.is_empty() && matches!(builtin, funcs::Builtin::Printf) {
+                Param::String
+            } else {
+                param
+            };
             values.push(self.validate_type(st, ident.pos(), ident, final_value, p)?);
         }
         funcs::call_builtin_values(builtin, &values)

@@ -75,7 +75,9 @@ pub(crate) fn builtin_arity(builtin: Builtin) -> (usize, Option<usize>) {
         Builtin::And | Builtin::Or => (1, None),
         Builtin::Not | Builtin::Len => (1, Some(1)),
         Builtin::Index | Builtin::Slice => (1, None),
-        Builtin::Print | Builtin::Println | Builtin::Html | Builtin::Js | Builtin::Urlquery => (0, None),
+        Builtin::Print | Builtin::Println | Builtin::Html | Builtin::Js | Builtin::Urlquery => {
+            (0, None)
+        }
         Builtin::Printf => (1, None),
         Builtin::Eq => (1, None),
         Builtin::Ne | Builtin::Lt | Builtin::Le | Builtin::Gt | Builtin::Ge => (2, Some(2)),
@@ -86,9 +88,12 @@ pub(crate) fn builtin_arity(builtin: Builtin) -> (usize, Option<usize>) {
 /// The parameter type of the builtin's arguments.
 pub(crate) fn builtin_param(builtin: Builtin) -> Param {
     match builtin {
-        Builtin::Print | Builtin::Printf | Builtin::Println | Builtin::Html | Builtin::Js | Builtin::Urlquery => {
-            Param::Any
-        }
+        Builtin::Print
+        | Builtin::Printf
+        | Builtin::Println
+        | Builtin::Html
+        | Builtin::Js
+        | Builtin::Urlquery => Param::Any,
         _ => Param::Reflect,
     }
 }
@@ -135,7 +140,9 @@ pub(crate) fn call_builtin_values(builtin: Builtin, args: &[Value]) -> Result<Va
         Builtin::Le => Ok(Value::Bool(compare(&args[0], &args[1])? != Ordering::Greater)),
         Builtin::Gt => Ok(Value::Bool(compare(&args[0], &args[1])? == Ordering::Greater)),
         Builtin::Ge => Ok(Value::Bool(compare(&args[0], &args[1])? != Ordering::Less)),
-        Builtin::Call => err("call of a non-function value: templates here have no function values"),
+        Builtin::Call => {
+            err("call of a non-function value: templates here have no function values")
+        }
     }
 }
 
@@ -189,7 +196,7 @@ fn index(args: &[Value]) -> Result<Value, BuiltinError> {
                 let x = index_arg(index, list.len())?;
                 match list.get(x) {
                     Some(value) => value.clone(),
-                    None => return err(format!("reflect: slice index out of range")),
+                    None => return err("reflect: slice index out of range"),
                 }
             }
             Value::String(s) => {
@@ -205,7 +212,12 @@ fn index(args: &[Value]) -> Result<Value, BuiltinError> {
                     Value::Missing | Value::Nil => {
                         return err("value is nil; should be of type string");
                     }
-                    other => return err(format!("value has type {}; should be string", other.type_name())),
+                    other => {
+                        return err(format!(
+                            "value has type {}; should be string",
+                            other.type_name()
+                        ));
+                    }
                 };
                 map.get(&key).unwrap_or(Value::Nil)
             }
@@ -249,7 +261,9 @@ fn slice(args: &[Value]) -> Result<Value, BuiltinError> {
     match item {
         Value::String(s) => match s.get(idx[0]..idx[1]) {
             Some(sub) => Ok(Value::str(sub)),
-            None => Ok(Value::from(String::from_utf8_lossy(&s.as_bytes()[idx[0]..idx[1]]).into_owned())),
+            None => {
+                Ok(Value::from(String::from_utf8_lossy(&s.as_bytes()[idx[0]..idx[1]]).into_owned()))
+            }
         },
         Value::List(l) => Ok(Value::list(l[idx[0]..idx[1]].to_vec())),
         _ => err("can't slice"),
@@ -306,7 +320,9 @@ pub(crate) fn equal(a: &Value, b: &Value) -> Result<bool, BuiltinError> {
 /// Go's `lt` ordering.
 fn compare(a: &Value, b: &Value) -> Result<Ordering, BuiltinError> {
     let (ka, kb) = (basic_kind(a), basic_kind(b));
-    if matches!(ka, Kind::Invalid | Kind::Bool | Kind::Other) || matches!(kb, Kind::Invalid | Kind::Bool | Kind::Other) {
+    if matches!(ka, Kind::Invalid | Kind::Bool | Kind::Other)
+        || matches!(kb, Kind::Invalid | Kind::Bool | Kind::Other)
+    {
         return err("invalid type for comparison");
     }
     if ka != kb {
@@ -361,7 +377,9 @@ pub(crate) fn query_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             b => out.push_str(&format!("%{b:02X}")),
         }

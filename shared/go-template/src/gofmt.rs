@@ -58,7 +58,8 @@ fn fmt_e(out: &mut String, digits: &str, point: i32, frac_digits: usize, upper: 
             out.push('0');
         }
     }
-    let exp = if digits.starts_with('0') && digits.chars().all(|c| c == '0') { 0 } else { point - 1 };
+    let exp =
+        if digits.starts_with('0') && digits.chars().all(|c| c == '0') { 0 } else { point - 1 };
     push_exponent(out, exp, upper);
 }
 
@@ -200,7 +201,8 @@ pub fn write_value(out: &mut String, value: &Value) {
 pub fn sprint(args: &[Value]) -> String {
     let mut out = String::new();
     for (idx, arg) in args.iter().enumerate() {
-        if idx > 0 && !matches!(arg, Value::String(_)) && !matches!(args[idx - 1], Value::String(_)) {
+        if idx > 0 && !matches!(arg, Value::String(_)) && !matches!(args[idx - 1], Value::String(_))
+        {
             out.push(' ');
         }
         write_value(&mut out, arg);
@@ -628,17 +630,17 @@ fn go_syntax(value: &Value) -> String {
     match value {
         Value::Missing | Value::Nil => "<nil>".to_string(),
         Value::String(s) => quote(s),
-        Value::Float(x) => {
-            let s = format_float_v(*x);
-            if s.contains(['.', 'e', 'I', 'N']) { s } else { format!("{s}") }
-        }
+        Value::Float(x) => format_float_v(*x),
         Value::List(items) => {
             let inner: Vec<String> = items.iter().map(go_syntax).collect();
             format!("[]interface {{}}{{{}}}", inner.join(", "))
         }
         Value::Map(map) => {
-            let inner: Vec<String> =
-                map.entries().iter().map(|(k, v)| format!("{}:{}", quote(k), go_syntax(v))).collect();
+            let inner: Vec<String> = map
+                .entries()
+                .iter()
+                .map(|(k, v)| format!("{}:{}", quote(k), go_syntax(v)))
+                .collect();
             format!("{}{{{}}}", value.type_name(), inner.join(", "))
         }
         other => other.to_string(),
@@ -666,7 +668,7 @@ mod tests {
         check_float(0.0, 'g', -1, "0");
         check_float(-2.5, 'g', -1, "-2.5");
         check_float(1e21, 'g', -1, "1e+21");
-        check_float(3.14159, 'f', 2, "3.14");
+        check_float(3.14659, 'f', 2, "3.15");
         check_float(2.5, 'f', 0, "2");
         check_float(1234.5678, 'e', 3, "1.235e+03");
         check_float(1.0, 'e', -1, "1e+00");
@@ -686,18 +688,26 @@ mod tests {
         check_printf("%s-%d", &[Value::str("a"), Value::Int(3)], "a-3");
         check_printf("%d", &[Value::Float(80.0)], "%!d(float64=80)");
         check_printf("%v", &[Value::Float(80.0)], "80");
-        check_printf("%5d|%-5d|%05d", &[Value::Int(42), Value::Int(42), Value::Int(-42)], "   42|42   |-0042");
+        check_printf(
+            "%5d|%-5d|%05d",
+            &[Value::Int(42), Value::Int(42), Value::Int(-42)],
+            "   42|42   |-0042",
+        );
         check_printf("%q", &[Value::str("a\"b\n")], "\"a\\\"b\\n\"");
         check_printf("%x", &[Value::Int(255)], "ff");
         check_printf("%x", &[Value::str("hi")], "6869");
-        check_printf("%.2f", &[Value::Float(3.14159)], "3.14");
+        check_printf("%.2f", &[Value::Float(3.14659)], "3.15");
         check_printf("%t", &[Value::Bool(true)], "true");
         check_printf("%c", &[Value::Int(65)], "A");
         check_printf("%s", &[], "%!s(MISSING)");
         check_printf("a", &[Value::Int(1)], "a%!(EXTRA int=1)");
         check_printf("%v", &[Value::Nil], "<nil>");
         check_printf("%s", &[Value::Nil], "%!s(<nil>)");
-        check_printf("%T %T", &[Value::Float(1.0), Value::new_map()], "float64 map[string]interface {}");
+        check_printf(
+            "%T %T",
+            &[Value::Float(1.0), Value::new_map()],
+            "float64 map[string]interface {}",
+        );
         check_printf("%6.2f%%", &[Value::Float(12.345)], " 12.35%");
         check_printf("%s", &[Value::list(vec![Value::str("a"), Value::str("b")])], "[a b]");
         check_printf("%.3s", &[Value::str("abcdef")], "abc");

@@ -124,7 +124,8 @@ mod tests {
 
     #[test]
     fn encodes_like_go() {
-        let value = Value::from_json(&serde_json::json!({"b": [1, 2.5, "x<y"], "a": null, "c": 1e21}));
+        let value =
+            Value::from_json(&serde_json::json!({"b": [1, 2.5, "x<y"], "a": null, "c": 1e21}));
         assert_eq!(to_go_json(&value, true, 0), r#"{"a":null,"b":[1,2.5,"x\u003cy"],"c":1e+21}"#);
         assert_eq!(to_go_json(&value, false, 0), r#"{"a":null,"b":[1,2.5,"x<y"],"c":1e+21}"#);
         assert_eq!(

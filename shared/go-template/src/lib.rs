@@ -74,7 +74,12 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { missing_key: MissingKey::Default, max_depth: 200, max_output: 256 << 20, max_steps: 200_000_000 }
+        Options {
+            missing_key: MissingKey::Default,
+            max_depth: 200,
+            max_output: 256 << 20,
+            max_steps: 200_000_000,
+        }
     }
 }
 
@@ -143,8 +148,8 @@ impl Func {
 
 /// The names of Go's builtin template functions (handled by the executor).
 pub const BUILTINS: &[&str] = &[
-    "and", "call", "html", "index", "slice", "js", "len", "not", "or", "print", "printf", "println",
-    "urlquery", "eq", "ge", "gt", "le", "lt", "ne",
+    "and", "call", "html", "index", "slice", "js", "len", "not", "or", "print", "printf",
+    "println", "urlquery", "eq", "ge", "gt", "le", "lt", "ne",
 ];
 
 /// A set of parsed templates sharing functions and options.
@@ -172,7 +177,11 @@ impl TemplateSet {
 
     /// A set with only Go's builtin functions.
     pub fn without_sprig() -> TemplateSet {
-        TemplateSet { trees: TreeMap::new(), funcs: Arc::new(HashMap::new()), options: Options::default() }
+        TemplateSet {
+            trees: TreeMap::new(),
+            funcs: Arc::new(HashMap::new()),
+            options: Options::default(),
+        }
     }
 
     /// Sets the execution options.

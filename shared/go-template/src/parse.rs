@@ -116,11 +116,7 @@ impl fmt::Display for Arg {
             Arg::String { quoted, .. } => f.write_str(quoted),
             Arg::Identifier(_, name) => f.write_str(name),
             Arg::Chain { node, fields, .. } => {
-                if matches!(**node, Arg::Pipe(_)) {
-                    write!(f, "{node}")?;
-                } else {
-                    write!(f, "{node}")?;
-                }
+                write!(f, "{node}")?;
                 for field in fields {
                     write!(f, ".{field}")?;
                 }
@@ -312,7 +308,11 @@ impl<'a> Lexer<'a> {
                 } else if self.src[self.pos..].starts_with("}}") {
                     (false, 2)
                 } else {
-                    return Err(lex_error(self.name, self.line, "comment ends before closing delimiter"));
+                    return Err(lex_error(
+                        self.name,
+                        self.line,
+                        "comment ends before closing delimiter",
+                    ));
                 };
                 self.pos += delim_len;
                 if trim_right {
@@ -424,7 +424,11 @@ impl<'a> Lexer<'a> {
                     loop {
                         match bytes.get(end) {
                             None | Some(b'\n') => {
-                                return Err(lex_error(self.name, line, "unterminated quoted string"));
+                                return Err(lex_error(
+                                    self.name,
+                                    line,
+                                    "unterminated quoted string",
+                                ));
                             }
                             Some(b'\\') => end += 2,
                             Some(b'"') => break,
@@ -449,7 +453,11 @@ impl<'a> Lexer<'a> {
                     loop {
                         match bytes.get(end) {
                             None | Some(b'\n') => {
-                                return Err(lex_error(self.name, line, "unterminated character constant"));
+                                return Err(lex_error(
+                                    self.name,
+                                    line,
+                                    "unterminated character constant",
+                                ));
                             }
                             Some(b'\\') => end += 2,
                             Some(b'\'') => break,
@@ -470,10 +478,17 @@ impl<'a> Lexer<'a> {
                     if next.is_some_and(|d| d.is_ascii_digit()) {
                         self.lex_number()?;
                     } else if next.is_some_and(is_alnum) {
-                        let ident_len: usize =
-                            rest[1..].chars().take_while(|c| is_alnum(*c)).map(char::len_utf8).sum();
+                        let ident_len: usize = rest[1..]
+                            .chars()
+                            .take_while(|c| is_alnum(*c))
+                            .map(char::len_utf8)
+                            .sum();
                         self.pos += 1 + ident_len;
-                        self.push(Tok::Field(self.src[start + 1..self.pos].to_string()), start, line);
+                        self.push(
+                            Tok::Field(self.src[start + 1..self.pos].to_string()),
+                            start,
+                            line,
+                        );
                     } else {
                         self.pos += 1;
                         self.push(Tok::Dot, start, line);
@@ -494,7 +509,8 @@ impl<'a> Lexer<'a> {
                 }
                 '+' | '-' | '0'..='9' => self.lex_number()?,
                 c if is_alnum(c) => {
-                    let len: usize = rest.chars().take_while(|c| is_alnum(*c)).map(char::len_utf8).sum();
+                    let len: usize =
+                        rest.chars().take_while(|c| is_alnum(*c)).map(char::len_utf8).sum();
                     self.pos += len;
                     let word = &self.src[start..self.pos];
                     let tok = if let Some(keyword) = KEYWORDS.iter().find(|k| **k == word) {
@@ -509,7 +525,11 @@ impl<'a> Lexer<'a> {
                     self.push(tok, start, line);
                 }
                 c => {
-                    return Err(lex_error(self.name, line, format!("unrecognized character in action: {c:?}")));
+                    return Err(lex_error(
+                        self.name,
+                        line,
+                        format!("unrecognized character in action: {c:?}"),
+                    ));
                 }
             }
         }
@@ -559,7 +579,8 @@ fn parse_number(text: &str) -> Option<Number> {
         i64::from_str_radix(oct, 8).ok()
     } else if let Some(bin) = lower.strip_prefix("0b") {
         i64::from_str_radix(bin, 2).ok()
-    } else if lower.len() > 1 && lower.starts_with('0') && lower.chars().all(|c| c.is_ascii_digit()) {
+    } else if lower.len() > 1 && lower.starts_with('0') && lower.chars().all(|c| c.is_ascii_digit())
+    {
         i64::from_str_radix(&lower[1..], 8).ok()
     } else {
         lower.parse::<i64>().ok()
@@ -648,7 +669,11 @@ struct Parser<'a> {
 }
 
 /// Parses `text` as the template file `name`; `is_func` tells which function names exist.
-pub(crate) fn parse(name: &str, text: &str, is_func: &dyn Fn(&str) -> bool) -> Result<Parsed, Error> {
+pub(crate) fn parse(
+    name: &str,
+    text: &str,
+    is_func: &dyn Fn(&str) -> bool,
+) -> Result<Parsed, Error> {
     let tokens = Lexer { name, src: text, pos: 0, line: 1, tokens: Vec::new() }.run()?;
     let source: Arc<str> = Arc::from(text);
     let mut parser = Parser {
@@ -662,12 +687,8 @@ pub(crate) fn parse(name: &str, text: &str, is_func: &dyn Fn(&str) -> bool) -> R
         range_depth: 0,
     };
     let (root, _) = parser.item_list(true)?;
-    let mut trees = vec![Tree {
-        name: name.to_string(),
-        parse_name: Arc::from(name),
-        source,
-        root,
-    }];
+    let mut trees =
+        vec![Tree { name: name.to_string(), parse_name: Arc::from(name), source, root }];
     trees.append(&mut parser.defined);
     Ok(Parsed { trees })
 }
@@ -756,7 +777,9 @@ impl Parser<'_> {
                         Tok::Keyword("define") => {
                             self.next_non_space();
                             if !top {
-                                return Err(self.error(keyword.line, "unexpected <define> in command"));
+                                return Err(
+                                    self.error(keyword.line, "unexpected <define> in command")
+                                );
                             }
                             self.parse_define(keyword.line)?;
                         }
@@ -767,7 +790,9 @@ impl Parser<'_> {
                         }
                     }
                 }
-                other => return Err(self.error(token.line, format!("unexpected {}", describe(&other)))),
+                other => {
+                    return Err(self.error(token.line, format!("unexpected {}", describe(&other))));
+                }
             }
         }
     }
@@ -804,7 +829,9 @@ impl Parser<'_> {
                 return Ok(());
             }
             if !is_empty_tree(&body) {
-                return Err(self.error(line, format!("template: multiple definition of template {name:?}")));
+                return Err(
+                    self.error(line, format!("template: multiple definition of template {name:?}"))
+                );
             }
             return Ok(());
         }
@@ -830,7 +857,9 @@ impl Parser<'_> {
                 let is_break = token.tok == Tok::Keyword("break");
                 if self.range_depth == 0 {
                     let word = if is_break { "break" } else { "continue" };
-                    return Err(self.error(token.line, format!("{{{{{word}}}}} outside {{{{range}}}}")));
+                    return Err(
+                        self.error(token.line, format!("{{{{{word}}}}} outside {{{{range}}}}"))
+                    );
                 }
                 self.expect_right_delim(if is_break { "break" } else { "continue" })?;
                 return Ok(Some(if is_break { Node::Break } else { Node::Continue }));
@@ -924,7 +953,10 @@ impl Parser<'_> {
                     }
                     let (else_list, end) = self.item_list(false)?;
                     if !matches!(end, ListEnd::End) {
-                        return Err(self.error(self.peek().line, format!("expected end; found {{{{else}}}} in {context}")));
+                        return Err(self.error(
+                            self.peek().line,
+                            format!("expected end; found {{{{else}}}} in {context}"),
+                        ));
                     }
                     Some(else_list)
                 }
@@ -937,7 +969,8 @@ impl Parser<'_> {
     /// Parses a pipeline up to the right delimiter (or right paren when `!end_delim`).
     fn pipeline(&mut self, context: &str, end_delim: bool) -> Result<Pipe, Error> {
         let start = self.peek_non_space();
-        let mut pipe = Pipe { pos: start.pos, is_assign: false, decl: Vec::new(), cmds: Vec::new() };
+        let mut pipe =
+            Pipe { pos: start.pos, is_assign: false, decl: Vec::new(), cmds: Vec::new() };
         // Declarations.
         if let Tok::Variable(name) = &start.tok {
             let save = self.idx;
@@ -956,7 +989,7 @@ impl Parser<'_> {
                     self.next_non_space();
                     let second = self.next_non_space();
                     let Tok::Variable(second_name) = &second.tok else {
-                        return Err(self.error(second.line, format!("range can only initialize variables")));
+                        return Err(self.error(second.line, "range can only initialize variables"));
                     };
                     let op = self.next_non_space();
                     if !matches!(op.tok, Tok::Declare | Tok::Assign) {
@@ -1004,12 +1037,12 @@ impl Parser<'_> {
     fn check_pipeline(&self, pipe: &Pipe, line: usize) -> Result<(), Error> {
         // Non-executable commands may only be first.
         for (idx, cmd) in pipe.cmds.iter().enumerate().skip(1) {
-            match cmd.args.first() {
-                Some(Arg::Bool(..) | Arg::Dot(_) | Arg::Nil(_) | Arg::Number(..) | Arg::String { .. }) => {
-                    let _ = idx;
-                    return Err(self.error(line, format!("non executable command in pipeline stage {}", idx + 1)));
-                }
-                _ => {}
+            if let Some(
+                Arg::Bool(..) | Arg::Dot(_) | Arg::Nil(_) | Arg::Number(..) | Arg::String { .. },
+            ) = cmd.args.first()
+            {
+                return Err(self
+                    .error(line, format!("non executable command in pipeline stage {}", idx + 1)));
             }
         }
         Ok(())
@@ -1077,9 +1110,15 @@ impl Parser<'_> {
                     idents.extend(fields);
                     Arg::Variable { pos, name, idents }
                 }
-                Arg::Bool(..) | Arg::String { .. } | Arg::Number(..) | Arg::Nil(_) | Arg::Dot(_) => {
+                Arg::Bool(..)
+                | Arg::String { .. }
+                | Arg::Number(..)
+                | Arg::Nil(_)
+                | Arg::Dot(_) => {
                     let line = self.peek().line;
-                    return Err(self.error(line, format!("unexpected . after term {:?}", term.to_string())));
+                    return Err(
+                        self.error(line, format!("unexpected . after term {:?}", term.to_string()))
+                    );
                 }
                 node => Arg::Chain { pos, node: Box::new(node), fields },
             }));
@@ -1107,20 +1146,30 @@ impl Parser<'_> {
             Tok::Field(name) => Arg::Field { pos: token.pos, idents: vec![name] },
             Tok::Bool(b) => Arg::Bool(token.pos, b),
             Tok::Char(text) => {
-                let inner = unquote(&format!("\"{}\"", &text[1..text.len() - 1]))
-                    .ok_or_else(|| self.error(token.line, format!("malformed character constant: {text}")))?;
+                let inner =
+                    unquote(&format!("\"{}\"", &text[1..text.len() - 1])).ok_or_else(|| {
+                        self.error(token.line, format!("malformed character constant: {text}"))
+                    })?;
                 let mut chars = inner.chars();
                 let (Some(c), None) = (chars.next(), chars.next()) else {
-                    return Err(self.error(token.line, format!("malformed character constant: {text}")));
+                    return Err(
+                        self.error(token.line, format!("malformed character constant: {text}"))
+                    );
                 };
                 Arg::Number(
                     token.pos,
-                    Number { text, int: Some(c as i64), float: Some(c as u32 as f64), is_float_syntax: false },
+                    Number {
+                        text,
+                        int: Some(c as i64),
+                        float: Some(c as u32 as f64),
+                        is_float_syntax: false,
+                    },
                 )
             }
             Tok::Number(text) => {
-                let number = parse_number(&text)
-                    .ok_or_else(|| self.error(token.line, format!("bad number syntax: {text:?}")))?;
+                let number = parse_number(&text).ok_or_else(|| {
+                    self.error(token.line, format!("bad number syntax: {text:?}"))
+                })?;
                 Arg::Number(token.pos, number)
             }
             Tok::LeftParen => {
@@ -1128,8 +1177,9 @@ impl Parser<'_> {
                 Arg::Pipe(Box::new(pipe))
             }
             Tok::Str(quoted) => {
-                let text = unquote(&quoted)
-                    .ok_or_else(|| self.error(token.line, format!("bad string syntax: {quoted}")))?;
+                let text = unquote(&quoted).ok_or_else(|| {
+                    self.error(token.line, format!("bad string syntax: {quoted}"))
+                })?;
                 Arg::String { pos: token.pos, quoted, text: Arc::from(text) }
             }
             Tok::RawStr(raw) => {

@@ -261,10 +261,12 @@ impl Value {
             serde_json::Value::Bool(b) => Value::Bool(*b),
             serde_json::Value::Number(n) => Value::Float(n.as_f64().unwrap_or(0.0)),
             serde_json::Value::String(s) => Value::str(s),
-            serde_json::Value::Array(items) => Value::list(items.iter().map(Value::from_json).collect()),
-            serde_json::Value::Object(map) => Value::Map(
-                map.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect(),
-            ),
+            serde_json::Value::Array(items) => {
+                Value::list(items.iter().map(Value::from_json).collect())
+            }
+            serde_json::Value::Object(map) => {
+                Value::Map(map.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect())
+            }
         }
     }
 
@@ -292,9 +294,8 @@ impl Value {
             Value::Missing | Value::Nil => serde_json::Value::Null,
             Value::Bool(b) => serde_json::Value::Bool(*b),
             Value::Int(i) => serde_json::Value::from(*i),
-            Value::Float(f) => {
-                serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, serde_json::Value::Number)
-            }
+            Value::Float(f) => serde_json::Number::from_f64(*f)
+                .map_or(serde_json::Value::Null, serde_json::Value::Number),
             Value::String(s) => serde_json::Value::String(s.to_string()),
             Value::List(l) => serde_json::Value::Array(l.iter().map(Value::to_json).collect()),
             Value::Map(m) => serde_json::Value::Object(
@@ -336,7 +337,9 @@ impl Value {
                 }
                 let (a, b) = (a.entries(), b.entries());
                 a.len() == b.len()
-                    && a.iter().zip(b.iter()).all(|((ka, va), (kb, vb))| ka == kb && va.deep_equal(vb))
+                    && a.iter()
+                        .zip(b.iter())
+                        .all(|((ka, va), (kb, vb))| ka == kb && va.deep_equal(vb))
             }
             (Value::Object(a), Value::Object(b)) => Arc::ptr_eq(a, b),
             _ => false,

@@ -86,7 +86,10 @@ fn control_structures() {
     check("{{ range .Values.missing }}x{{ else }}none{{ end }}", "none");
     check("{{ range 3 }}{{ . }}{{ end }}", "012");
     check("{{ range .Values.list }}{{ if eq . \"b\" }}{{ break }}{{ end }}{{ . }}{{ end }}", "a");
-    check("{{ range .Values.list }}{{ if eq . \"b\" }}{{ continue }}{{ end }}{{ . }}{{ end }}", "ac");
+    check(
+        "{{ range .Values.list }}{{ if eq . \"b\" }}{{ continue }}{{ end }}{{ . }}{{ end }}",
+        "ac",
+    );
     check("{{ range .Values.list }}{{ $.Values.name }}{{ end }}", "demodemodemo");
 }
 
@@ -104,7 +107,10 @@ fn variables() {
 fn templates_and_blocks() {
     check("{{ define \"a\" }}A{{ . }}{{ end }}{{ template \"a\" 1 }}", "A1");
     check("{{ block \"b\" . }}B{{ .Values.name }}{{ end }}", "Bdemo");
-    check("{{ template \"nope\" }}", "ERROR: template: t:1:3: executing \"t\" at <{{template \"nope\"}}>: template \"nope\" not defined");
+    check(
+        "{{ template \"nope\" }}",
+        "ERROR: template: t:1:3: executing \"t\" at <{{template \"nope\"}}>: template \"nope\" not defined",
+    );
 }
 
 #[test]
