@@ -118,11 +118,13 @@ fn is_yaml_name(name: &str) -> bool {
 /// # Errors
 /// IO errors, size limits, path traversal in archives, and malformed chart files.
 pub fn load(path: &Path) -> Result<Chart, LoadError> {
-    let meta = std::fs::metadata(path).map_err(|source| LoadError::Io { path: path.display().to_string(), source })?;
+    let meta = std::fs::metadata(path)
+        .map_err(|source| LoadError::Io { path: path.display().to_string(), source })?;
     if meta.is_dir() {
         load_dir(path)
     } else {
-        let data = std::fs::read(path).map_err(|source| LoadError::Io { path: path.display().to_string(), source })?;
+        let data = std::fs::read(path)
+            .map_err(|source| LoadError::Io { path: path.display().to_string(), source })?;
         load_archive(&data)
     }
 }
@@ -156,14 +158,17 @@ fn walk(
         return Err(invalid(format!("directory nesting too deep at {}", dir.display())));
     }
     let io_err = |source| LoadError::Io { path: dir.display().to_string(), source };
-    let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(io_err)?.collect::<Result<_, _>>().map_err(io_err)?;
+    let mut entries: Vec<_> =
+        std::fs::read_dir(dir).map_err(io_err)?.collect::<Result<_, _>>().map_err(io_err)?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let file_name = entry.file_name().to_string_lossy().into_owned();
-        let rel = if prefix.is_empty() { file_name.clone() } else { format!("{prefix}/{file_name}") };
+        let rel =
+            if prefix.is_empty() { file_name.clone() } else { format!("{prefix}/{file_name}") };
         let path = entry.path();
         // Follow symlinks like Helm's sympath.Walk.
-        let meta = std::fs::metadata(&path).map_err(|source| LoadError::Io { path: path.display().to_string(), source })?;
+        let meta = std::fs::metadata(&path)
+            .map_err(|source| LoadError::Io { path: path.display().to_string(), source })?;
         if meta.is_dir() {
             if rules.ignore(&rel, true) {
                 continue;
@@ -175,7 +180,10 @@ fn walk(
             continue;
         }
         if !meta.is_file() {
-            return Err(invalid(format!("cannot load irregular file {} as it has file mode type bits set", path.display())));
+            return Err(invalid(format!(
+                "cannot load irregular file {} as it has file mode type bits set",
+                path.display()
+            )));
         }
         if meta.len() > MAX_FILE_SIZE {
             return Err(invalid(format!(
@@ -184,9 +192,12 @@ fn walk(
         }
         *total += meta.len();
         if *total > MAX_CHART_SIZE {
-            return Err(invalid(format!("chart exceeds the maximum decompressed size {MAX_CHART_SIZE}")));
+            return Err(invalid(format!(
+                "chart exceeds the maximum decompressed size {MAX_CHART_SIZE}"
+            )));
         }
-        let mut data = std::fs::read(&path).map_err(|source| LoadError::Io { path: path.display().to_string(), source })?;
+        let mut data = std::fs::read(&path)
+            .map_err(|source| LoadError::Io { path: path.display().to_string(), source })?;
         if data.starts_with(&[0xEF, 0xBB, 0xBF]) {
             data.drain(..3);
         }
@@ -204,20 +215,31 @@ pub fn load_archive(data: &[u8]) -> Result<Chart, LoadError> {
     let mut archive = tar::Archive::new(decoder);
     let mut files = Vec::new();
     let mut total = 0u64;
-    let entries = archive.entries().map_err(|source| LoadError::Io { path: "chart archive".into(), source })?;
+    let entries = archive
+        .entries()
+        .map_err(|source| LoadError::Io { path: "chart archive".into(), source })?;
     for entry in entries {
-        let mut entry = entry.map_err(|source| LoadError::Io { path: "chart archive".into(), source })?;
+        let mut entry =
+            entry.map_err(|source| LoadError::Io { path: "chart archive".into(), source })?;
         let kind = entry.header().entry_type();
         if !kind.is_file() {
             continue;
         }
-        let path = entry.path().map_err(|source| LoadError::Io { path: "chart archive".into(), source })?.into_owned();
+        let path = entry
+            .path()
+            .map_err(|source| LoadError::Io { path: "chart archive".into(), source })?
+            .into_owned();
         let mut parts = Vec::new();
         for component in path.components() {
             match component {
                 Component::Normal(part) => parts.push(part.to_string_lossy().into_owned()),
                 Component::CurDir => {}
-                _ => return Err(invalid(format!("chart illegally contains path {:?}", path.display().to_string()))),
+                _ => {
+                    return Err(invalid(format!(
+                        "chart illegally contains path {:?}",
+                        path.display().to_string()
+                    )));
+                }
             }
         }
         if parts.len() < 2 {
@@ -229,7 +251,9 @@ pub fn load_archive(data: &[u8]) -> Result<Chart, LoadError> {
         let name = parts[1..].join("/");
         let size = entry.header().size().unwrap_or(0);
         if size > MAX_FILE_SIZE {
-            return Err(invalid(format!("decompressed chart file {name} is larger than the maximum file size {MAX_FILE_SIZE}")));
+            return Err(invalid(format!(
+                "decompressed chart file {name} is larger than the maximum file size {MAX_FILE_SIZE}"
+            )));
         }
         let mut buf = Vec::new();
         entry
@@ -253,7 +277,8 @@ pub fn load_archive(data: &[u8]) -> Result<Chart, LoadError> {
 }
 
 fn text(file: &ChartFile) -> Result<&str, LoadError> {
-    std::str::from_utf8(&file.data).map_err(|_| invalid(format!("{} is not valid UTF-8", file.name)))
+    std::str::from_utf8(&file.data)
+        .map_err(|_| invalid(format!("{} is not valid UTF-8", file.name)))
 }
 
 /// Build a chart from its files (`helm/helm:pkg/chart/v2/loader/load.go` `LoadFiles`).
@@ -264,11 +289,16 @@ pub fn load_files(files: Vec<ChartFile>) -> Result<Chart, LoadError> {
     let mut metadata: Option<Json> = None;
     for file in &files {
         if file.name == "Chart.yaml" {
-            let parsed = from_yaml(text(file)?).map_err(|e| invalid(format!("cannot load Chart.yaml: {e}")))?;
+            let parsed = from_yaml(text(file)?)
+                .map_err(|e| invalid(format!("cannot load Chart.yaml: {e}")))?;
             let mut map = match parsed {
                 Json::Object(map) => map,
                 Json::Null => Map::new(),
-                _ => return Err(invalid("cannot load Chart.yaml: error unmarshaling JSON: not an object")),
+                _ => {
+                    return Err(invalid(
+                        "cannot load Chart.yaml: error unmarshaling JSON: not an object",
+                    ));
+                }
             };
             if map.get("apiVersion").and_then(Json::as_str).unwrap_or("").is_empty() {
                 map.insert("apiVersion".into(), Json::String("v1".into()));
@@ -287,7 +317,8 @@ pub fn load_files(files: Vec<ChartFile>) -> Result<Chart, LoadError> {
     };
     let mut requirements: Option<Json> = None;
     let mut subchart_files: Vec<(String, Vec<ChartFile>)> = Vec::new();
-    let is_v1 = metadata.as_ref().and_then(|m| m.get("apiVersion")).and_then(Json::as_str) == Some("v1");
+    let is_v1 =
+        metadata.as_ref().and_then(|m| m.get("apiVersion")).and_then(Json::as_str) == Some("v1");
     for file in files {
         match file.name.as_str() {
             "Chart.yaml" | "Chart.lock" | "requirements.lock" => {
@@ -296,11 +327,13 @@ pub fn load_files(files: Vec<ChartFile>) -> Result<Chart, LoadError> {
                 }
             }
             "values.yaml" => {
-                chart.values = load_values(text(&file)?).map_err(|e| invalid(format!("cannot load values.yaml: {e}")))?;
+                chart.values = load_values(text(&file)?)
+                    .map_err(|e| invalid(format!("cannot load values.yaml: {e}")))?;
             }
             "values.schema.json" => chart.schema = Some(file.data),
             "requirements.yaml" => {
-                let parsed = from_yaml(text(&file)?).map_err(|e| invalid(format!("cannot load requirements.yaml: {e}")))?;
+                let parsed = from_yaml(text(&file)?)
+                    .map_err(|e| invalid(format!("cannot load requirements.yaml: {e}")))?;
                 requirements = Some(parsed);
                 if is_v1 {
                     chart.files.push(file);
@@ -345,12 +378,16 @@ pub fn load_files(files: Vec<ChartFile>) -> Result<Chart, LoadError> {
             let inner: Vec<ChartFile> = files
                 .into_iter()
                 .filter_map(|f| {
-                    f.name.split_once('/').map(|(_, rest)| ChartFile { name: rest.to_string(), data: f.data })
+                    f.name
+                        .split_once('/')
+                        .map(|(_, rest)| ChartFile { name: rest.to_string(), data: f.data })
                 })
                 .collect();
             load_files(inner)
         };
-        let sub = sub.map_err(|e| invalid(format!("error unpacking subchart {name} in {}: {e}", chart.name())))?;
+        let sub = sub.map_err(|e| {
+            invalid(format!("error unpacking subchart {name} in {}: {e}", chart.name()))
+        })?;
         chart.subcharts.push(sub);
     }
     Ok(chart)
@@ -366,13 +403,19 @@ fn validate_metadata(metadata: &Json) -> Result<(), LoadError> {
     }
     let version = metadata.get("version");
     match version {
-        None | Some(Json::Null) => return Err(invalid("validation: chart.metadata.version is required")),
-        Some(Json::String(v)) if v.is_empty() => return Err(invalid("validation: chart.metadata.version is required")),
+        None | Some(Json::Null) => {
+            return Err(invalid("validation: chart.metadata.version is required"));
+        }
+        Some(Json::String(v)) if v.is_empty() => {
+            return Err(invalid("validation: chart.metadata.version is required"));
+        }
         _ => {}
     }
     let chart_type = field("type");
     if !chart_type.is_empty() && chart_type != "application" && chart_type != "library" {
-        return Err(invalid(format!("validation: chart.metadata.type must be application or library")));
+        return Err(invalid(format!(
+            "validation: chart.metadata.type must be application or library"
+        )));
     }
     Ok(())
 }
@@ -390,7 +433,9 @@ fn parse_dependencies(metadata: &Json) -> Result<Vec<Dependency>, LoadError> {
             _ => String::new(),
         };
         let tags = match map.get("tags") {
-            Some(Json::Array(tags)) => tags.iter().filter_map(|t| t.as_str().map(str::to_string)).collect(),
+            Some(Json::Array(tags)) => {
+                tags.iter().filter_map(|t| t.as_str().map(str::to_string)).collect()
+            }
             _ => Vec::new(),
         };
         let import_values = match map.get("import-values") {
@@ -514,7 +559,11 @@ impl IgnoreRules {
             return false;
         }
         for p in &self.patterns {
-            let target = if p.kind == PatternKind::Basename { path.rsplit('/').next().unwrap_or(path) } else { path };
+            let target = if p.kind == PatternKind::Basename {
+                path.rsplit('/').next().unwrap_or(path)
+            } else {
+                path
+            };
             let matched = go_path_match(&p.pattern, target);
             if p.negate {
                 if p.must_dir && !is_dir {
@@ -633,10 +682,16 @@ mod tests {
     #[test]
     fn loads_files_with_subcharts_and_values() {
         let files = vec![
-            ChartFile { name: "Chart.yaml".into(), data: b"apiVersion: v2\nname: top\nversion: 1.0.0\n".to_vec() },
+            ChartFile {
+                name: "Chart.yaml".into(),
+                data: b"apiVersion: v2\nname: top\nversion: 1.0.0\n".to_vec(),
+            },
             ChartFile { name: "values.yaml".into(), data: b"a: 1\n---\nb: 2\n".to_vec() },
             ChartFile { name: "templates/cm.yaml".into(), data: b"x".to_vec() },
-            ChartFile { name: "charts/sub/Chart.yaml".into(), data: b"name: sub\nversion: 0.1.0\n".to_vec() },
+            ChartFile {
+                name: "charts/sub/Chart.yaml".into(),
+                data: b"name: sub\nversion: 0.1.0\n".to_vec(),
+            },
             ChartFile { name: "files/a.txt".into(), data: b"hi".to_vec() },
         ];
         let chart = load_files(files).unwrap();
@@ -650,7 +705,8 @@ mod tests {
 
     #[test]
     fn missing_chart_yaml_is_an_error() {
-        let err = load_files(vec![ChartFile { name: "values.yaml".into(), data: vec![] }]).unwrap_err();
+        let err =
+            load_files(vec![ChartFile { name: "values.yaml".into(), data: vec![] }]).unwrap_err();
         assert_eq!(err.to_string(), "Chart.yaml file is missing");
     }
 }

@@ -129,7 +129,9 @@ fn toml_string(s: &str) -> String {
             '\t' => out.push_str("\\t"),
             '\u{08}' => out.push_str("\\b"),
             '\u{0c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\u{:04X}", c as u32))
+            }
             c => out.push(c),
         }
     }
@@ -168,7 +170,12 @@ fn toml_inline(value: &Json) -> Result<String, String> {
     })
 }
 
-fn write_table(out: &mut String, has_written: &mut bool, path: &[String], value: &Json) -> Result<(), String> {
+fn write_table(
+    out: &mut String,
+    has_written: &mut bool,
+    path: &[String],
+    value: &Json,
+) -> Result<(), String> {
     let Json::Object(map) = value else { return Ok(()) };
     let mut keys: Vec<&String> = map.keys().collect();
     keys.sort();
@@ -216,8 +223,14 @@ mod tests {
 
     #[test]
     fn go_json() {
-        assert_eq!(to_go_json(&json!({"b": 1.5, "a": "<&>"}), true), r#"{"a":"\u003c\u0026\u003e","b":1.5}"#);
-        assert_eq!(to_go_json(&json!([1000000.0, 1e21, 1e-7, 10]), false), "[1000000,1e+21,1e-7,10]");
+        assert_eq!(
+            to_go_json(&json!({"b": 1.5, "a": "<&>"}), true),
+            r#"{"a":"\u003c\u0026\u003e","b":1.5}"#
+        );
+        assert_eq!(
+            to_go_json(&json!([1000000.0, 1e21, 1e-7, 10]), false),
+            "[1000000,1e+21,1e-7,10]"
+        );
     }
 
     #[test]

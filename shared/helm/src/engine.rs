@@ -7,10 +7,13 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Map as JsonMap, Value as Json};
-use sluice_go_template::{Context, Func, FuncError, Map, MissingKey, Object, Options, Param, Signature, TemplateSet, Value};
+use sluice_go_template::{
+    Context, Func, FuncError, Map, MissingKey, Object, Options, Param, Signature, TemplateSet,
+    Value,
+};
 
-use crate::chart::{Chart, ChartFile};
 use crate::KubeVersion;
+use crate::chart::{Chart, ChartFile};
 
 /// Release and cluster facts for rendering.
 #[derive(Debug, Clone)]
@@ -43,7 +46,11 @@ struct Renderable {
 /// # Errors
 /// Parse and execution errors, worded like Helm's (`parse error at (…)`, `execution error at
 /// (NAME:LINE:COL): MSG`, or Go's template error chain).
-pub fn render(chart: &Chart, values: &JsonMap<String, Json>, ctx: &RenderContext) -> Result<BTreeMap<String, String>, String> {
+pub fn render(
+    chart: &Chart,
+    values: &JsonMap<String, Json>,
+    ctx: &RenderContext,
+) -> Result<BTreeMap<String, String>, String> {
     let release = Map::new();
     release.insert("Name", Value::str(&ctx.release_name));
     release.insert("Namespace", Value::str(&ctx.namespace));
@@ -54,7 +61,15 @@ pub fn render(chart: &Chart, values: &JsonMap<String, Json>, ctx: &RenderContext
     let capabilities = Value::Object(Arc::new(Capabilities::new(ctx)));
     let root_values = Value::from_json(&Json::Object(values.clone()));
     let mut templates: BTreeMap<String, Renderable> = BTreeMap::new();
-    collect_templates(chart, chart.name(), true, &root_values, &Value::Map(release), &capabilities, &mut templates);
+    collect_templates(
+        chart,
+        chart.name(),
+        true,
+        &root_values,
+        &Value::Map(release),
+        &capabilities,
+        &mut templates,
+    );
 
     let mut set = TemplateSet::new();
     set.set_options(Options { missing_key: MissingKey::Zero, ..Options::default() });
@@ -67,7 +82,8 @@ pub fn render(chart: &Chart, values: &JsonMap<String, Json>, ctx: &RenderContext
         cb.cmp(&ca).then_with(|| b.cmp(a))
     });
     for name in &names {
-        set.parse(name, &templates[name.as_str()].text).map_err(|e| cleanup_parse_error(name, &e.to_string()))?;
+        set.parse(name, &templates[name.as_str()].text)
+            .map_err(|e| cleanup_parse_error(name, &e.to_string()))?;
     }
     let mut rendered = BTreeMap::new();
     for name in &names {
@@ -80,7 +96,9 @@ pub fn render(chart: &Chart, values: &JsonMap<String, Json>, ctx: &RenderContext
         template.insert("Name", Value::str(name));
         template.insert("BasePath", Value::str(&renderable.base_path));
         renderable.scope.insert("Template", Value::Map(template));
-        let output = set.execute(name, &Value::Map(renderable.scope.clone())).map_err(|e| reformat_exec_error(name, &e))?;
+        let output = set
+            .execute(name, &Value::Map(renderable.scope.clone()))
+            .map_err(|e| reformat_exec_error(name, &e))?;
         rendered.insert((*name).clone(), output.replace("<no value>", ""));
     }
     Ok(rendered)
@@ -103,7 +121,12 @@ fn collect_templates(
     scope.insert("Files", Value::Object(Arc::new(Files::new(chart.files.clone()))));
     scope.insert("Release", release.clone());
     scope.insert("Capabilities", capabilities.clone());
-    scope.insert("Values", values.clone());
+    // Each chart's `.Values` is a `common.Values` (a named map type: Sprig's `dig` rejects it).
+    let typed_values = match values {
+        Value::Map(map) => Value::Map(map.clone().with_type_name("common.Values")),
+        other => other.clone(),
+    };
+    scope.insert("Values", typed_values);
     let subcharts = Map::new();
     scope.insert("Subcharts", Value::Map(subcharts.clone()));
     for sub in &chart.subcharts {
@@ -112,7 +135,8 @@ fn collect_templates(
             _ => Value::Map(Map::new()),
         };
         let sub_path = format!("{full_path}/charts/{}", sub.name());
-        let sub_scope = collect_templates(sub, &sub_path, false, &sub_values, release, capabilities, out);
+        let sub_scope =
+            collect_templates(sub, &sub_path, false, &sub_values, release, capabilities, out);
         subcharts.insert(sub.name(), Value::Map(sub_scope));
     }
     for file in &chart.templates {
@@ -173,7 +197,8 @@ fn metadata_as_go_map(chart: &Chart) -> Map {
             .map(|m| {
                 let entry = Map::new();
                 for (field, key) in [("Name", "name"), ("Email", "email"), ("URL", "url")] {
-                    entry.insert(field, Value::str(m.get(key).and_then(Json::as_str).unwrap_or("")));
+                    entry
+                        .insert(field, Value::str(m.get(key).and_then(Json::as_str).unwrap_or("")));
                 }
                 Value::Map(entry)
             })
@@ -181,7 +206,10 @@ fn metadata_as_go_map(chart: &Chart) -> Map {
         _ => Vec::new(),
     };
     map.insert("Maintainers", Value::list(maintainers));
-    map.insert("Deprecated", Value::Bool(meta.get("deprecated").and_then(Json::as_bool).unwrap_or(false)));
+    map.insert(
+        "Deprecated",
+        Value::Bool(meta.get("deprecated").and_then(Json::as_bool).unwrap_or(false)),
+    );
     let annotations = Map::new();
     if let Some(Json::Object(items)) = meta.get("annotations") {
         for (k, v) in items {
@@ -260,24 +288,34 @@ fn register_helm_functions(set: &mut TemplateSet) {
     );
     set.add_func(
         "tpl",
-        Func::new(Signature::fixed(&[Param::String, Param::Any]), |ctx: &mut Context<'_>, args: &[Value]| {
-            let text = arg_str(args, 0);
-            let data = args.get(1).cloned().unwrap_or(Value::Nil);
-            let output = ctx.execute_text("gotpl", &text, &data).map_err(FuncError::from)?;
-            Ok(Value::str(&output.replace("<no value>", "")))
-        }),
+        Func::new(
+            Signature::fixed(&[Param::String, Param::Any]),
+            |ctx: &mut Context<'_>, args: &[Value]| {
+                let text = arg_str(args, 0);
+                let data = args.get(1).cloned().unwrap_or(Value::Nil);
+                let output = ctx.execute_text("gotpl", &text, &data).map_err(FuncError::from)?;
+                Ok(Value::str(&output.replace("<no value>", "")))
+            },
+        ),
     );
     set.add_func(
         "required",
-        Func::new(Signature::fixed(&[Param::String, Param::Any]), |_ctx: &mut Context<'_>, args: &[Value]| {
-            let warn = arg_str(args, 0);
-            let value = args.get(1).cloned().unwrap_or(Value::Nil);
-            match &value {
-                Value::Nil | Value::Missing => Err(func_error(format!("{WARN_START}{warn}{WARN_END}"))),
-                Value::String(s) if s.is_empty() => Err(func_error(format!("{WARN_START}{warn}{WARN_END}"))),
-                _ => Ok(value),
-            }
-        }),
+        Func::new(
+            Signature::fixed(&[Param::String, Param::Any]),
+            |_ctx: &mut Context<'_>, args: &[Value]| {
+                let warn = arg_str(args, 0);
+                let value = args.get(1).cloned().unwrap_or(Value::Nil);
+                match &value {
+                    Value::Nil | Value::Missing => {
+                        Err(func_error(format!("{WARN_START}{warn}{WARN_END}")))
+                    }
+                    Value::String(s) if s.is_empty() => {
+                        Err(func_error(format!("{WARN_START}{warn}{WARN_END}")))
+                    }
+                    _ => Ok(value),
+                }
+            },
+        ),
     );
     set.add_func(
         "fail",
@@ -293,12 +331,22 @@ fn register_helm_functions(set: &mut TemplateSet) {
         ),
     );
     let simple = |set: &mut TemplateSet, name: &str, f: fn(&Value) -> Value| {
-        set.add_func(name, Func::new(Signature::fixed(&[Param::Any]), move |_ctx: &mut Context<'_>, args: &[Value]| {
-            Ok(f(args.first().unwrap_or(&Value::Nil)))
-        }));
+        set.add_func(
+            name,
+            Func::new(
+                Signature::fixed(&[Param::Any]),
+                move |_ctx: &mut Context<'_>, args: &[Value]| {
+                    Ok(f(args.first().unwrap_or(&Value::Nil)))
+                },
+            ),
+        );
     };
-    simple(set, "toYaml", |v| Value::str(crate::yaml_emit::to_yaml(&v.to_json()).trim_end_matches('\n')));
-    simple(set, "toYamlPretty", |v| Value::str(crate::yaml_emit::to_yaml(&v.to_json()).trim_end_matches('\n')));
+    simple(set, "toYaml", |v| {
+        Value::str(crate::yaml_emit::to_yaml(&v.to_json()).trim_end_matches('\n'))
+    });
+    simple(set, "toYamlPretty", |v| {
+        Value::str(crate::yaml_emit::to_yaml(&v.to_json()).trim_end_matches('\n'))
+    });
     simple(set, "toJson", |v| Value::str(&crate::encode::to_go_json(&v.to_json(), true)));
     simple(set, "toToml", |v| match crate::encode::to_toml(&v.to_json()) {
         Ok(s) | Err(s) => Value::str(&s),
@@ -306,25 +354,37 @@ fn register_helm_functions(set: &mut TemplateSet) {
     set.add_func(
         "mustToYaml",
         Func::new(Signature::fixed(&[Param::Any]), |_ctx: &mut Context<'_>, args: &[Value]| {
-            Ok(Value::str(crate::yaml_emit::to_yaml(&args.first().unwrap_or(&Value::Nil).to_json()).trim_end_matches('\n')))
+            Ok(Value::str(
+                crate::yaml_emit::to_yaml(&args.first().unwrap_or(&Value::Nil).to_json())
+                    .trim_end_matches('\n'),
+            ))
         }),
     );
     set.add_func(
         "mustToJson",
         Func::new(Signature::fixed(&[Param::Any]), |_ctx: &mut Context<'_>, args: &[Value]| {
-            Ok(Value::str(&crate::encode::to_go_json(&args.first().unwrap_or(&Value::Nil).to_json(), true)))
+            Ok(Value::str(&crate::encode::to_go_json(
+                &args.first().unwrap_or(&Value::Nil).to_json(),
+                true,
+            )))
         }),
     );
     set.add_func(
         "mustToToml",
         Func::new(Signature::fixed(&[Param::Any]), |_ctx: &mut Context<'_>, args: &[Value]| {
-            crate::encode::to_toml(&args.first().unwrap_or(&Value::Nil).to_json()).map(|s| Value::str(&s)).map_err(func_error)
+            crate::encode::to_toml(&args.first().unwrap_or(&Value::Nil).to_json())
+                .map(|s| Value::str(&s))
+                .map_err(func_error)
         }),
     );
     let string_fn = |set: &mut TemplateSet, name: &str, f: fn(&str) -> Value| {
-        set.add_func(name, Func::new(Signature::fixed(&[Param::String]), move |_ctx: &mut Context<'_>, args: &[Value]| {
-            Ok(f(&arg_str(args, 0)))
-        }));
+        set.add_func(
+            name,
+            Func::new(
+                Signature::fixed(&[Param::String]),
+                move |_ctx: &mut Context<'_>, args: &[Value]| Ok(f(&arg_str(args, 0))),
+            ),
+        );
     };
     string_fn(set, "fromYaml", from_yaml_map);
     string_fn(set, "fromYamlArray", from_yaml_array);
@@ -399,7 +459,11 @@ fn from_json_array(text: &str) -> Value {
 }
 
 fn go_json_error(error: &serde_json::Error) -> String {
-    if error.is_eof() { "unexpected end of JSON input".to_string() } else { format!("invalid character: {error}") }
+    if error.is_eof() {
+        "unexpected end of JSON input".to_string()
+    } else {
+        format!("invalid character: {error}")
+    }
 }
 
 fn from_toml_map(text: &str) -> Value {
@@ -445,8 +509,12 @@ fn reformat_exec_error(filename: &str, error: &sluice_go_template::Error) -> Str
             TemplateError::Exec { location, template, node, message, .. } => {
                 (location.clone(), format!("executing {template:?} at <{node}>:"), cut(message))
             }
-            TemplateError::Template { template, message } => (template.clone(), String::new(), cut(message)),
-            TemplateError::Parse { .. } | TemplateError::Message(_) => (String::new(), String::new(), err.to_string()),
+            TemplateError::Template { template, message } => {
+                (template.clone(), String::new(), cut(message))
+            }
+            TemplateError::Parse { .. } | TemplateError::Message(_) => {
+                (String::new(), String::new(), err.to_string())
+            }
         };
         if entries.last() != Some(&entry) {
             entries.push(entry);
@@ -483,7 +551,10 @@ impl Files {
     }
 
     fn glob(&self, pattern: &str) -> Files {
-        let matcher = globset::GlobBuilder::new(pattern).literal_separator(true).build().map(|g| g.compile_matcher());
+        let matcher = globset::GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .build()
+            .map(|g| g.compile_matcher());
         let files = match matcher {
             Ok(m) => self.files.iter().filter(|f| m.is_match(&f.name)).cloned().collect(),
             Err(_) => Vec::new(),
@@ -527,11 +598,26 @@ impl Object for Files {
         None
     }
 
-    fn call_method(&self, name: &str, args: &[Value], _ctx: &mut Context<'_>) -> Option<Result<Value, sluice_go_template::Error>> {
+    fn call_method(
+        &self,
+        name: &str,
+        args: &[Value],
+        _ctx: &mut Context<'_>,
+    ) -> Option<Result<Value, sluice_go_template::Error>> {
         let arg = || arg_str(args, 0);
         let value = match name {
-            "Get" => Value::str(&self.get(&arg()).map(|f| String::from_utf8_lossy(&f.data).into_owned()).unwrap_or_default()),
-            "GetBytes" => Value::str(&self.get(&arg()).map(|f| String::from_utf8_lossy(&f.data).into_owned()).unwrap_or_default()),
+            "Get" => Value::str(
+                &self
+                    .get(&arg())
+                    .map(|f| String::from_utf8_lossy(&f.data).into_owned())
+                    .unwrap_or_default(),
+            ),
+            "GetBytes" => Value::str(
+                &self
+                    .get(&arg())
+                    .map(|f| String::from_utf8_lossy(&f.data).into_owned())
+                    .unwrap_or_default(),
+            ),
             "Glob" => Value::Object(Arc::new(self.glob(&arg()))),
             "Lines" => match self.get(&arg()) {
                 None => Value::list(Vec::new()),
@@ -634,7 +720,12 @@ impl Object for ApiVersions {
         None
     }
 
-    fn call_method(&self, name: &str, args: &[Value], _ctx: &mut Context<'_>) -> Option<Result<Value, sluice_go_template::Error>> {
+    fn call_method(
+        &self,
+        name: &str,
+        args: &[Value],
+        _ctx: &mut Context<'_>,
+    ) -> Option<Result<Value, sluice_go_template::Error>> {
         match name {
             "Has" => {
                 let wanted = arg_str(args, 0);
@@ -656,7 +747,10 @@ mod tests {
     #[test]
     fn parse_error_cleanup() {
         assert_eq!(
-            cleanup_parse_error("c/templates/a.yaml", "template: c/templates/a.yaml:3: unexpected \"}\" in operand"),
+            cleanup_parse_error(
+                "c/templates/a.yaml",
+                "template: c/templates/a.yaml:3: unexpected \"}\" in operand"
+            ),
             "parse error at (c/templates/a.yaml:3): unexpected \"}\" in operand"
         );
     }

@@ -99,10 +99,14 @@ pub enum Error {
     #[error("{0}")]
     Values(String),
     /// values.schema.json validation failed; the report lists every violation per chart.
-    #[error("values don't meet the specifications of the schema(s) in the following chart(s):\n{0}")]
+    #[error(
+        "values don't meet the specifications of the schema(s) in the following chart(s):\n{0}"
+    )]
     Schema(String),
     /// The chart's kubeVersion constraint excludes the target Kubernetes version.
-    #[error("chart requires kubeVersion: {constraint} which is incompatible with Kubernetes {version}")]
+    #[error(
+        "chart requires kubeVersion: {constraint} which is incompatible with Kubernetes {version}"
+    )]
     KubeVersion {
         /// The constraint from Chart.yaml.
         constraint: String,
@@ -176,8 +180,13 @@ impl KubeVersion {
         let trimmed = text.trim().trim_start_matches('v');
         let core = trimmed.split(['-', '+']).next().unwrap_or("");
         let parts: Vec<&str> = core.split('.').collect();
-        if parts.is_empty() || parts.len() > 3 || parts.iter().any(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_digit())) {
-            return Err(Error::Values(format!("invalid kube version '{text}': invalid semantic version")));
+        if parts.is_empty()
+            || parts.len() > 3
+            || parts.iter().any(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_digit()))
+        {
+            return Err(Error::Values(format!(
+                "invalid kube version '{text}': invalid semantic version"
+            )));
         }
         let num = |i: usize| parts.get(i).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0);
         let suffix = &trimmed[core.len()..];
@@ -204,16 +213,22 @@ pub struct Rendered {
 ///
 /// # Errors
 /// Unreadable files and invalid YAML or `--set` syntax.
-pub fn read_user_values(files: &[PathBuf], set_values: &[String]) -> Result<Map<String, Json>, Error> {
+pub fn read_user_values(
+    files: &[PathBuf],
+    set_values: &[String],
+) -> Result<Map<String, Json>, Error> {
     let mut values = Map::new();
     for path in files {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Values(format!("failed to read values file {}: {e}", path.display())))?;
-        let parsed = chart::load_values(&text).map_err(|e| Error::Values(format!("failed to parse {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::Values(format!("failed to read values file {}: {e}", path.display()))
+        })?;
+        let parsed = chart::load_values(&text)
+            .map_err(|e| Error::Values(format!("failed to parse {}: {e}", path.display())))?;
         merge_maps(&mut values, parsed);
     }
     for expression in set_values {
-        strvals::parse_into(expression, &mut values).map_err(|e| Error::Values(format!("failed parsing --set data: {e}")))?;
+        strvals::parse_into(expression, &mut values)
+            .map_err(|e| Error::Values(format!("failed parsing --set data: {e}")))?;
     }
     Ok(values)
 }
@@ -221,7 +236,9 @@ pub fn read_user_values(files: &[PathBuf], set_values: &[String]) -> Result<Map<
 fn merge_maps(into: &mut Map<String, Json>, from: Map<String, Json>) {
     for (key, value) in from {
         match (into.get_mut(&key), value) {
-            (Some(Json::Object(existing)), Json::Object(from_map)) => merge_maps(existing, from_map),
+            (Some(Json::Object(existing)), Json::Object(from_map)) => {
+                merge_maps(existing, from_map)
+            }
             (_, value) => {
                 into.insert(key, value);
             }
@@ -248,8 +265,13 @@ pub fn template_chart_dir(path: &Path, options: &TemplateOptions) -> Result<Stri
 ///
 /// # Errors
 /// Any [`Error`]: kubeVersion mismatch, schema violations, template errors, invalid YAML output.
-pub fn render_chart(mut chart: Chart, user_values: &Map<String, Json>, options: &TemplateOptions) -> Result<Rendered, Error> {
-    let kube_version = KubeVersion::parse(options.kube_version.as_deref().unwrap_or(DEFAULT_KUBE_VERSION))?;
+pub fn render_chart(
+    mut chart: Chart,
+    user_values: &Map<String, Json>,
+    options: &TemplateOptions,
+) -> Result<Rendered, Error> {
+    let kube_version =
+        KubeVersion::parse(options.kube_version.as_deref().unwrap_or(DEFAULT_KUBE_VERSION))?;
     values::process_dependencies(&mut chart, user_values);
     let values = values::coalesce_values(&chart, user_values, false);
     schema::validate(&chart, &values).map_err(Error::Schema)?;
@@ -257,9 +279,13 @@ pub fn render_chart(mut chart: Chart, user_values: &Map<String, Json>, options: 
         && !constraint.is_empty()
         && semver_check(constraint, &kube_version.version) != Some(true)
     {
-        return Err(Error::KubeVersion { constraint: constraint.to_string(), version: kube_version.version.clone() });
+        return Err(Error::KubeVersion {
+            constraint: constraint.to_string(),
+            version: kube_version.version.clone(),
+        });
     }
-    let mut api_versions: Vec<String> = DEFAULT_API_VERSIONS.iter().map(|s| s.to_string()).collect();
+    let mut api_versions: Vec<String> =
+        DEFAULT_API_VERSIONS.iter().map(|s| s.to_string()).collect();
     api_versions.extend(options.api_versions.iter().cloned());
     let context = engine::RenderContext {
         release_name: options.release_name.clone(),
@@ -268,7 +294,8 @@ pub fn render_chart(mut chart: Chart, user_values: &Map<String, Json>, options: 
         kube_version,
         api_versions,
     };
-    let mut files: BTreeMap<String, String> = engine::render(&chart, &values, &context).map_err(Error::Render)?;
+    let mut files: BTreeMap<String, String> =
+        engine::render(&chart, &values, &context).map_err(Error::Render)?;
     let notes_key = format!("{}/templates/NOTES.txt", chart.name());
     let notes = files.get(&notes_key).cloned().unwrap_or_default();
     files.retain(|name, _| !name.ends_with("NOTES.txt"));
@@ -280,7 +307,10 @@ pub fn render_chart(mut chart: Chart, user_values: &Map<String, Json>, options: 
 
 fn collect_crds(chart: &Chart, full_path: &str, out: &mut Vec<(String, String)>) {
     for file in chart.crd_files() {
-        out.push((format!("{full_path}/{}", file.name), String::from_utf8_lossy(&file.data).into_owned()));
+        out.push((
+            format!("{full_path}/{}", file.name),
+            String::from_utf8_lossy(&file.data).into_owned(),
+        ));
     }
     for sub in &chart.subcharts {
         collect_crds(sub, &format!("{full_path}/charts/{}", sub.name()), out);
@@ -307,7 +337,10 @@ mod tests {
     #[test]
     fn kube_version_parsing() {
         let v = KubeVersion::parse("1.16").unwrap();
-        assert_eq!((v.version.as_str(), v.major.as_str(), v.minor.as_str()), ("v1.16.0", "1", "16"));
+        assert_eq!(
+            (v.version.as_str(), v.major.as_str(), v.minor.as_str()),
+            ("v1.16.0", "1", "16")
+        );
         assert_eq!(KubeVersion::parse("v1.21.3").unwrap().version, "v1.21.3");
         assert!(KubeVersion::parse("one").is_err());
     }

@@ -97,7 +97,8 @@ pub struct Sorted {
 /// `---` right after them stays in the next document's text.
 pub fn split_manifests(text: &str) -> Vec<String> {
     static SEPARATOR: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(r"(?:^|[\t\n\x0C\r ]*\n)---[\t\n\x0C\r ]*").expect("valid separator regex")
+        regex::Regex::new(r"(?:^|[\t\n\x0C\r ]*\n)---[\t\n\x0C\r ]*")
+            .expect("valid separator regex")
     });
     let trimmed = text.trim_start();
     SEPARATOR
@@ -149,13 +150,21 @@ pub fn sort_manifests(files: &BTreeMap<String, String>) -> Result<Sorted, String
                 Some(Json::String(s)) => s.clone(),
                 None | Some(Json::Null) => String::new(),
                 Some(_) => {
-                    return Err(format!("YAML parse error on {path}: error unmarshaling JSON: kind is not a string"));
+                    return Err(format!(
+                        "YAML parse error on {path}: error unmarshaling JSON: kind is not a string"
+                    ));
                 }
             };
-            let annotations = head.get("metadata").and_then(|m| m.get("annotations")).and_then(Json::as_object);
+            let annotations =
+                head.get("metadata").and_then(|m| m.get("annotations")).and_then(Json::as_object);
             let hook = annotations.and_then(|a| a.get("helm.sh/hook")).map(annotation_text);
             let Some(hook) = hook else {
-                sorted.manifests.push(Document { path: path.clone(), content: doc, kind, hook_events: Vec::new() });
+                sorted.manifests.push(Document {
+                    path: path.clone(),
+                    content: doc,
+                    kind,
+                    hook_events: Vec::new(),
+                });
                 continue;
             };
             let mut events = Vec::new();
@@ -171,7 +180,12 @@ pub fn sort_manifests(files: &BTreeMap<String, String>) -> Result<Sorted, String
             if unknown {
                 continue;
             }
-            sorted.hooks.push(Document { path: path.clone(), content: doc, kind, hook_events: events });
+            sorted.hooks.push(Document {
+                path: path.clone(),
+                content: doc,
+                kind,
+                hook_events: events,
+            });
         }
     }
     sorted.manifests.sort_by(|a, b| kind_less(&a.kind, &b.kind));
@@ -234,7 +248,8 @@ mod tests {
         let mut files = BTreeMap::new();
         files.insert(
             "c/templates/a.yaml".to_string(),
-            "kind: Deployment\nmetadata: {name: d}\n---\nkind: Service\nmetadata: {name: s}\n".to_string(),
+            "kind: Deployment\nmetadata: {name: d}\n---\nkind: Service\nmetadata: {name: s}\n"
+                .to_string(),
         );
         files.insert(
             "c/templates/b.yaml".to_string(),

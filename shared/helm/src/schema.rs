@@ -32,7 +32,8 @@ fn collect(chart: &Chart, values: &Map<String, Json>, report: &mut String) {
 }
 
 fn validate_one(schema: &[u8], values: &Map<String, Json>) -> Result<(), String> {
-    let schema: Json = serde_json::from_slice(schema).map_err(|e| format!("- at '': invalid values.schema.json: {e}\n"))?;
+    let schema: Json = serde_json::from_slice(schema)
+        .map_err(|e| format!("- at '': invalid values.schema.json: {e}\n"))?;
     let validator = jsonschema::options()
         .should_validate_formats(false)
         .build(&schema)

@@ -86,10 +86,15 @@ fn parse_path(key: &str) -> Result<Vec<Segment>, String> {
         }
         rest = &rest[name_end..];
         while let Some(inner) = rest.strip_prefix('[') {
-            let close = inner.find(']').ok_or_else(|| format!("key \"{key}\" has an unclosed index"))?;
-            let index: usize = inner[..close].parse().map_err(|_| format!("key \"{key}\" has an invalid index"))?;
+            let close =
+                inner.find(']').ok_or_else(|| format!("key \"{key}\" has an unclosed index"))?;
+            let index: usize = inner[..close]
+                .parse()
+                .map_err(|_| format!("key \"{key}\" has an invalid index"))?;
             if index > 65536 {
-                return Err(format!("index of {index} is greater than maximum supported index of 65536"));
+                return Err(format!(
+                    "index of {index} is greater than maximum supported index of 65536"
+                ));
             }
             segments.push(Segment::Index(index));
             rest = &inner[close + 1..];

@@ -118,7 +118,8 @@ fn coalesce_chart_values(chart: &Chart, v: &mut Values, merge: bool) {
 
 /// `coalesceTablesFullKey`: fill `dst` from `src`; `dst` wins.
 pub fn coalesce_tables(dst: &mut Values, mut src: Values, merge: bool) {
-    let src_non_nil: Vec<String> = src.iter().filter(|(_, v)| !v.is_null()).map(|(k, _)| k.clone()).collect();
+    let src_non_nil: Vec<String> =
+        src.iter().filter(|(_, v)| !v.is_null()).map(|(k, _)| k.clone()).collect();
     for (key, val) in dst.iter() {
         if val.is_null() {
             src.insert(key.clone(), Json::Null);
@@ -191,7 +192,9 @@ fn version_matches(constraint: &str, version: &str) -> bool {
 }
 
 fn process_dependency_enabled(chart: &mut Chart, vals: &Values, path: &str) {
-    if chart.dependencies.is_empty() && !chart.metadata.get("dependencies").is_some_and(Json::is_array) {
+    if chart.dependencies.is_empty()
+        && !chart.metadata.get("dependencies").is_some_and(Json::is_array)
+    {
         return;
     }
     // Subcharts not named by any dependency are kept as they are.
@@ -199,10 +202,9 @@ fn process_dependency_enabled(chart: &mut Chart, vals: &Values, path: &str) {
         .subcharts
         .iter()
         .filter(|existing| {
-            !chart
-                .dependencies
-                .iter()
-                .any(|req| existing.name() == req.name && version_matches(&req.version, existing.version()))
+            !chart.dependencies.iter().any(|req| {
+                existing.name() == req.name && version_matches(&req.version, existing.version())
+            })
         })
         .cloned()
         .collect();
@@ -257,7 +259,8 @@ fn process_dependency_enabled(chart: &mut Chart, vals: &Values, path: &str) {
             }
         }
     }
-    let disabled: Vec<String> = chart.dependencies.iter().filter(|r| !r.enabled).map(|r| r.name.clone()).collect();
+    let disabled: Vec<String> =
+        chart.dependencies.iter().filter(|r| !r.enabled).map(|r| r.name.clone()).collect();
     chart.subcharts.retain(|c| !disabled.iter().any(|d| d == c.name()));
     chart.dependencies.retain(|r| r.enabled);
     for sub in &mut chart.subcharts {
@@ -331,8 +334,13 @@ mod tests {
     use serde_json::json;
 
     fn chart(files: &[(&str, &str)]) -> Chart {
-        load_files(files.iter().map(|(n, d)| ChartFile { name: n.to_string(), data: d.as_bytes().to_vec() }).collect())
-            .unwrap()
+        load_files(
+            files
+                .iter()
+                .map(|(n, d)| ChartFile { name: n.to_string(), data: d.as_bytes().to_vec() })
+                .collect(),
+        )
+        .unwrap()
     }
 
     fn obj(v: Json) -> Values {

@@ -59,7 +59,8 @@ pub fn from_yaml_documents(text: &str) -> Result<Vec<Json>, YamlError> {
 }
 
 fn parse_documents(text: &str, first_only: bool) -> Result<Vec<Json>, YamlError> {
-    let mut builder = Builder { parser: Parser::new_from_str(text), anchors: HashMap::new(), n_nodes: 0 };
+    let mut builder =
+        Builder { parser: Parser::new_from_str(text), anchors: HashMap::new(), n_nodes: 0 };
     let mut docs = Vec::new();
     loop {
         let Some(event) = builder.next()? else { break };
@@ -147,7 +148,11 @@ impl<'a> Builder<'a> {
             }
             Event::Scalar(text, style, anchor, tag) => {
                 let tag_suffix = tag.as_ref().map(|t| {
-                    if t.is_yaml_core_schema() { format!("!!{}", t.suffix()) } else { format!("{}{}", t.handle(), t.suffix()) }
+                    if t.is_yaml_core_schema() {
+                        format!("!!{}", t.suffix())
+                    } else {
+                        format!("{}{}", t.handle(), t.suffix())
+                    }
                 });
                 let scalar = resolve_tagged(&text, style, tag_suffix.as_deref())?;
                 let node = Node::Scalar(scalar);
@@ -213,7 +218,9 @@ fn node_size(node: &Node) -> usize {
     match node {
         Node::Scalar(_) => 1,
         Node::Seq(items) => 1 + items.iter().map(node_size).sum::<usize>(),
-        Node::Map(entries) => 1 + entries.iter().map(|(k, v)| node_size(k) + node_size(v)).sum::<usize>(),
+        Node::Map(entries) => {
+            1 + entries.iter().map(|(k, v)| node_size(k) + node_size(v)).sum::<usize>()
+        }
     }
 }
 
@@ -233,7 +240,11 @@ fn merge_into(entries: &mut Vec<(Node, Node)>, value: Node) -> Result<(), YamlEr
                 }
             }
         }
-        _ => return Err(YamlError::new("yaml: map merge requires map or sequence of maps as the value")),
+        _ => {
+            return Err(YamlError::new(
+                "yaml: map merge requires map or sequence of maps as the value",
+            ));
+        }
     }
     Ok(())
 }
@@ -243,7 +254,9 @@ fn resolve_tagged(text: &str, style: ScalarStyle, tag: Option<&str>) -> Result<S
         None | Some("!") if style != ScalarStyle::Plain => Ok(Scalar::Str(text.to_string())),
         None => Ok(resolve_plain(text)),
         Some("!!str") => Ok(Scalar::Str(text.to_string())),
-        Some("!!binary") => Ok(Scalar::Str(decode_base64(text).unwrap_or_else(|| text.to_string()))),
+        Some("!!binary") => {
+            Ok(Scalar::Str(decode_base64(text).unwrap_or_else(|| text.to_string())))
+        }
         Some(tag @ ("!!int" | "!!float" | "!!bool" | "!!null" | "!!timestamp")) => {
             let resolved = resolve_plain(text);
             match (tag, &resolved) {
@@ -313,7 +326,9 @@ fn resolve_plain(text: &str) -> Scalar {
         }
         "" | "~" | "null" | "Null" | "NULL" => return Scalar::Null,
         ".nan" | ".NaN" | ".NAN" => return Scalar::Float(f64::NAN),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Scalar::Float(f64::INFINITY),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Scalar::Float(f64::INFINITY);
+        }
         "-.inf" | "-.Inf" | "-.INF" => return Scalar::Float(f64::NEG_INFINITY),
         "<<" => return Scalar::Merge,
         _ => {}
@@ -365,17 +380,18 @@ fn parse_go_int(s: &str) -> Option<i128> {
     if body.is_empty() {
         return None;
     }
-    let (radix, digits) = if let Some(rest) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
-        (16, rest)
-    } else if let Some(rest) = body.strip_prefix("0b").or_else(|| body.strip_prefix("0B")) {
-        (2, rest)
-    } else if let Some(rest) = body.strip_prefix("0o").or_else(|| body.strip_prefix("0O")) {
-        (8, rest)
-    } else if body.len() > 1 && body.starts_with('0') {
-        (8, &body[1..])
-    } else {
-        (10, body)
-    };
+    let (radix, digits) =
+        if let Some(rest) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+            (16, rest)
+        } else if let Some(rest) = body.strip_prefix("0b").or_else(|| body.strip_prefix("0B")) {
+            (2, rest)
+        } else if let Some(rest) = body.strip_prefix("0o").or_else(|| body.strip_prefix("0O")) {
+            (8, rest)
+        } else if body.len() > 1 && body.starts_with('0') {
+            (8, &body[1..])
+        } else {
+            (10, body)
+        };
     if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
         return None;
     }
@@ -505,7 +521,9 @@ fn is_timestamp(s: &str) -> bool {
     if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
         let rest = &s[i + 1..];
         let rb = rest.as_bytes();
-        return rb.len() == 5 && rb[2] == b':' && rb[..2].iter().chain(&rb[3..]).all(u8::is_ascii_digit);
+        return rb.len() == 5
+            && rb[2] == b':'
+            && rb[..2].iter().chain(&rb[3..]).all(u8::is_ascii_digit);
     }
     false
 }
@@ -562,7 +580,9 @@ fn key_string(key: &Node) -> Result<String, YamlError> {
         Node::Scalar(Scalar::Float(f)) => Ok(go_float_g(*f)),
         Node::Scalar(Scalar::Null) => Ok("null".to_string()),
         Node::Scalar(Scalar::Merge) => Ok("<<".to_string()),
-        _ => Err(YamlError::new("error converting YAML to JSON: yaml: invalid map key: collection")),
+        _ => {
+            Err(YamlError::new("error converting YAML to JSON: yaml: invalid map key: collection"))
+        }
     }
 }
 

@@ -185,8 +185,8 @@ fn analyze(value: &str) -> Analysis {
         let followed_by_whitespace = is_blankz(chars.get(i + 1).copied());
         if i == 0 {
             match c {
-                '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"' | '%'
-                | '@' | '`' => {
+                '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"'
+                | '%' | '@' | '`' => {
                     flow_indicators = true;
                     block_indicators = true;
                 }
@@ -297,7 +297,8 @@ fn analyze(value: &str) -> Analysis {
 fn is_base60_float(s: &str) -> bool {
     // ^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$
     let b = s.as_bytes();
-    if b.is_empty() || !(b[0] == b'+' || b[0] == b'-' || b[0].is_ascii_digit()) || !s.contains(':') {
+    if b.is_empty() || !(b[0] == b'+' || b[0] == b'-' || b[0].is_ascii_digit()) || !s.contains(':')
+    {
         return false;
     }
     let mut i = usize::from(b[0] == b'+' || b[0] == b'-');
@@ -408,7 +409,13 @@ impl Emitter {
         self.indention = true;
     }
 
-    fn write_indicator(&mut self, indicator: &str, need_whitespace: bool, is_whitespace: bool, is_indention: bool) {
+    fn write_indicator(
+        &mut self,
+        indicator: &str,
+        need_whitespace: bool,
+        is_whitespace: bool,
+        is_indention: bool,
+    ) {
         if need_whitespace && !self.whitespace {
             self.put(' ');
         }
@@ -462,7 +469,10 @@ impl Emitter {
                     let key_value = Json::String(key.clone());
                     let simple = !key.chars().any(is_break) && key.len() <= 128;
                     if simple {
-                        self.emit_node(&key_value, Context { mapping: true, simple_key: true, ..Context::default() });
+                        self.emit_node(
+                            &key_value,
+                            Context { mapping: true, simple_key: true, ..Context::default() },
+                        );
                         self.write_indicator(":", false, false, false);
                     } else {
                         self.write_indicator("?", true, false, true);
@@ -470,7 +480,10 @@ impl Emitter {
                         self.write_indent();
                         self.write_indicator(":", true, false, true);
                     }
-                    self.emit_node(&map[key.as_str()], Context { mapping: true, ..Context::default() });
+                    self.emit_node(
+                        &map[key.as_str()],
+                        Context { mapping: true, ..Context::default() },
+                    );
                 }
                 self.pop_indent();
             }
@@ -505,7 +518,9 @@ impl Emitter {
         if style == Style::Single && !analysis.single_quoted_allowed {
             style = Style::Double;
         }
-        if style == Style::Literal && (!analysis.block_allowed || self.flow_level > 0 || ctx.simple_key) {
+        if style == Style::Literal
+            && (!analysis.block_allowed || self.flow_level > 0 || ctx.simple_key)
+        {
             style = Style::Double;
         }
         self.increase_indent(true, false);
@@ -531,7 +546,11 @@ impl Emitter {
         while i < chars.len() {
             let c = chars[i];
             if c == ' ' {
-                if allow_breaks && !spaces && self.column > BEST_WIDTH && chars.get(i + 1) != Some(&' ') {
+                if allow_breaks
+                    && !spaces
+                    && self.column > BEST_WIDTH
+                    && chars.get(i + 1) != Some(&' ')
+                {
                     self.write_indent();
                 } else {
                     self.put(c);
@@ -640,7 +659,12 @@ impl Emitter {
                 }
                 spaces = false;
             } else if c == ' ' {
-                if allow_breaks && !spaces && self.column > BEST_WIDTH && i > 0 && i < chars.len() - 1 {
+                if allow_breaks
+                    && !spaces
+                    && self.column > BEST_WIDTH
+                    && i > 0
+                    && i < chars.len() - 1
+                {
                     self.write_indent();
                     if chars.get(i + 1) == Some(&' ') {
                         self.put('\\');
@@ -725,7 +749,10 @@ mod tests {
         check(json!({"a": "*"}), "a: '*'\n");
         check(json!({"a": "tab\there"}), "a: \"tab\\there\"\n");
         check(json!({"a": "2024-01-02"}), "a: \"2024-01-02\"\n");
-        check(json!({"a": null, "b": 1000000.0, "c": 1.5, "d": 0.000001}), "a: null\nb: 1000000\nc: 1.5\nd: 1e-06\n");
+        check(
+            json!({"a": null, "b": 1000000.0, "c": 1.5, "d": 0.000001}),
+            "a: null\nb: 1000000\nc: 1.5\nd: 1e-06\n",
+        );
     }
 
     #[test]

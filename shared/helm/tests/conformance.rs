@@ -42,19 +42,29 @@ fn split_docs(text: &str) -> Vec<(DocKey, String, String)> {
     }
     let mut docs = Vec::new();
     for raw in raws {
-        let has_body = raw.lines().any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+        let has_body =
+            raw.lines().any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
         if !has_body {
             continue;
         }
         let source = raw
             .lines()
-            .find_map(|l| l.trim_start().strip_prefix('#').map(str::trim_start).and_then(|l| l.strip_prefix("Source:")))
+            .find_map(|l| {
+                l.trim_start()
+                    .strip_prefix('#')
+                    .map(str::trim_start)
+                    .and_then(|l| l.strip_prefix("Source:"))
+            })
             .map(|s| s.trim().to_string())
             .unwrap_or_default();
         let (canon, kind, name) = match sluice_helm::yaml::from_yaml(&raw) {
             Ok(value) => {
                 let kind = value.get("kind").map(scalar_text).unwrap_or_default();
-                let name = value.get("metadata").and_then(|m| m.get("name")).map(scalar_text).unwrap_or_default();
+                let name = value
+                    .get("metadata")
+                    .and_then(|m| m.get("name"))
+                    .map(scalar_text)
+                    .unwrap_or_default();
                 (sluice_helm::encode::to_go_json(&value, false), kind, name)
             }
             Err(_) => (format!("UNPARSEABLE:{}", raw.trim()), String::new(), String::new()),
@@ -87,7 +97,10 @@ fn compare(expected: &str, actual: &str, verbose: bool) -> Vec<String> {
             continue;
         }
         let label = format!("{} {}/{}", key.0, key.1, key.2);
-        notes.push(format!("{} {label}", if n > 0 { "missing/differs:" } else { "unexpected/differs:" }));
+        notes.push(format!(
+            "{} {label}",
+            if n > 0 { "missing/differs:" } else { "unexpected/differs:" }
+        ));
         if verbose && n > 0 {
             let exp = e.iter().find(|d| d.0 == key).map(|d| d.2.clone()).unwrap_or_default();
             let act = a.iter().find(|d| d.0 == key).map(|d| d.2.clone()).unwrap_or_default();
@@ -117,8 +130,10 @@ fn similar_lines(expected: &str, actual: &str) -> Vec<String> {
 }
 
 fn run_case(case_dir: &Path) -> Result<(), Vec<String>> {
-    let meta: Json = serde_json::from_str(&std::fs::read_to_string(case_dir.join("case.json")).map_err(|e| vec![e.to_string()])?)
-        .map_err(|e| vec![e.to_string()])?;
+    let meta: Json = serde_json::from_str(
+        &std::fs::read_to_string(case_dir.join("case.json")).map_err(|e| vec![e.to_string()])?,
+    )
+    .map_err(|e| vec![e.to_string()])?;
     let mut options = TemplateOptions {
         release_name: meta.get("release").and_then(Json::as_str).unwrap_or("demo").to_string(),
         namespace: meta.get("namespace").and_then(Json::as_str).unwrap_or("prod").to_string(),
@@ -141,9 +156,12 @@ fn run_case(case_dir: &Path) -> Result<(), Vec<String>> {
             Ok(())
         }
         Ok(Err(err)) => Err(vec![format!("error: {err}")]),
-        Ok(Ok(_)) if expect_error => Err(vec!["expected an error, rendered successfully".to_string()]),
+        Ok(Ok(_)) if expect_error => {
+            Err(vec!["expected an error, rendered successfully".to_string()])
+        }
         Ok(Ok(output)) => {
-            let expected = std::fs::read_to_string(case_dir.join("expected.yaml")).map_err(|e| vec![e.to_string()])?;
+            let expected = std::fs::read_to_string(case_dir.join("expected.yaml"))
+                .map_err(|e| vec![e.to_string()])?;
             if output == expected {
                 return Ok(());
             }
@@ -161,9 +179,15 @@ fn helm_conformance() {
         return;
     }
     let filter = std::env::var("HELM_CONFORMANCE_FILTER").ok();
-    let known_text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/known-failures.txt"))
-        .unwrap_or_default();
-    let known: Vec<&str> = known_text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    let known_text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/known-failures.txt"),
+    )
+    .unwrap_or_default();
+    let known: Vec<&str> = known_text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
     let mut cases: Vec<PathBuf> = std::fs::read_dir(&corpus)
         .expect("read corpus")
         .filter_map(Result::ok)
@@ -205,5 +229,8 @@ fn helm_conformance() {
             "these cases now pass; remove them from shared/helm/tests/known-failures.txt: {fixed:?}"
         );
     }
-    assert!(regressions.is_empty(), "cases failing that are not in known-failures.txt: {regressions:?}");
+    assert!(
+        regressions.is_empty(),
+        "cases failing that are not in known-failures.txt: {regressions:?}"
+    );
 }
