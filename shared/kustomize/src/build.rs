@@ -548,6 +548,17 @@ impl<'a> Builder<'a> {
             let is_secret = match kind.as_str() {
                 "ConfigMapGenerator" => false,
                 "SecretGenerator" => true,
+                "IAMPolicyGenerator" => {
+                    let mut r = Resource::new(
+                        iam_policy_service_account(&config)
+                            .map_err(|e| Error::build(target.ctx(), e))?,
+                    );
+                    if let Some(ci) = origin {
+                        r.set_annotation(ORIGIN_ANNOTATION, &origin_for_plugin(&config, &ci));
+                    }
+                    absorb(&mut ra.resources, r).map_err(|e| Error::build(target.ctx(), e))?;
+                    continue;
+                }
                 other => {
                     return Err(Error::build(
                         target.ctx(),
@@ -1121,6 +1132,45 @@ impl<'a> Builder<'a> {
                 }
                 transformers::apply_replacements(&mut ra.resources, &reps).map_err(err)?;
             }
+            "ValueAddTransformer" => {
+                let mut value = text("value");
+                if value.is_empty() {
+                    value = file_name(&target.dir);
+                }
+                let targets =
+                    config.get("targets").and_then(Value::as_array).cloned().unwrap_or_default();
+                for t in targets {
+                    let field_path =
+                        t.get("fieldPath").and_then(Value::as_str).unwrap_or("").to_string();
+                    let position = t.get("filePathPosition").and_then(Value::as_i64).unwrap_or(0);
+                    let compiled = match t.get("selector") {
+                        Some(sel) if !sel.is_null() => {
+                            let sel: Selector = serde_json::from_value(sel.clone())
+                                .map_err(|e| err(format!("{kind} selector: {e}")))?;
+                            Some(crate::selector::CompiledSelector::new(&sel).map_err(&err)?)
+                        }
+                        _ => None,
+                    };
+                    for r in ra.resources.iter_mut() {
+                        if compiled.as_ref().is_some_and(|c| !c.matches(r)) {
+                            continue;
+                        }
+                        if field_path == "metadata/namespace" {
+                            transformers::set_namespace(
+                                std::slice::from_mut(r),
+                                &value,
+                                &[],
+                                false,
+                                SubjectMode::DefaultOnly,
+                            )
+                            .map_err(&err)?;
+                        } else {
+                            transformers::value_add(r, &field_path, &value, position)
+                                .map_err(&err)?;
+                        }
+                    }
+                }
+            }
             "HashTransformer" => {}
             "SortOrderTransformer" => {}
             other => {
@@ -1237,6 +1287,37 @@ fn note(resources: &mut [Resource], t: &Transformation) {
             );
         }
     }
+}
+
+/// The builtin IAMPolicyGenerator (GKE workload identity): a ServiceAccount bound to a Google service account.
+fn iam_policy_service_account(config: &Value) -> std::result::Result<Value, String> {
+    let cloud = config.get("cloud").and_then(Value::as_str).unwrap_or("");
+    if cloud != "gke" {
+        return Err(format!("IAMPolicyGenerator: cloud {cloud:?} is not supported (only gke)"));
+    }
+    let s = |p: &[&str]| crate::resource::str_at(config, p).to_string();
+    let (ks_name, ks_ns) =
+        (s(&["kubernetesService", "name"]), s(&["kubernetesService", "namespace"]));
+    let (sa_name, project) = (s(&["serviceAccount", "name"]), s(&["serviceAccount", "projectId"]));
+    if ks_name.is_empty() || sa_name.is_empty() || project.is_empty() {
+        return Err("IAMPolicyGenerator: kubernetesService.name, serviceAccount.name and serviceAccount.projectId are required".into());
+    }
+    let mut metadata = Map::new();
+    let mut annotations = Map::new();
+    annotations.insert(
+        "iam.gke.io/gcp-service-account".into(),
+        Value::String(format!("{sa_name}@{project}.iam.gserviceaccount.com")),
+    );
+    metadata.insert("annotations".into(), Value::Object(annotations));
+    metadata.insert("name".into(), Value::String(ks_name));
+    if !ks_ns.is_empty() {
+        metadata.insert("namespace".into(), Value::String(ks_ns));
+    }
+    let mut obj = Map::new();
+    obj.insert("apiVersion".into(), Value::String("v1".into()));
+    obj.insert("kind".into(), Value::String("ServiceAccount".into()));
+    obj.insert("metadata".into(), Value::Object(metadata));
+    Ok(Value::Object(obj))
 }
 
 fn kind_or_default(t: &Target) -> String {

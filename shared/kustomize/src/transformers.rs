@@ -392,6 +392,45 @@ fn first_doc(text: &str) -> Res<Value> {
         .ok_or_else(|| "empty json patch operations".to_string())
 }
 
+/// The builtin ValueAddTransformer on one field: set it, or insert the value as a path part.
+pub(crate) fn value_add(r: &mut Resource, field_path: &str, value: &str, position: i64) -> Res<()> {
+    let fields = fieldspec::split_path(field_path);
+    let mut node = &mut r.obj;
+    for f in &fields {
+        let map = match node {
+            Value::Object(m) => m,
+            Value::Null => {
+                *node = Value::Object(Map::new());
+                node.as_object_mut().ok_or("unreachable")?
+            }
+            _ => return Err(format!("ValueAddTransformer: '{field_path}' runs into a scalar")),
+        };
+        node = map.entry(f.clone()).or_insert(Value::Null);
+    }
+    let current = match &*node {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Object(_) | Value::Array(_) => {
+            return Err(format!("ValueAddTransformer: '{field_path}' is not a scalar"));
+        }
+        other => other.to_string(),
+    };
+    let new_value = if position > 0 && !value.is_empty() {
+        let mut parts: Vec<String> = current.split('/').map(str::to_string).collect();
+        let mut pos = (position - 1).max(0) as usize;
+        pos = pos.min(parts.len());
+        if parts.first().is_some_and(String::is_empty) && pos < parts.len() {
+            pos += 1;
+        }
+        parts.insert(pos, value.to_string());
+        parts.join("/")
+    } else {
+        value.to_string()
+    };
+    *node = Value::String(new_value);
+    Ok(())
+}
+
 // ---- replacements ----------------------------------------------------------------------------
 
 /// Splits a dotted field path, keeping bracketed parts (`[name=x.y]`) whole.
