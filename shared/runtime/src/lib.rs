@@ -18,6 +18,9 @@ pub mod object;
 pub mod runtime;
 pub mod status;
 
+#[cfg(test)]
+mod fake_api;
+
 pub use error::{Error, ReconcileError};
 pub use object::FluxObject;
 pub use runtime::{Reconciler, Runtime, RuntimeArgs, run_controller};

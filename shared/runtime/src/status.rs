@@ -487,6 +487,80 @@ mod tests {
         check_event(Some(("Unknown", message)), waiting(), None);
     }
 
+    const REPO_PATH: &str =
+        "/apis/source.toolkit.fluxcd.io/v1/namespaces/apps/gitrepositories/podinfo";
+
+    fn repository(generation: i64, request: &str) -> sluice_api::source::GitRepository {
+        let mut obj = sluice_api::source::GitRepository::new("podinfo", Default::default());
+        obj.spec.url = "https://github.com/stefanprodan/podinfo".into();
+        obj.spec.interval = "5m".into();
+        obj.metadata.namespace = Some("apps".into());
+        obj.metadata.generation = Some(generation);
+        obj.metadata.annotations = Some(BTreeMap::from([(
+            sluice_api::meta::RECONCILE_REQUEST_ANNOTATION.to_string(),
+            request.to_string(),
+        )]));
+        obj
+    }
+
+    fn stored_status(fake: &crate::fake_api::FakeApi) -> sluice_api::source::GitRepositoryStatus {
+        let stored: sluice_api::source::GitRepository =
+            serde_json::from_value(fake.get(REPO_PATH).unwrap()).unwrap();
+        stored.status.unwrap()
+    }
+
+    #[tokio::test]
+    async fn finish_merge_patches_the_status_subresource() {
+        let (fake, client) = crate::fake_api::FakeApi::start().await;
+        let obj = repository(3, "token-1");
+        fake.insert(REPO_PATH, serde_json::to_value(&obj).unwrap());
+        let recorder = EventRecorder::new("source-controller", "pod-0", None, None);
+        let mut writer = StatusWriter::new(&obj, client.clone(), "source-controller", &recorder);
+        writer.set_field("observedIgnore", "*.txt");
+        writer.finish(&Outcome::not_implemented("GitRepository")).await.unwrap();
+
+        let requests = fake.requests();
+        assert_eq!(requests.len(), 1, "{requests:?}");
+        let request = &requests[0];
+        assert_eq!(request.method, axum::http::Method::PATCH);
+        assert_eq!(request.path, format!("{REPO_PATH}/status"));
+        assert_eq!(request.content_type, "application/merge-patch+json");
+        assert!(request.query.contains("fieldManager=gotk-source-controller"), "{}", request.query);
+        let patched: Vec<&String> = request.body["status"].as_object().unwrap().keys().collect();
+        assert_eq!(
+            patched,
+            ["observedIgnore", "conditions", "observedGeneration", "lastHandledReconcileAt"]
+        );
+
+        let status = stored_status(&fake);
+        assert_eq!(status.observed_generation, Some(3));
+        assert_eq!(status.last_handled_reconcile_at.as_deref(), Some("token-1"));
+        assert_eq!(status.observed_ignore.as_deref(), Some("*.txt"));
+        let conditions = status.conditions.clone().unwrap();
+        check(3, 3, &conditions).unwrap();
+        let ready = conditions::get(&conditions, READY).unwrap();
+        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("Unknown", "Progressing"));
+        assert_eq!(
+            ready.message,
+            "reconciliation of GitRepository is not implemented yet in this build"
+        );
+
+        // A retried failure of the next generation keeps observedGeneration but records the
+        // new request token.
+        let mut next = repository(4, "token-2");
+        next.status = Some(status);
+        let failure =
+            Outcome::Retrying { reason: "GitOperationFailed".into(), message: "timeout".into() };
+        StatusWriter::new(&next, client, "source-controller", &recorder)
+            .finish(&failure)
+            .await
+            .unwrap();
+        let status = stored_status(&fake);
+        assert_eq!(status.observed_generation, Some(3));
+        assert_eq!(status.last_handled_reconcile_at.as_deref(), Some("token-2"));
+        check(4, 3, status.conditions.as_deref().unwrap()).unwrap();
+    }
+
     #[test]
     fn patch_body() {
         let conditions = next_conditions(&[], &ready("Succeeded", "ok"), Some(3), time(0));

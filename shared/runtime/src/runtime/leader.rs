@@ -108,15 +108,14 @@ pub fn desired_spec(
 ) -> LeaseSpec {
     let seconds = i32::try_from(lease_duration.as_secs()).unwrap_or(i32::MAX);
     let transitions = current.and_then(|c| c.lease_transitions).unwrap_or(0);
-    let previous_holder =
-        current.and_then(|c| c.holder_identity.as_deref()).filter(|h| !h.is_empty());
+    // As client-go: every acquisition of an existing lease (even one released by ourselves)
+    // counts as a transition; a renewal keeps the acquire time.
     let (acquire_time, transitions) = match decision {
         Decision::Renew => {
             (current.and_then(|c| c.acquire_time.clone()).unwrap_or(MicroTime(now)), transitions)
         }
-        // Taking the lease from another live holder is a transition; taking a released one is not.
-        _ if previous_holder.is_some_and(|h| h != identity) => (MicroTime(now), transitions + 1),
-        _ => (MicroTime(now), transitions),
+        Decision::Create => (MicroTime(now), 0),
+        Decision::Acquire | Decision::Wait { .. } => (MicroTime(now), transitions + 1),
     };
     LeaseSpec {
         holder_identity: Some(identity.to_string()),
@@ -323,6 +322,80 @@ impl LeaderElector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fake_api::FakeApi;
+
+    const LEASE_PATH: &str = "/apis/coordination.k8s.io/v1/namespaces/flux-system/leases/source-controller-leader-election";
+
+    fn fast_config() -> LeaderElectionConfig {
+        LeaderElectionConfig {
+            lease_duration: Duration::from_secs(2),
+            renew_deadline: Duration::from_millis(500),
+            retry_period: Duration::from_millis(50),
+            release_on_cancel: true,
+        }
+    }
+
+    fn elector(client: &kube::Client, identity: &str) -> LeaderElector {
+        LeaderElector::new(
+            client.clone(),
+            "flux-system",
+            "source-controller-leader-election",
+            identity,
+            fast_config(),
+        )
+    }
+
+    fn holder(fake: &FakeApi) -> serde_json::Value {
+        fake.get(LEASE_PATH).unwrap()["spec"]["holderIdentity"].clone()
+    }
+
+    #[tokio::test]
+    async fn electors_hand_the_lease_over_on_release() {
+        let (fake, client) = FakeApi::start().await;
+        let mut a = elector(&client, "a");
+        let mut b = elector(&client, "b");
+        let shutdown = Shutdown::new();
+        assert!(a.acquire(&Shutdown::new()).await.unwrap());
+        assert_eq!(holder(&fake), "a");
+        assert_eq!(fake.get(LEASE_PATH).unwrap()["spec"]["leaseDurationSeconds"], 2);
+        // A live lease held by someone else is left alone.
+        assert!(!b.try_acquire_or_renew().await.unwrap());
+        assert_eq!(holder(&fake), "a");
+
+        let holding = {
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move { a.hold(&shutdown).await })
+        };
+        let first_renew = fake.get(LEASE_PATH).unwrap()["spec"]["renewTime"].clone();
+        crate::fake_api::wait_until(|| {
+            fake.get(LEASE_PATH).unwrap()["spec"]["renewTime"] != first_renew
+        })
+        .await;
+        shutdown.trigger();
+        holding.await.unwrap().unwrap();
+        let released = fake.get(LEASE_PATH).unwrap();
+        assert!(released["spec"].get("holderIdentity").is_none(), "{released}");
+        assert_eq!(released["spec"]["leaseDurationSeconds"], 1);
+
+        assert!(b.try_acquire_or_renew().await.unwrap());
+        assert_eq!(holder(&fake), "b");
+        assert_eq!(fake.get(LEASE_PATH).unwrap()["spec"]["leaseTransitions"], 1);
+    }
+
+    #[tokio::test]
+    async fn leadership_is_lost_when_the_lease_cannot_be_renewed() {
+        let (fake, client) = FakeApi::start().await;
+        let mut a = elector(&client, "a");
+        assert!(a.acquire(&Shutdown::new()).await.unwrap());
+        // Another instance overwrites the lease with a long one (e.g. after a network split).
+        let mut lease = fake.get(LEASE_PATH).unwrap();
+        lease["spec"]["holderIdentity"] = "c".into();
+        lease["spec"]["leaseDurationSeconds"] = 3600.into();
+        fake.insert(LEASE_PATH, lease);
+        let error = a.hold(&Shutdown::new()).await.unwrap_err();
+        assert!(error.to_string().contains("leadership lost"), "{error}");
+        assert_eq!(holder(&fake), "c");
+    }
 
     fn spec(holder: Option<&str>, duration: i32, renew_second: i64, transitions: i32) -> LeaseSpec {
         LeaseSpec {
@@ -405,6 +478,6 @@ mod tests {
         assert_eq!(released.lease_duration_seconds, Some(1));
         assert_eq!(released.lease_transitions, Some(2));
         let retaken = desired_spec(Some(&released), "me", lease, &Decision::Acquire, now);
-        assert_eq!(retaken.lease_transitions, Some(2));
+        assert_eq!(retaken.lease_transitions, Some(3));
     }
 }

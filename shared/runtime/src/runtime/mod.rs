@@ -138,6 +138,7 @@ impl Runtime {
     /// # Errors
     /// Invalid flags, no usable cluster configuration, or a listen address already in use.
     pub async fn start(controller: &'static str, args: RuntimeArgs) -> Result<Arc<Self>, Error> {
+        // Flag mistakes are reported before any cluster access.
         args.validate()?;
         let client =
             kube::Client::try_default().await.map_err(|error| Error::Client(Box::new(error)))?;
@@ -190,10 +191,12 @@ impl Runtime {
             ready,
             leadership: Mutex::new(None),
         });
+        // Ready before leading, as controller-runtime's ping check: a standby replica that
+        // reported unready would block a rolling update that waits for it.
+        runtime.ready.store(true, Ordering::Relaxed);
         if runtime.args.enable_leader_election {
             runtime.lead(&instance).await?;
         }
-        runtime.ready.store(true, Ordering::Relaxed);
         Ok(runtime)
     }
 
