@@ -49,7 +49,12 @@ pub fn build_with_options(
     if !is_within(&dir, &root) {
         return Err(Error::OutsideRoot { path: dir, root });
     }
-    let builder = Builder { fs, root, schema: std::cell::RefCell::new(None) };
+    let builder = Builder {
+        fs,
+        root,
+        schema: std::cell::RefCell::new(None),
+        schema_set: std::cell::Cell::new(false),
+    };
     builder.build_top(&dir)
 }
 
@@ -64,6 +69,7 @@ struct Builder<'a> {
     fs: &'a dyn FileSystem,
     root: PathBuf,
     schema: std::cell::RefCell<Option<sluice_smp::Schema>>,
+    schema_set: std::cell::Cell<bool>,
 }
 
 /// Resources plus the config and vars gathered with them.
@@ -313,11 +319,22 @@ impl<'a> Builder<'a> {
         Ok(out)
     }
 
+    /// Applies a kustomization's `openapi:`; the first schema set (the top kustomization's) wins.
     fn set_openapi(&self, target: &Target) -> Result<()> {
         let openapi = &target.kustomization.openapi;
+        let version = openapi.get("version").filter(|v| !v.is_empty());
         if let Some(path) = openapi.get("path") {
             let p = self.file_in(target, path)?;
             let text = self.read_text(&p)?;
+            if self.schema_set.get() {
+                return Ok(());
+            }
+            if version.is_some() {
+                return Err(Error::build(
+                    target.ctx(),
+                    "builtin version and custom schema provided, cannot use both",
+                ));
+            }
             let doc = yaml::parse_documents(&text)
                 .map_err(|message| Error::Yaml { path: p.clone(), message })?
                 .into_iter()
@@ -327,14 +344,19 @@ impl<'a> Builder<'a> {
                 Error::build(format!("openapi schema '{}'", p.display()), e.to_string())
             })?;
             *self.schema.borrow_mut() = Some(schema);
-        } else if let Some(version) = openapi.get("version")
-            && version != "v1.21.2"
-            && version != "default"
-        {
-            return Err(Error::build(
-                target.ctx(),
-                "the specified OpenAPI version is not built in",
-            ));
+            self.schema_set.set(true);
+        } else if let Some(version) = version {
+            if self.schema_set.get() {
+                return Ok(());
+            }
+            if version != "v1.21.2" {
+                return Err(Error::build(
+                    target.ctx(),
+                    "the specified OpenAPI version is not built in",
+                ));
+            }
+            *self.schema.borrow_mut() = None;
+            self.schema_set.set(true);
         }
         Ok(())
     }
