@@ -169,9 +169,9 @@ fn write_seq(out: &mut String, items: &[Value], level: usize) {
 
 fn write_key(out: &mut String, key: &str) {
     if key.contains('\n') {
-        write_double_quoted(out, key);
+        write_double_quoted(out, key, None);
     } else {
-        write_string_inline(out, key);
+        write_string_inline(out, key, None);
     }
 }
 
@@ -201,19 +201,21 @@ fn write_string(out: &mut String, s: &str, level: usize) {
     if s.contains('\n') && literal_allowed(s) {
         write_literal(out, s, level);
     } else {
-        write_string_inline(out, s);
+        write_string_inline(out, s, Some(level));
     }
 }
 
 fn literal_allowed(s: &str) -> bool {
     !s.chars().any(|c| (c.is_control() && c != '\n') || c == '\u{feff}')
         && !s.split('\n').any(|line| line.ends_with(' '))
-        && !s.starts_with(' ')
-        && !s.starts_with('\n')
 }
 
 fn write_literal(out: &mut String, s: &str, level: usize) {
     out.push('|');
+    // An indentation indicator is needed when the text starts with a space or a line break.
+    if s.starts_with(' ') || s.starts_with('\n') {
+        out.push('2');
+    }
     let trailing = s.len() - s.trim_end_matches('\n').len();
     match trailing {
         0 => out.push('-'),
@@ -230,21 +232,85 @@ fn write_literal(out: &mut String, s: &str, level: usize) {
     }
 }
 
-fn write_string_inline(out: &mut String, s: &str) {
+/// go-yaml's preferred line width: longer scalars are folded at spaces.
+const BEST_WIDTH: usize = 80;
+
+fn column(out: &str) -> usize {
+    let line_start = out.rfind('\n').map_or(0, |i| i + 1);
+    out[line_start..].chars().count()
+}
+
+/// Writes a flow scalar; `fold_indent` is the continuation indent when long lines may be folded.
+fn write_string_inline(out: &mut String, s: &str, fold_indent: Option<usize>) {
     if s.chars().any(|c| c.is_control() || c == '\u{feff}') || resolves_to_non_string(s) {
-        write_double_quoted(out, s);
+        write_double_quoted(out, s, fold_indent);
     } else if is_plain_safe(s) {
-        out.push_str(s);
+        write_folded(out, s, fold_indent, false);
     } else {
         out.push('\'');
-        out.push_str(&s.replace('\'', "''"));
+        write_folded(out, &s.replace('\'', "''"), fold_indent, true);
         out.push('\'');
     }
 }
 
-fn write_double_quoted(out: &mut String, s: &str) {
+/// Plain or single-quoted text, broken at single spaces past the preferred width (go-yaml v2 style).
+fn write_folded(out: &mut String, s: &str, fold_indent: Option<usize>, quoted: bool) {
+    let Some(level) = fold_indent else {
+        out.push_str(s);
+        return;
+    };
+    let mut col = column(out);
+    let chars: Vec<char> = s.chars().collect();
+    let mut prev_space = false;
+    for (i, &c) in chars.iter().enumerate() {
+        if c == ' ' {
+            let next_is_space = chars.get(i + 1) == Some(&' ');
+            let inner = !quoted || (i != 0 && i + 1 != chars.len());
+            if !prev_space && col > BEST_WIDTH && !next_is_space && inner {
+                out.push('\n');
+                indent(out, level);
+                col = level;
+                if quoted {
+                    // A folded line break in a single-quoted scalar reads back as a space.
+                }
+            } else {
+                out.push(c);
+                col += 1;
+            }
+            prev_space = true;
+        } else {
+            out.push(c);
+            col += 1;
+            prev_space = false;
+        }
+    }
+}
+
+fn write_double_quoted(out: &mut String, s: &str, fold_indent: Option<usize>) {
     out.push('"');
-    for c in s.chars() {
+    let mut col = column(out);
+    let chars: Vec<char> = s.chars().collect();
+    let mut prev_space = false;
+    for (i, &c) in chars.iter().enumerate() {
+        if c == ' '
+            && let Some(level) = fold_indent
+            && !prev_space
+            && col > BEST_WIDTH
+            && i != 0
+            && i + 1 != chars.len()
+        {
+            out.push('\n');
+            indent(out, level);
+            col = level;
+            if chars.get(i + 1) == Some(&' ') {
+                out.push('\\');
+                col += 1;
+            }
+            prev_space = true;
+            continue;
+        }
+        prev_space = c == ' ';
+        let before = out.len();
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
@@ -254,6 +320,7 @@ fn write_double_quoted(out: &mut String, s: &str) {
             c if c.is_control() || c == '\u{feff}' => out.push_str(&format!("\\u{:04X}", c as u32)),
             c => out.push(c),
         }
+        col += out[before..].chars().count();
     }
     out.push('"');
 }
@@ -297,8 +364,7 @@ fn looks_numeric(s: &str) -> bool {
     if !has_digit {
         return false;
     }
-    t.parse::<f64>().is_ok()
-        || t.chars().all(|c| c.is_ascii_digit() || c == '_' || c == ':' || c == '.')
+    t.parse::<f64>().is_ok() || t.chars().all(|c| c.is_ascii_digit() || c == '_' || c == ':')
 }
 
 fn looks_like_timestamp(s: &str) -> bool {
