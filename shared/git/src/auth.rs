@@ -118,6 +118,96 @@ impl Auth {
     }
 }
 
+/// TLS and proxy settings for `http(s)://` remotes (Secret key `ca.crt`, `spec.proxySecretRef`).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct HttpOptions {
+    /// Extra PEM CA certificates to trust besides the system roots.
+    pub ca_certificate: Option<String>,
+    /// The proxy to send requests through.
+    pub proxy: Option<Proxy>,
+}
+
+impl std::fmt::Debug for HttpOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpOptions")
+            .field("ca_certificate", &self.ca_certificate.as_ref().map(|_| "…"))
+            .field("proxy", &self.proxy)
+            .finish()
+    }
+}
+
+/// An HTTP proxy, as in a Flux proxy Secret (`address`, `username`, `password`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Proxy {
+    /// `http://host:port` of the proxy.
+    pub address: String,
+    /// User name for proxy authentication.
+    pub username: Option<String>,
+    /// Password for proxy authentication.
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Proxy {{ address: {:?}, username: {:?}, password: *** }}",
+            crate::redact_url(&self.address),
+            self.username
+        )
+    }
+}
+
+impl Proxy {
+    /// Read a Flux proxy Secret: `address` is required, `username`/`password` optional.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidAuth`] when `address` is missing or a value is not UTF-8.
+    pub fn from_secret_data(data: &BTreeMap<String, Vec<u8>>) -> Result<Proxy, Error> {
+        let text = |key: &str| -> Result<Option<String>, Error> {
+            data.get(key)
+                .filter(|bytes| !bytes.is_empty())
+                .map(|bytes| {
+                    String::from_utf8(bytes.clone()).map_err(|_| Error::InvalidAuth {
+                        reason: format!("proxy Secret key '{key}' is not valid UTF-8"),
+                    })
+                })
+                .transpose()
+        };
+        let address = text("address")?.ok_or_else(|| Error::InvalidAuth {
+            reason: "proxy Secret key 'address' is required".into(),
+        })?;
+        Ok(Proxy { address, username: text("username")?, password: text("password")? })
+    }
+}
+
+/// Settings for gix's reqwest client, parsed up front so that errors name the Secret key.
+#[derive(Clone, Default)]
+pub(crate) struct ClientSettings {
+    pub(crate) ca_certificates: Vec<reqwest::Certificate>,
+    pub(crate) proxy: Option<reqwest::Proxy>,
+}
+
+impl ClientSettings {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ca_certificates.is_empty() && self.proxy.is_none()
+    }
+
+    pub(crate) fn apply(
+        &self,
+        mut builder: reqwest::blocking::ClientBuilder,
+    ) -> reqwest::blocking::ClientBuilder {
+        for certificate in &self.ca_certificates {
+            builder = builder.add_root_certificate(certificate.clone());
+        }
+        if let Some(proxy) = &self.proxy {
+            builder = builder.proxy(proxy.clone());
+        }
+        builder
+    }
+}
+
 /// Credentials made ready for one operation: config for gix, environment for the `git` CLI.
 pub(crate) struct PreparedAuth {
     /// Holds the key files; removed on drop.
@@ -128,6 +218,8 @@ pub(crate) struct PreparedAuth {
     pub(crate) secrets: Vec<String>,
     /// Whether any credentials are in use (for error wording).
     pub(crate) has_credentials: bool,
+    /// CA and proxy for gix's HTTP client.
+    pub(crate) client: ClientSettings,
 }
 
 impl PreparedAuth {
@@ -138,16 +230,22 @@ impl PreparedAuth {
             config: vec!["credential.helper=".into()],
             secrets: Vec::new(),
             has_credentials: false,
+            client: ClientSettings::default(),
         }
     }
 
     /// Prepare `auth` for `url`; credentials embedded in the URL count as basic auth when `auth` is `None`.
-    pub(crate) fn new(auth: &Auth, url: &RemoteUrl) -> Result<PreparedAuth, Error> {
+    pub(crate) fn new(
+        auth: &Auth,
+        url: &RemoteUrl,
+        http: &HttpOptions,
+    ) -> Result<PreparedAuth, Error> {
         let mut prepared = PreparedAuth {
             dir: None,
             config: Vec::new(),
             secrets: Vec::new(),
             has_credentials: false,
+            client: ClientSettings::default(),
         };
         prepared.config.push("credential.helper=".into());
         let from_url;
@@ -177,18 +275,70 @@ impl PreparedAuth {
                 prepared.config.push(format!("http.extraHeader=Authorization: Bearer {token}"));
             }
             Auth::Ssh { identity, known_hosts, password } => {
-                let dir =
-                    tempfile::Builder::new().prefix("sluice-ssh-").tempdir().map_err(|err| {
-                        Error::io("creating temporary directory", std::env::temp_dir(), err)
-                    })?;
-                let command =
-                    write_ssh_files(dir.path(), identity, known_hosts, password.as_deref())?;
+                let dir = prepared.private_dir()?;
+                let command = write_ssh_files(&dir, identity, known_hosts, password.as_deref())?;
                 prepared.config.push(format!("core.sshCommand={command}"));
                 prepared.config.push("ssh.variant=ssh".into());
-                prepared.dir = Some(dir);
             }
         }
+        if matches!(url.scheme, Scheme::Http | Scheme::Https) {
+            prepared.add_http_options(http)?;
+        }
         Ok(prepared)
+    }
+
+    /// The private temporary directory, created on first use.
+    fn private_dir(&mut self) -> Result<PathBuf, Error> {
+        if self.dir.is_none() {
+            let dir = tempfile::Builder::new().prefix("sluice-git-").tempdir().map_err(|err| {
+                Error::io("creating temporary directory", std::env::temp_dir(), err)
+            })?;
+            self.dir = Some(dir);
+        }
+        Ok(self.dir.as_ref().map(|dir| dir.path().to_owned()).unwrap_or_default())
+    }
+
+    fn add_http_options(&mut self, http: &HttpOptions) -> Result<(), Error> {
+        if let Some(pem) = &http.ca_certificate {
+            let certificates = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+                .ok()
+                .filter(|certificates| !certificates.is_empty())
+                .ok_or_else(|| Error::InvalidAuth {
+                    reason: "Secret key 'ca.crt' holds no PEM certificate".into(),
+                })?;
+            self.client.ca_certificates = certificates;
+            let ca_path = self.private_dir()?.join("ca.crt");
+            write_private_file(&ca_path, pem.as_bytes(), 0o600)?;
+            self.config.push(format!("http.sslCAInfo={}", ca_path.display()));
+        }
+        if let Some(proxy) = &http.proxy {
+            let invalid = |reason: String| Error::InvalidAuth { reason };
+            let address = RemoteUrl::parse(&proxy.address).map_err(|_| {
+                invalid(format!(
+                    "proxy address {:?} is not an http(s) URL",
+                    crate::redact_url(&proxy.address)
+                ))
+            })?;
+            let mut client_proxy = reqwest::Proxy::all(address.to_redacted()).map_err(|err| {
+                invalid(format!("proxy address {:?}: {err}", address.to_redacted()))
+            })?;
+            let username = proxy.username.clone().or(address.username.clone());
+            let password = proxy.password.clone().or(address.password.clone());
+            let mut git_proxy = address.to_redacted();
+            if let Some(username) = &username {
+                let password = password.clone().unwrap_or_default();
+                client_proxy = client_proxy.basic_auth(username, &password);
+                let userinfo =
+                    format!("{}:{}@", percent_encode(username), percent_encode(&password));
+                git_proxy = git_proxy.replacen("://", &format!("://{userinfo}"), 1);
+                if !password.is_empty() {
+                    self.secrets.push(password);
+                }
+            }
+            self.client.proxy = Some(client_proxy);
+            self.config.push(format!("http.proxy={git_proxy}"));
+        }
+        Ok(())
     }
 
     /// The ssh log written by `ssh -E`, when SSH is in use.
@@ -278,6 +428,18 @@ fn write_ssh_files(
     Ok(command)
 }
 
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 fn base64_encode(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
@@ -356,7 +518,7 @@ mod tests {
             known_hosts: "h k".into(),
             password: Some("pw1".into()),
         };
-        let prepared = PreparedAuth::new(&auth, &url).unwrap();
+        let prepared = PreparedAuth::new(&auth, &url, &HttpOptions::default()).unwrap();
         let dir = prepared.dir.as_ref().unwrap().path().to_owned();
         for name in ["identity", "known_hosts", "passphrase"] {
             let mode = std::fs::metadata(dir.join(name)).unwrap().permissions().mode();

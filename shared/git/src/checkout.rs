@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::auth::PreparedAuth;
+use crate::auth::{ClientSettings, HttpOptions, PreparedAuth};
 use crate::semver_tag::{self, VersionTag};
 use crate::url::RemoteUrl;
 use crate::{Auth, Error, GitRef, Revision};
@@ -22,6 +22,8 @@ pub struct CheckoutOptions {
     pub timeout: Duration,
     /// Directories to keep (`spec.sparseCheckout`); empty keeps the whole tree.
     pub sparse_paths: Vec<String>,
+    /// CA certificates and proxy for `http(s)://` remotes.
+    pub http: HttpOptions,
 }
 
 impl Default for CheckoutOptions {
@@ -31,6 +33,7 @@ impl Default for CheckoutOptions {
             recurse_submodules: false,
             timeout: Duration::from_secs(60),
             sparse_paths: Vec::new(),
+            http: HttpOptions::default(),
         }
     }
 }
@@ -94,7 +97,7 @@ pub fn checkout(
     options: &CheckoutOptions,
 ) -> Result<Commit, Error> {
     let remote = RemoteUrl::parse(url)?;
-    let prepared = Arc::new(PreparedAuth::new(auth, &remote)?);
+    let prepared = Arc::new(PreparedAuth::new(auth, &remote, &options.http)?);
     let deadline = Deadline::start(options.timeout);
     let resolved = match reference {
         GitRef::Semver(_) => resolve(&remote, &prepared, reference, &deadline)?,
@@ -148,10 +151,12 @@ fn missing_commit_or(err: Error, reference: &GitRef, remote: &RemoteUrl) -> Erro
 ///
 /// As [`checkout`]; a missing reference is [`Error::RefNotFound`].
 pub fn remote_head(url: &str, auth: &Auth, reference: &GitRef) -> Result<Option<String>, Error> {
-    Ok(remote_revision(url, auth, reference, Duration::from_secs(60))?.map(|revision| revision.sha))
+    Ok(remote_revision(url, auth, reference, &CheckoutOptions::default())?
+        .map(|revision| revision.sha))
 }
 
-/// Like [`remote_head`], but returns the full [`Revision`] Flux would record, within `timeout`.
+/// Like [`remote_head`], but returns the full [`Revision`] Flux would record, using the timeout
+/// and HTTP settings of `options`.
 ///
 /// # Errors
 ///
@@ -160,14 +165,14 @@ pub fn remote_revision(
     url: &str,
     auth: &Auth,
     reference: &GitRef,
-    timeout: Duration,
+    options: &CheckoutOptions,
 ) -> Result<Option<Revision>, Error> {
     let remote = RemoteUrl::parse(url)?;
     if let GitRef::Commit { sha, branch: None } = reference {
         return Ok(Some(Revision { reference: None, sha: sha.to_ascii_lowercase() }));
     }
-    let prepared = Arc::new(PreparedAuth::new(auth, &remote)?);
-    let deadline = Deadline::start(timeout);
+    let prepared = Arc::new(PreparedAuth::new(auth, &remote, &options.http)?);
+    let deadline = Deadline::start(options.timeout);
     let resolved = resolve(&remote, &prepared, reference, &deadline)?;
     Ok(resolved.sha.map(|sha| Revision { reference: resolved.revision_ref, sha }))
 }
@@ -288,6 +293,8 @@ fn list_refs(
         let mut connection =
             remote.connect(gix::remote::Direction::Fetch).map_err(|err| describe(&err))?;
         connection.set_credentials(refuse_credential_prompts);
+        configure_http_client(&mut connection, &worker_prepared.client)
+            .map_err(|err| describe(&err))?;
         let (ref_map, _handshake) = connection
             .ref_map(gix::progress::Discard, Default::default())
             .map_err(|err| describe(&err))?;
@@ -318,6 +325,34 @@ fn list_refs(
             timeout: deadline.limit,
         }),
     }
+}
+
+/// Hand extra CA certificates and the proxy to gix's reqwest client (it ignores `http.sslCAInfo`
+/// and `http.proxy`).
+fn configure_http_client<T: gix_transport::client::blocking_io::Transport>(
+    connection: &mut gix::remote::Connection<'_, '_, '_, T>,
+    client: &ClientSettings,
+) -> gix::Result<()> {
+    use gix_transport::client::blocking_io::http;
+    if client.is_empty() {
+        return Ok(());
+    }
+    let repo = connection.remote().repo();
+    let Some(url) =
+        connection.remote().url(gix::remote::Direction::Fetch).map(|url| url.to_bstring())
+    else {
+        return Ok(());
+    };
+    let Some(options) = repo.transport_options(url.as_slice(), None)? else { return Ok(()) };
+    let Ok(mut options) = options.downcast::<http::Options>() else { return Ok(()) };
+    let client = client.clone();
+    let backend = http::reqwest::Options {
+        configure_client: Some(Box::new(move |builder| Ok(client.apply(builder)))),
+        configure_request: None,
+    };
+    options.backend = Some(Arc::new(std::sync::Mutex::new(backend)));
+    connection.set_transport_options(options);
+    Ok(())
 }
 
 /// Install rustls' ring provider for gix's reqwest client, unless the process already chose one.
@@ -356,6 +391,7 @@ fn clone(
     // gix wants the destination to exist; an empty directory it created is removed on failure.
     std::fs::create_dir_all(dest).map_err(|err| Error::io("creating directory", dest, err))?;
     let worker_prepared = Arc::clone(prepared);
+    let client = prepared.client.clone();
     ensure_crypto_provider();
     let outcome = deadline.run(move |interrupt| -> Result<Commit, String> {
         let mut prepare = gix::prepare_clone(transport_url.as_str(), &dest_owned)
@@ -363,8 +399,9 @@ fn clone(
             .with_in_memory_config_overrides(worker_prepared.config.iter().map(String::as_str))
             .with_revision(Some(fetch.as_str()))
             .map_err(|err| describe(&err))?
-            .configure_connection(|connection| {
+            .configure_connection(move |connection| {
                 connection.set_credentials(refuse_credential_prompts);
+                configure_http_client(connection, &client)?;
                 Ok(())
             });
         if shallow {
@@ -487,6 +524,7 @@ fn classify_text(
     }
     let auth_markers = [
         "401",
+        "407",
         "403 forbidden",
         "authentication",
         "permission denied",
@@ -499,7 +537,9 @@ fn classify_text(
         let http_refused = lower.contains("no credentials were returned")
             || lower.contains("could not read username")
             || lower.contains("401");
-        let detail = if !ssh_log.trim().is_empty() {
+        let detail = if lower.contains("407") {
+            "the proxy rejected the request (HTTP 407 Proxy Authentication Required)".to_owned()
+        } else if !ssh_log.trim().is_empty() {
             // ssh's own words ("Permission denied (publickey)") say more than the transport's.
             prepared.redact(&first_useful_lines("", &ssh_log))
         } else if http_refused && prepared.has_credentials {

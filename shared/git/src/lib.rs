@@ -18,7 +18,7 @@ mod semver_tag;
 mod url;
 mod write;
 
-pub use auth::Auth;
+pub use auth::{Auth, HttpOptions, Proxy};
 pub use checkout::{CheckoutOptions, Commit, Signature, checkout, remote_head, remote_revision};
 pub use error::Error;
 pub use reference::{DEFAULT_BRANCH, GitRef, Revision};

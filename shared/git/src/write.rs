@@ -7,11 +7,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::auth::PreparedAuth;
+use crate::auth::{HttpOptions, PreparedAuth};
 use crate::checkout::{Deadline, read_head_commit};
 use crate::cli::run_git;
 use crate::url::RemoteUrl;
-use crate::{Auth, Commit, Error, GitRef, Revision};
+use crate::{Auth, CheckoutOptions, Commit, Error, GitRef, Revision};
 
 /// The author and committer of a new commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,9 +31,14 @@ pub struct PushOptions {
     pub push_options: Vec<String>,
     /// Limit for the push; 60 s when `None`.
     pub timeout: Option<Duration>,
+    /// CA certificates and proxy for `http(s)://` remotes.
+    pub http: HttpOptions,
 }
 
 /// Clone the full history of `branch` into `dest` for editing, with `origin` set to `url`.
+///
+/// Uses the timeout and HTTP settings of `options`; its shallow, submodule and sparse settings
+/// do not apply.
 ///
 /// When the remote has no such branch (a new or empty repository, as in bootstrap), `dest`
 /// becomes an empty repository whose unborn branch is `branch`, ready for a first commit.
@@ -47,12 +52,13 @@ pub fn clone_for_write(
     auth: &Auth,
     branch: &str,
     dest: &Path,
-    timeout: Duration,
+    options: &CheckoutOptions,
 ) -> Result<Option<Commit>, Error> {
     let remote = RemoteUrl::parse(url)?;
-    let prepared = Arc::new(PreparedAuth::new(auth, &remote)?);
+    let prepared = Arc::new(PreparedAuth::new(auth, &remote, &options.http)?);
+    let timeout = options.timeout;
     let exists =
-        match crate::remote_revision(url, auth, &GitRef::Branch(branch.to_owned()), timeout) {
+        match crate::remote_revision(url, auth, &GitRef::Branch(branch.to_owned()), options) {
             Ok(_) => true,
             Err(Error::RefNotFound { .. }) => false,
             Err(err) => return Err(err),
@@ -206,7 +212,7 @@ pub fn push(
         });
     }
     let remote = RemoteUrl::parse(origin.stdout.trim())?;
-    let prepared = PreparedAuth::new(auth, &remote)?;
+    let prepared = PreparedAuth::new(auth, &remote, &options.http)?;
     let timeout = options.timeout.unwrap_or(Duration::from_secs(60));
     let refspec = format!("{}HEAD:refs/heads/{branch}", if options.force { "+" } else { "" });
     let mut args = vec!["push", "--porcelain", "--no-verify"];

@@ -2,11 +2,9 @@
 
 mod support;
 
-use std::time::Duration;
-
 use sluice_git::{
-    Auth, Author, CheckoutOptions, Error, GitRef, checkout, clone_for_write, commit_all_and_push,
-    remote_head,
+    Auth, Author, CheckoutOptions, Error, GitRef, HttpOptions, Proxy, checkout, clone_for_write,
+    commit_all_and_push, remote_head,
 };
 use support::Fixture;
 use support::http::http_server;
@@ -102,7 +100,9 @@ fn http_push_with_basic_auth() {
     let server = http_server(fixture.bare.parent().unwrap());
     let private = format!("http://127.0.0.1:{}/private/app.git", server.port);
     let dest = fixture.dest("push");
-    clone_for_write(&private, &basic(), "main", &dest, Duration::from_secs(60)).unwrap().unwrap();
+    clone_for_write(&private, &basic(), "main", &dest, &CheckoutOptions::default())
+        .unwrap()
+        .unwrap();
     // The stored remote URL carries no credentials.
     assert_eq!(support::git(&dest, &["remote", "get-url", "origin"]), private);
     std::fs::write(dest.join("http.txt"), "pushed over http").unwrap();
@@ -117,4 +117,60 @@ fn http_push_with_basic_auth() {
     let expected = "the server rejected the credentials (HTTP 401 Unauthorized)";
     assert_eq!(err.to_string(), format!("authentication to {private} failed: {expected}"));
     assert!(!format!("{err:?}").contains("hunter22"));
+}
+
+#[test]
+fn http_proxy_with_credentials_for_checkout_and_push() {
+    use std::sync::atomic::Ordering;
+    let fixture = Fixture::new();
+    let server = http_server(fixture.bare.parent().unwrap());
+    // Only reachable through the proxy: the host does not resolve.
+    let url = "http://git.example.invalid/private/app.git";
+    let proxy = Proxy {
+        address: format!("http://127.0.0.1:{}", server.port),
+        username: Some("proxy".into()),
+        password: Some("pw123".into()),
+    };
+    let options = CheckoutOptions {
+        http: HttpOptions { proxy: Some(proxy.clone()), ..HttpOptions::default() },
+        ..CheckoutOptions::default()
+    };
+    let reference = GitRef::Branch("main".into());
+    let commit = checkout(url, &basic(), &reference, &fixture.dest("proxied"), &options).unwrap();
+    assert_eq!(commit.sha, fixture.rev("main"));
+    assert!(server.proxied.load(Ordering::SeqCst) > 0);
+
+    let dest = fixture.dest("proxied-write");
+    clone_for_write(url, &basic(), "main", &dest, &options).unwrap().unwrap();
+    std::fs::write(dest.join("proxied.txt"), "through the proxy").unwrap();
+    let message = "push through proxy";
+    let author = Author { name: "Flux".into(), email: "flux@example.com".into() };
+    sluice_git::commit_all(&dest, &author, message).unwrap().unwrap();
+    let push_options = sluice_git::PushOptions { http: options.http.clone(), ..Default::default() };
+    sluice_git::push(&dest, &basic(), "main", &push_options).unwrap();
+    assert_eq!(fixture.rev("main"), support::git(&dest, &["rev-parse", "HEAD"]));
+
+    let wrong = Proxy { password: Some("wrongpw".into()), ..proxy };
+    let options = CheckoutOptions {
+        http: HttpOptions { proxy: Some(wrong), ..HttpOptions::default() },
+        ..CheckoutOptions::default()
+    };
+    let err =
+        checkout(url, &basic(), &reference, &fixture.dest("bad-proxy"), &options).unwrap_err();
+    assert!(!format!("{err} {err:?}").contains("wrongpw"), "{err:?}");
+    let expected = "the proxy rejected the request (HTTP 407 Proxy Authentication Required)";
+    assert_eq!(err.to_string(), format!("authentication to {url} failed: {expected}"));
+
+    let no_pem = CheckoutOptions {
+        http: HttpOptions {
+            ca_certificate: Some("not a certificate".into()),
+            ..HttpOptions::default()
+        },
+        ..CheckoutOptions::default()
+    };
+    let err = checkout(url, &basic(), &reference, &fixture.dest("bad-ca"), &no_pem).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid credentials: Secret key 'ca.crt' holds no PEM certificate"
+    );
 }

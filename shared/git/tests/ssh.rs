@@ -31,7 +31,7 @@ fn ssh_checkout_remote_head_and_push() {
     assert_eq!(commit.sha, fixture.rev("main"));
 
     let dest = fixture.dest("ssh-write");
-    clone_for_write(&url, &auth, "main", &dest, std::time::Duration::from_secs(60)).unwrap();
+    clone_for_write(&url, &auth, "main", &dest, &CheckoutOptions::default()).unwrap();
     std::fs::write(dest.join("pushed.txt"), "over ssh").unwrap();
     let author = sluice_git::Author { name: "Flux".into(), email: "flux@example.com".into() };
     let pushed =

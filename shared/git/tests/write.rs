@@ -2,23 +2,28 @@
 
 mod support;
 
-use std::time::Duration;
-
-use sluice_git::{Auth, Author, Error, PushOptions, clone_for_write, commit_all_and_push, push};
+use sluice_git::{
+    Auth, Author, CheckoutOptions, Error, PushOptions, clone_for_write, commit_all_and_push, push,
+};
 use support::{Fixture, git, git_daemon};
 
 fn author() -> Author {
     Author { name: "Flux".into(), email: "flux@example.com".into() }
 }
 
-const TIMEOUT: Duration = Duration::from_secs(60);
-
 #[test]
 fn commit_and_push_updates_the_remote_branch() {
     let fixture = Fixture::new();
     let dest = fixture.dest("write");
-    let cloned =
-        clone_for_write(&fixture.file_url(), &Auth::None, "main", &dest, TIMEOUT).unwrap().unwrap();
+    let cloned = clone_for_write(
+        &fixture.file_url(),
+        &Auth::None,
+        "main",
+        &dest,
+        &CheckoutOptions::default(),
+    )
+    .unwrap()
+    .unwrap();
     assert_eq!(cloned.sha, fixture.rev("main"));
     assert_eq!(cloned.revision.to_string(), format!("main@sha1:{}", cloned.sha));
     // The full branch history is there.
@@ -46,7 +51,8 @@ fn commit_and_push_updates_the_remote_branch() {
 fn push_to_a_new_branch_and_non_fast_forward_rejection() {
     let fixture = Fixture::new();
     let dest = fixture.dest("write");
-    clone_for_write(&fixture.file_url(), &Auth::None, "main", &dest, TIMEOUT).unwrap();
+    clone_for_write(&fixture.file_url(), &Auth::None, "main", &dest, &CheckoutOptions::default())
+        .unwrap();
     std::fs::write(dest.join("a.txt"), "a").unwrap();
     let pushed =
         commit_all_and_push(&dest, &Auth::None, "automation", &author(), "auto").unwrap().unwrap();
@@ -72,7 +78,8 @@ fn clone_for_write_of_an_empty_repository_starts_the_branch() {
     let daemon = git_daemon(repos);
     let url = format!("git://127.0.0.1:{}/empty.git", daemon.port);
     let dest = fixture.dest("bootstrap");
-    let cloned = clone_for_write(&url, &Auth::None, "main", &dest, TIMEOUT).unwrap();
+    let cloned =
+        clone_for_write(&url, &Auth::None, "main", &dest, &CheckoutOptions::default()).unwrap();
     assert_eq!(cloned, None);
     std::fs::create_dir_all(dest.join("clusters/my-cluster/flux-system")).unwrap();
     std::fs::write(dest.join("clusters/my-cluster/flux-system/gotk-components.yaml"), "---\n")

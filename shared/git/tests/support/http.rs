@@ -2,20 +2,26 @@
 //!
 //! `/public/<repo>` is anonymous (read only), `/private/<repo>` needs basic `alice:s3cret`,
 //! `/bearer/<repo>` needs `Authorization: Bearer t0ken`.
+//! It also acts as an HTTP proxy for absolute-form requests, which need
+//! `Proxy-Authorization` for `proxy:pw123`; `proxied` counts them.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// `alice:s3cret` in base64.
 const BASIC: &str = "Basic YWxpY2U6czNjcmV0";
 const BEARER: &str = "Bearer t0ken";
+/// `proxy:pw123` in base64.
+const PROXY_BASIC: &str = "Basic cHJveHk6cHcxMjM=";
 
 pub struct HttpServer {
     pub port: u16,
+    /// Requests that arrived in proxy (absolute) form with valid proxy credentials.
+    pub proxied: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -39,6 +45,8 @@ pub fn http_server(root: &Path) -> HttpServer {
     let root = root.to_owned();
     let backend = PathBuf::from(super::git(&root, &["--exec-path"])).join("git-http-backend");
     let thread_stop = Arc::clone(&stop);
+    let proxied = Arc::new(AtomicUsize::new(0));
+    let thread_proxied = Arc::clone(&proxied);
     let thread = std::thread::spawn(move || {
         for stream in listener.incoming() {
             if thread_stop.load(Ordering::SeqCst) {
@@ -47,15 +55,21 @@ pub fn http_server(root: &Path) -> HttpServer {
             let Ok(stream) = stream else { continue };
             let root = root.clone();
             let backend = backend.clone();
+            let proxied = Arc::clone(&thread_proxied);
             std::thread::spawn(move || {
-                let _ = handle(stream, &root, &backend);
+                let _ = handle(stream, &root, &backend, &proxied);
             });
         }
     });
-    HttpServer { port, stop, thread: Some(thread) }
+    HttpServer { port, proxied, stop, thread: Some(thread) }
 }
 
-fn handle(stream: TcpStream, root: &Path, backend: &Path) -> std::io::Result<()> {
+fn handle(
+    stream: TcpStream,
+    root: &Path,
+    backend: &Path,
+    proxied: &AtomicUsize,
+) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = stream;
     loop {
@@ -89,6 +103,22 @@ fn handle(stream: TcpStream, root: &Path, backend: &Path) -> std::io::Result<()>
             let mut body = vec![0; length];
             reader.read_exact(&mut body)?;
             body
+        };
+        let target = match target.strip_prefix("http://") {
+            Some(absolute) => {
+                if header("proxy-authorization").as_deref() != Some(PROXY_BASIC) {
+                    let response = "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"proxy\"\r\nContent-Length: 0\r\n\r\n";
+                    writer.write_all(response.as_bytes())?;
+                    writer.flush()?;
+                    continue;
+                }
+                proxied.fetch_add(1, Ordering::SeqCst);
+                absolute
+                    .find('/')
+                    .map(|idx| absolute[idx..].to_owned())
+                    .unwrap_or_else(|| "/".to_owned())
+            }
+            None => target,
         };
         let (path, query) = target.split_once('?').unwrap_or((&target, ""));
         let (area, path_info) = match path.strip_prefix('/').and_then(|rest| rest.split_once('/')) {
