@@ -586,14 +586,21 @@ fn parse_number(text: &str) -> Option<Number> {
         lower.parse::<i64>().ok()
     };
     let is_hex = lower.starts_with("0x");
-    let float_value = if is_hex { int_value.map(|i| i as f64) } else { lower.parse::<f64>().ok() };
+    let is_hex_float = is_hex && lower.contains('p');
+    let float_value = if is_hex_float {
+        parse_hex_float(&lower[2..])
+    } else if is_hex {
+        int_value.map(|i| i as f64)
+    } else {
+        lower.parse::<f64>().ok()
+    };
     if int_value.is_none() && float_value.is_none() {
         return None;
     }
     let sign = if negative { -1 } else { 1 };
     let mut int = int_value.map(|i| i * sign);
     let float = float_value.map(|f| f * sign as f64);
-    let is_float_syntax = !is_hex && lower.contains(['.', 'e']);
+    let is_float_syntax = if is_hex { is_hex_float } else { lower.contains(['.', 'e']) };
     // A float constant with an integral value is also an int (Go: 1e3 is an int constant too).
     if int.is_none()
         && let Some(f) = float
@@ -603,6 +610,23 @@ fn parse_number(text: &str) -> Option<Number> {
         int = Some(f as i64);
     }
     Some(Number { text: text.to_string(), int, float, is_float_syntax })
+}
+
+/// Parses the part after `0x` of a Go hexadecimal float (`1.8p3`).
+fn parse_hex_float(text: &str) -> Option<f64> {
+    let (mantissa, exponent) = text.split_once('p')?;
+    let exponent: i32 = exponent.parse().ok()?;
+    let (whole, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let mut value = 0f64;
+    for c in whole.chars() {
+        value = value * 16.0 + f64::from(c.to_digit(16)?);
+    }
+    let mut scale = 1.0 / 16.0;
+    for c in frac.chars() {
+        value += f64::from(c.to_digit(16)?) * scale;
+        scale /= 16.0;
+    }
+    Some(value * 2f64.powi(exponent))
 }
 
 /// Unquotes a Go interpreted string literal (with the quotes).

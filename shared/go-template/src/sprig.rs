@@ -107,7 +107,7 @@ fn arg_int(args: &[Value], idx: usize) -> i64 {
 
 /// Sprig's `strslice`: a list of strings from a list (nil elements skipped) or one value.
 fn strslice(value: &Value) -> Vec<String> {
-    match value {
+    match &value.resolved() {
         Value::List(items) => items.iter().filter(|v| !v.is_nil()).map(strval).collect(),
         Value::Missing | Value::Nil => Vec::new(),
         other => vec![strval(other)],
@@ -199,7 +199,10 @@ pub(crate) fn is_empty(value: &Value) -> bool {
         Value::String(s) => s.is_empty(),
         Value::List(l) => l.is_empty(),
         Value::Map(m) => m.is_empty(),
-        Value::Object(_) => false,
+        Value::Object(_) => match value.resolved() {
+            Value::Object(_) => false,
+            inner => is_empty(&inner),
+        },
     }
 }
 

@@ -53,9 +53,14 @@ pub trait Object: Send + Sync {
         let _ = (name, args, ctx);
         None
     }
-    /// The value used when the object is printed or serialized (e.g. a map of its fields).
+    /// The value used when the object is printed or serialized (e.g. a map of its fields, or
+    /// the list a Go slice type such as Helm's `VersionSet` holds).
     fn to_value(&self) -> Value {
         Value::Nil
+    }
+    /// The object as `Any`, for functions that need their own host types back (e.g. `time.Time`).
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
     }
 }
 
@@ -202,6 +207,18 @@ impl Value {
         }
     }
 
+    /// The value itself, or for a host object the value it stands for ([`Object::to_value`]) when
+    /// that is not nil: lets list and map functions accept Go slice and map types.
+    pub fn resolved(&self) -> Value {
+        match self {
+            Value::Object(o) => match o.to_value() {
+                Value::Nil | Value::Missing => self.clone(),
+                inner => inner,
+            },
+            other => other.clone(),
+        }
+    }
+
     /// The string slice if this is a string.
     pub fn as_str(&self) -> Option<&str> {
         match self {
@@ -236,7 +253,12 @@ impl Value {
             Value::String(_) => "string",
             Value::List(_) => "slice",
             Value::Map(_) => "map",
-            Value::Object(_) => "ptr",
+            Value::Object(o) => match o.to_value() {
+                Value::List(_) => "slice",
+                Value::Map(_) => "map",
+                Value::String(_) => "string",
+                _ => "ptr",
+            },
         }
     }
 

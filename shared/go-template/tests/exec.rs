@@ -146,7 +146,10 @@ fn builtins() {
     check("{{ \"x\" | printf \"%s%s\" \"y\" }}", "yx");
     check("{{ (index .Values.list 0) }}", "a");
     check("{{ (.Values.nested).x.y }}", "deep");
-    check("{{ 1.0 }} {{ 1e3 }} {{ 0x10 }} {{ 'a' }}", "1 1000 16 97");
+    check(
+        "{{ 1.0 }} {{ 1e3 }} {{ 0x10 }} {{ 'a' }} {{ 0x1p4 }} {{ 0x1e3 }}",
+        "1 1000 16 97 16 483",
+    );
 }
 
 #[test]

@@ -48,6 +48,10 @@ impl Object for Time {
     fn to_value(&self) -> Value {
         Value::from(go_time_string(&self.0))
     }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
 }
 
 fn time_value(zoned: Zoned) -> Value {
@@ -61,13 +65,11 @@ fn local_zone() -> TimeZone {
 /// The time a Sprig date argument denotes: a `time.Time` or Unix seconds; otherwise now.
 fn to_time(value: &Value, zone: &TimeZone) -> Zoned {
     match value {
-        Value::Object(o) if o.type_name() == "time.Time" => {
-            // Round-trip through the printed form, which carries the instant.
-            let text = strip_go_zone(&o.to_value().to_string());
-            text.parse::<Zoned>()
-                .or_else(|_| parse_go("2006-01-02 15:04:05.999999999 -0700", &text, zone))
-                .map(|z| z.with_time_zone(zone.clone()))
-                .unwrap_or_else(|_| Zoned::now().with_time_zone(zone.clone()))
+        Value::Object(o) if o.as_any().and_then(|a| a.downcast_ref::<Time>()).is_some() => {
+            match o.as_any().and_then(|a| a.downcast_ref::<Time>()) {
+                Some(time) => time.0.with_time_zone(zone.clone()),
+                None => Zoned::now().with_time_zone(zone.clone()),
+            }
         }
         Value::Int(_) | Value::Float(_) => {
             let ts = Timestamp::from_second(to_int64(value)).unwrap_or(Timestamp::UNIX_EPOCH);
@@ -75,12 +77,6 @@ fn to_time(value: &Value, zone: &TimeZone) -> Zoned {
         }
         _ => Zoned::now().with_time_zone(zone.clone()),
     }
-}
-
-/// Drops the trailing zone abbreviation of Go's default time format.
-fn strip_go_zone(text: &str) -> String {
-    let parts: Vec<&str> = text.split(' ').collect();
-    if parts.len() == 4 { parts[..3].join(" ") } else { text.to_string() }
 }
 
 pub(super) fn register(funcs: &mut Funcs) {
@@ -389,6 +385,16 @@ fn format_go(zoned: &Zoned, layout: &str) -> String {
 /// Parses with a Go layout.
 fn parse_go(layout: &str, text: &str, zone: &TimeZone) -> Result<Zoned, String> {
     let fmt = layout_to_strftime(layout, None).replace("%-", "%");
+    // Go's `Z07:00` accepts a literal `Z` for UTC.
+    let text = &if (layout.contains("Z07:00") || layout.contains("Z0700")) && text.ends_with('Z') {
+        format!(
+            "{}{}",
+            &text[..text.len() - 1],
+            if layout.contains("Z07:00") { "+00:00" } else { "+0000" }
+        )
+    } else {
+        text.to_string()
+    };
     let fmt_has_offset = fmt.contains("%z") || fmt.contains("%:z");
     if fmt_has_offset {
         if let Ok(zoned) = Zoned::strptime(&fmt, text) {

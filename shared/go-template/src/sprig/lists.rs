@@ -1,12 +1,43 @@
 //! Sprig list and dictionary functions.
 
 use super::{
-    Funcs, arg_int, arg_str, fail, is_empty, map_assertion_error, must_pair, pure, sig, strval,
+    FuncResult, Funcs, arg_int, arg_str, fail, is_empty, map_assertion_error, sig, strval,
     to_int64, var,
 };
-use crate::FuncError;
 use crate::Param::{Any, Int, Map as MapP, String as Str};
 use crate::value::{Map, Value};
+use crate::{FuncError, Signature};
+
+/// Host objects standing for Go slices or maps (Helm's `VersionSet`) act as their values here.
+fn resolve_args(args: &[Value]) -> Option<Vec<Value>> {
+    args.iter()
+        .any(|v| matches!(v, Value::Object(_)))
+        .then(|| args.iter().map(Value::resolved).collect())
+}
+
+fn pure(
+    funcs: &mut Funcs,
+    name: &str,
+    signature: Signature,
+    body: impl Fn(&[Value]) -> FuncResult + Send + Sync + 'static,
+) {
+    super::pure(funcs, name, signature, move |a| match resolve_args(a) {
+        Some(resolved) => body(&resolved),
+        None => body(a),
+    });
+}
+
+fn must_pair(
+    funcs: &mut Funcs,
+    name: &str,
+    signature: Signature,
+    body: impl Fn(&[Value]) -> FuncResult + Send + Sync + Clone + 'static,
+) {
+    super::must_pair(funcs, name, signature, move |a| match resolve_args(a) {
+        Some(resolved) => body(&resolved),
+        None => body(a),
+    });
+}
 
 fn as_list<'v>(value: &'v Value, op: &str) -> Result<Option<&'v [Value]>, FuncError> {
     match value {
