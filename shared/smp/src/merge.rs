@@ -53,7 +53,7 @@ pub fn merge_with(
 ) -> Result<Option<Value>, Error> {
     let merger = Merger { schema, options };
     let mut path = Vec::new();
-    merger.walk(Some(original), Some(patch), None, &mut path)
+    merger.walk(Some(original), Some(patch), false, None, &mut path)
 }
 
 /// A shape of a JSON node, named as in error messages.
@@ -81,6 +81,14 @@ impl Shape {
             Shape::Scalar => "a scalar",
         }
     }
+}
+
+/// Where the patch side of a list merge lives: its own list, or (kyaml aliasing both sources
+/// to one node) the list being merged into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Patch,
+    Dest,
 }
 
 /// A `$patch` directive.
@@ -169,10 +177,15 @@ fn is_directive_key(key: &str) -> bool {
 
 impl Merger<'_> {
     /// Merge one node (kyaml `Walker.Walk`). `None` in the result clears the field.
+    ///
+    /// `aliased` says that `dest` and `patch` are one node in kyaml (the patch merged into
+    /// itself, as happens below a field the original lacks): then list directives of the patch
+    /// are applied, which they are not when the original simply lacks the list.
     fn walk(
         &self,
         dest: Option<&Value>,
         patch: Option<&Value>,
+        aliased: bool,
         schema: Option<&Node>,
         path: &mut Vec<String>,
     ) -> Result<Option<Value>, Error> {
@@ -192,8 +205,8 @@ impl Merger<'_> {
         }
         match dest_shape.or(patch_shape) {
             // Missing and null nodes are walked as maps, as kyaml does.
-            Some(Shape::Map) | None => self.walk_map(dest, patch, schema, path),
-            Some(Shape::List) => self.walk_list(dest, patch, schema, path),
+            Some(Shape::Map) | None => self.walk_map(dest, patch, aliased, schema, path),
+            Some(Shape::List) => self.walk_list(dest, patch, aliased, schema, path),
             Some(Shape::Scalar) => Ok(match patch {
                 Some(p) => Some(p.clone()),
                 None => dest.cloned(),
@@ -222,6 +235,7 @@ impl Merger<'_> {
         &self,
         dest: Option<&Value>,
         patch: Option<&Value>,
+        aliased: bool,
         schema: Option<&Node>,
         path: &mut Vec<String>,
     ) -> Result<Option<Value>, Error> {
@@ -238,7 +252,8 @@ impl Merger<'_> {
         };
 
         // kyaml `Merger.VisitMap`: decide the starting value of the result.
-        let mut result: Map<String, Value> = if is_missing_or_null(dest) {
+        let patch_is_dest = aliased || is_missing_or_null(dest) || directive == Directive::Replace;
+        let mut result: Map<String, Value> = if aliased || is_missing_or_null(dest) {
             if directive == Directive::Delete {
                 return Ok(None);
             }
@@ -258,33 +273,37 @@ impl Merger<'_> {
                 Directive::Merge => dest.and_then(Value::as_object).cloned().unwrap_or_default(),
             }
         };
-        let Some(patch_map) = patch_map else {
-            return Ok(Some(Value::Object(result)));
-        };
-        let replacing = directive == Directive::Replace;
+        let empty = Map::new();
+        let patch_map = patch_map.unwrap_or(&empty);
 
-        // Fields of the patch, without directives. A field new to the result is appended in
-        // sorted order, as kyaml's walker does (`walk/map.go` `fieldNames`), except when the
-        // whole map comes from the patch: then the patch's own order is kept.
-        let from_patch_only = result.is_empty();
-        let mut names: Vec<&String> = patch_map.keys().filter(|k| !is_directive_key(k)).collect();
-        if !from_patch_only {
+        // kyaml walks every field of both sides (`walk/map.go` `fieldNames`), so lists of the
+        // original are normalized even where the patch does not touch them. A field new to the
+        // result is appended in sorted order, except when the whole map comes from the patch:
+        // then the patch's own order is kept.
+        let mut names: Vec<String> =
+            patch_map.keys().filter(|k| !is_directive_key(k)).cloned().collect();
+        if !patch_is_dest {
+            names.extend(result.keys().filter(|k| !patch_map.contains_key(*k)).cloned());
             names.sort();
         }
         for name in names {
-            let patch_value = &patch_map[name.as_str()];
-            let field_schema = schema.and_then(|s| self.schema.field(s, name));
+            let patch_value = patch_map.get(&name);
+            let field_schema = schema.and_then(|s| self.schema.field(s, &name));
             path.push(name.clone());
-            // A replaced map merges the patch into itself: directives inside are still applied.
-            let dest_value = if replacing { None } else { result.get(name.as_str()) };
-            let merged = self.walk(dest_value, Some(patch_value), field_schema, path)?;
+            let merged = if patch_is_dest {
+                // kyaml continues with the patch as the destination: it merges into itself.
+                self.walk(patch_value, patch_value, true, field_schema, path)?
+            } else {
+                self.walk(result.get(&name), patch_value, false, field_schema, path)?
+            };
             path.pop();
             match merged {
-                Some(value) if !value.is_null() => {
-                    result.insert(name.clone(), value);
+                Some(value) if !value.is_null() || patch_value.is_none() => {
+                    // An original null the patch does not mention is kept.
+                    result.insert(name, value);
                 }
                 _ => {
-                    result.shift_remove(name.as_str());
+                    result.shift_remove(&name);
                 }
             }
         }
@@ -353,138 +372,365 @@ impl Merger<'_> {
         &self,
         dest: Option<&Value>,
         patch: Option<&Value>,
+        aliased: bool,
         schema: Option<&Node>,
         path: &mut Vec<String>,
     ) -> Result<Option<Value>, Error> {
         let strategy = schema.map_or(ListStrategy::Replace, Node::list_strategy);
-        let Some(patch) = patch else {
-            return Ok(dest.cloned());
-        };
-        let Value::Array(patch_items) = patch else {
-            // A null patch clears the list.
-            return Ok(None);
-        };
-        // kyaml `determineSequenceNodePatchStrategy`: an element that is exactly `{$patch: X}`.
-        let mut directive = Directive::Merge;
-        let mut items: Vec<&Value> = Vec::with_capacity(patch_items.len());
-        for item in patch_items {
-            match item.as_object() {
-                Some(map) if map.len() == 1 && map.contains_key(PATCH) => {
-                    path.push(PATCH.to_owned());
-                    let parsed = parse_directive(&map[PATCH], path);
-                    path.pop();
-                    directive = parsed?;
-                }
-                _ => items.push(item),
+        let merge_keys = match strategy {
+            // Non-associative lists: the patch list replaces the original as it is, list
+            // directive elements included (kyaml `Merger.VisitList`); a null patch clears it.
+            ListStrategy::Replace => {
+                return Ok(match patch {
+                    Some(Value::Null) => None,
+                    Some(p) => Some(p.clone()),
+                    None => dest.cloned(),
+                });
             }
-        }
-        if directive == Directive::Delete {
-            return Ok(None);
-        }
-        let dest_items: &[Value] = match (directive, dest) {
-            (Directive::Merge, Some(Value::Array(d))) => d,
-            _ => &[],
+            ListStrategy::MergePrimitives => None,
+            ListStrategy::MergeByKeys(keys) => Some(keys),
+        };
+        // kyaml `Merger.VisitList`: the list to merge into. Without an original the patch is
+        // taken as it is, directives included, and merged into itself; with `$patch: replace`
+        // the patch (without the directive) is merged into itself. "Into itself" matters for
+        // kyaml's in-place edits: `Origin::Dest` makes lookups in the patch see them.
+        let (dest_items, patch_items, origin) = match (dest, patch) {
+            (_, Some(Value::Null)) => return Ok(None),
+            (_, Some(Value::Array(items))) if aliased => match list_directive(items, path)? {
+                (Directive::Delete, _) => return Ok(None),
+                (_, items) => (items, Vec::new(), Origin::Dest),
+            },
+            (None | Some(Value::Null), Some(Value::Array(items))) => {
+                (items.clone(), Vec::new(), Origin::Dest)
+            }
+            (Some(Value::Array(dest_items)), Some(Value::Array(items))) => {
+                match list_directive(items, path)? {
+                    (Directive::Delete, _) => return Ok(None),
+                    (Directive::Replace, items) => (items, Vec::new(), Origin::Dest),
+                    (Directive::Merge, items) => (dest_items.clone(), items, Origin::Patch),
+                }
+            }
+            (Some(Value::Array(dest_items)), None) => {
+                (dest_items.clone(), Vec::new(), Origin::Patch)
+            }
+            // Shapes were checked by the caller; nothing else reaches here.
+            _ => return Ok(dest.cloned()),
         };
         let element_schema = schema.and_then(|s| self.schema.elements(s));
-        let merged = match strategy {
-            // Non-associative lists: the patch list replaces the original, as is.
-            ListStrategy::Replace => items.into_iter().cloned().collect(),
-            ListStrategy::MergePrimitives => match self.options.list_order {
-                ListOrder::PatchFirst => {
-                    let dest_refs: Vec<&Value> = dest_items.iter().collect();
-                    let patch_owned: Vec<Value> = items.iter().map(|v| (*v).clone()).collect();
-                    merge_primitives(&patch_owned, &dest_refs)
-                }
-                ListOrder::OriginalFirst => merge_primitives(dest_items, &items),
-            },
-            ListStrategy::MergeByKeys(keys) => {
-                self.merge_by_keys(dest_items, &items, &keys, element_schema, path)?
+        let merged = match merge_keys {
+            Some(keys) => {
+                self.merge_by_keys(dest_items, &patch_items, origin, &keys, element_schema, path)?
             }
+            None => match self.options.list_order {
+                ListOrder::PatchFirst => merge_primitives(&patch_items, &dest_items),
+                ListOrder::OriginalFirst => merge_primitives(&dest_items, &patch_items),
+            },
         };
         Ok(Some(Value::Array(merged)))
     }
 
-    /// Merge two lists of maps by merge keys (kyaml `walkAssociativeSequence`).
+    /// Merge two lists of maps by merge keys: a port of kyaml's `walkAssociativeSequence` and
+    /// `setAssociativeSequenceElements` (`kubernetes-sigs/kustomize:kyaml/yaml/walk/associative_sequence.go`),
+    /// quirks included, since kustomize's output depends on them:
+    ///
+    /// - elements are identified by the text of their key fields; with several keys, a key
+    ///   missing on one element is filled from another element that agrees on the rest
+    ///   (`mergeValues`), and keys no element sets are ignored (`validateKeys`);
+    /// - the merged elements are collected in the order of the first list walked (the patch in
+    ///   kustomize's prepend mode), then the original's elements are set over them by key
+    ///   (`appendListNode`): a patch element with `$patch: replace` is thus overwritten by the
+    ///   original element of the same key in prepend mode, as in kustomize;
+    /// - elements that end up null or empty are dropped.
     fn merge_by_keys(
         &self,
-        dest_items: &[Value],
-        patch_items: &[&Value],
+        mut dest_items: Vec<Value>,
+        patch_items: &[Value],
+        origin: Origin,
         keys: &[String],
         element_schema: Option<&Node>,
         path: &mut Vec<String>,
     ) -> Result<Vec<Value>, Error> {
-        // kyaml `validateKeys`: keys that no element on either side sets are ignored.
-        let all: Vec<&Value> = dest_items.iter().chain(patch_items.iter().copied()).collect();
-        let used: Vec<&String> =
-            keys.iter().filter(|k| all.iter().any(|item| key_text(item, k).is_some())).collect();
-        let keys: Vec<&String> = if used.is_empty() { keys.iter().collect() } else { used };
-        let key_of = |item: &Value| -> Vec<Option<String>> {
-            keys.iter().map(|k| key_text(item, k)).collect()
-        };
-
-        // `front` is the output so far; `rest` holds the original elements not yet matched, which
-        // follow the patch's elements when the patch goes first (kyaml's "prepend" direction).
-        let (mut front, mut rest): (Vec<Value>, Vec<Option<Value>>) = match self.options.list_order
-        {
-            ListOrder::PatchFirst => (Vec::new(), dest_items.iter().cloned().map(Some).collect()),
-            ListOrder::OriginalFirst => (dest_items.to_vec(), Vec::new()),
-        };
-        for patch_item in patch_items {
-            if !patch_item.is_object() {
-                // Scalars in a list of maps cannot be matched: kept as they are.
-                front.push((*patch_item).clone());
-                continue;
-            }
-            let patch_key = key_of(patch_item);
-            let matches = |item: &Value| keys_match(&key_of(item), &patch_key);
-            let position = match front.iter().position(matches) {
-                Some(i) => Some(Slot::Front(i)),
-                None => {
-                    rest.iter().position(|item| item.as_ref().is_some_and(matches)).map(Slot::Rest)
+        let patch_first = self.options.list_order == ListOrder::PatchFirst;
+        // `elementValues`: the key values of every element, first list first, deduplicated.
+        let mut values_list: Vec<Vec<String>> = Vec::new();
+        let sources: [&[Value]; 2] =
+            if patch_first { [patch_items, &dest_items] } else { [&dest_items, patch_items] };
+        for source in sources {
+            for item in source {
+                let values: Vec<String> = keys.iter().map(|k| key_value_text(item, k)).collect();
+                if !values_list.contains(&values) {
+                    values_list.push(values);
                 }
-            };
-            let matched: Option<Value> = match position {
-                Some(Slot::Front(i)) => Some(front[i].clone()),
-                Some(Slot::Rest(i)) => rest[i].take(),
-                None => None,
-            };
-            // The key fields as they were, to put back if the merge dropped them.
-            let key_fields: Vec<(&String, Value)> = keys
-                .iter()
-                .filter_map(|k| {
-                    let from_dest = matched.as_ref().and_then(|m| m.get(k.as_str()));
-                    Some((*k, from_dest.or_else(|| patch_item.get(k.as_str()))?.clone()))
-                })
-                .collect();
-            path.push(describe_element(&keys, &patch_key));
-            let merged = self.walk(matched.as_ref(), Some(patch_item), element_schema, path)?;
-            path.pop();
-            // An element merged into nothing (`$patch: delete`, or an empty map) is removed.
-            let merged = merged
-                .filter(|v| !v.is_null() && v.as_object().is_none_or(|m| !m.is_empty()))
-                .map(|mut value| {
-                    restore_keys(&mut value, &key_fields);
-                    value
-                });
-            match (position, merged) {
-                (Some(Slot::Front(i)), Some(value)) => front[i] = value,
-                (Some(Slot::Front(i)), None) => {
-                    front.remove(i);
-                }
-                (_, Some(value)) => front.push(value),
-                (_, None) => {}
             }
         }
-        front.extend(rest.into_iter().flatten());
-        Ok(front)
+        if values_list.is_empty() {
+            return Ok(dest_items);
+        }
+        if keys.len() > 1 {
+            merge_values(&mut values_list);
+        }
+        let mut to_add: Vec<Value> = Vec::new();
+        let mut valid_keys: Vec<String> = keys.to_vec();
+        for values in &values_list {
+            let (keys_now, values_now) = validate_keys(&values_list, values, keys);
+            valid_keys = keys_now;
+            let (lookup_keys, lookup_values) =
+                validate_keys(std::slice::from_ref(&values_now), &values_now, &valid_keys);
+            let dest_idx = element_list(&dest_items, &lookup_keys, &lookup_values);
+            let dest_elem = dest_idx.map(|idx| &dest_items[idx]);
+            let patch_elem = match origin {
+                Origin::Patch => element_list(patch_items, &lookup_keys, &lookup_values)
+                    .map(|idx| &patch_items[idx]),
+                Origin::Dest => dest_elem,
+            };
+            // kyaml merges into the original element in place unless the patch element
+            // replaces it; that in-place update is what `appendListNode` later copies.
+            let merges_in_place = dest_elem.is_some()
+                && (origin == Origin::Dest
+                    || patch_elem
+                        .is_none_or(|p| p.get(PATCH).and_then(Value::as_str) != Some("replace")));
+            path.push(describe_element(&valid_keys, &values_now));
+            let merged =
+                self.walk(dest_elem, patch_elem, origin == Origin::Dest, element_schema, path)?;
+            path.pop();
+            let Some(mut merged) =
+                merged.filter(|v| !v.is_null() && v.as_object().is_none_or(|m| !m.is_empty()))
+            else {
+                element_setter(&mut dest_items, None, &valid_keys, &values_now);
+                continue;
+            };
+            for (key, value) in valid_keys.iter().zip(&values_now) {
+                if let Value::Object(map) = &mut merged
+                    && !map.contains_key(key)
+                    && !value.is_empty()
+                {
+                    map.insert(key.clone(), plain_scalar(value));
+                }
+            }
+            if merges_in_place && let Some(idx) = dest_idx {
+                dest_items[idx] = merged.clone();
+            }
+            element_setter(&mut to_add, Some(merged), &valid_keys, &values_now);
+        }
+        let result = if patch_first {
+            append_list_node(to_add, &dest_items, &valid_keys)
+        } else {
+            append_list_node(dest_items, &to_add, &valid_keys)
+        };
+        Ok(result)
     }
 }
 
-/// Where a patch element's match was found.
-#[derive(Debug, Clone, Copy)]
-enum Slot {
-    Front(usize),
-    Rest(usize),
+/// kyaml `determineSequenceNodePatchStrategy`: the first map element with a `$patch` field is a
+/// list directive when it has no other field; it is removed from the patch (with any other
+/// element carrying the same directive, and null or empty elements, as kyaml's `ElementSetter`
+/// does).
+fn list_directive(items: &[Value], path: &[String]) -> Result<(Directive, Vec<Value>), Error> {
+    let first = items.iter().find_map(|item| item.as_object().filter(|m| m.contains_key(PATCH)));
+    let Some(first) = first.filter(|m| m.len() == 1) else {
+        return Ok((Directive::Merge, items.to_vec()));
+    };
+    let value = &first[PATCH];
+    let mut directive_path = path.to_vec();
+    directive_path.push(PATCH.to_owned());
+    let directive = parse_directive(value, &directive_path)?;
+    let text = scalar_text(value).unwrap_or_default();
+    let mut rest = items.to_vec();
+    element_setter(&mut rest, None, &[PATCH.to_owned()], &[text]);
+    Ok((directive, rest))
+}
+
+/// The YAML text of a node as kyaml's `yaml.Node.Value` holds it: scalars' text, `null` for
+/// null, empty for maps and lists.
+fn node_text(value: &Value) -> String {
+    match value {
+        Value::Null => "null".to_owned(),
+        Value::Object(_) | Value::Array(_) => String::new(),
+        other => scalar_text(other).unwrap_or_default(),
+    }
+}
+
+/// kyaml `ElementValuesList` for one element and key: the field's text, empty when the field is
+/// missing, null, empty or not scalar.
+fn key_value_text(item: &Value, key: &str) -> String {
+    match item.get(key) {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::Object(m)) if m.is_empty() => String::new(),
+        Some(Value::Array(a)) if a.is_empty() => String::new(),
+        Some(value) => node_text(value),
+    }
+}
+
+/// A scalar kyaml writes as plain YAML text, read back as YAML would.
+fn plain_scalar(text: &str) -> Value {
+    if let Ok(n) = text.parse::<i64>() {
+        return Value::from(n);
+    }
+    match text {
+        "true" => Value::Bool(true),
+        "false" => Value::Bool(false),
+        _ => Value::String(text.to_owned()),
+    }
+}
+
+/// kyaml `match`: two key tuples match when they share a position with equal text and differ
+/// only where one side is empty; the result fills the empty positions.
+fn match_values(a: &[String], b: &[String]) -> Option<Vec<String>> {
+    if a.len() != b.len() {
+        return None;
+    }
+    let mut common = false;
+    let mut merged = Vec::with_capacity(a.len());
+    for (x, y) in a.iter().zip(b) {
+        if x == y {
+            common = true;
+            merged.push(x.clone());
+        } else if !x.is_empty() && !y.is_empty() {
+            return None;
+        } else if !x.is_empty() {
+            merged.push(x.clone());
+        } else {
+            merged.push(y.clone());
+        }
+    }
+    common.then_some(merged)
+}
+
+/// kyaml `mergeValues`: unify key tuples that match, pairwise, in place.
+fn merge_values(values_list: &mut [Vec<String>]) {
+    for i in 0..values_list.len() {
+        for j in 0..values_list.len() {
+            if let Some(merged) = match_values(&values_list[i], &values_list[j]) {
+                values_list[i] = merged.clone();
+                values_list[j] = merged;
+            }
+        }
+    }
+}
+
+/// kyaml `validateKeys`: drop the keys that no tuple of `values_list` sets (all of them kept
+/// when none is set), with the matching values.
+fn validate_keys(
+    values_list: &[Vec<String>],
+    values: &[String],
+    keys: &[String],
+) -> (Vec<String>, Vec<String>) {
+    let is_set = |idx: usize| values_list.iter().any(|v| v.get(idx).is_some_and(|s| !s.is_empty()));
+    if !(0..keys.len()).any(is_set) {
+        return (keys.to_vec(), values.to_vec());
+    }
+    let valid_keys = (0..keys.len()).filter(|&i| is_set(i)).map(|i| keys[i].clone()).collect();
+    let valid_values = values
+        .iter()
+        .enumerate()
+        .filter(|(i, v)| !v.is_empty() || (*i < keys.len() && is_set(*i)))
+        .map(|(_, v)| v.clone())
+        .collect();
+    (valid_keys, valid_values)
+}
+
+/// kyaml `ElementList` (`ElementMatcher` with `MatchField`): the first map element whose key
+/// fields have exactly these texts.
+fn element_list(items: &[Value], keys: &[String], values: &[String]) -> Option<usize> {
+    items.iter().position(|item| {
+        let Value::Object(map) = item else { return false };
+        keys.iter()
+            .zip(values)
+            .all(|(key, value)| map.get(key).is_some_and(|field| node_text(field) == *value))
+    })
+}
+
+/// kyaml `FieldMatcher{Name, StringValue}` on one element: with a name, the field exists (and
+/// has this text when the value is not empty); without a name, the scalar element has this
+/// text.
+fn field_matches(item: &Value, key: &str, value: &str) -> bool {
+    if item.is_null() {
+        return false;
+    }
+    if key.is_empty() {
+        return !item.is_object() && !item.is_array() && node_text(item) == value;
+    }
+    match item.get(key) {
+        Some(field) => value.is_empty() || node_text(field) == value,
+        None => false,
+    }
+}
+
+/// kyaml `ElementSetter`: replace the elements matching the keys by `element` (append it when
+/// none matches), or delete them when `element` is `None`. Null and empty-map elements are
+/// dropped on the way, as kyaml does.
+fn element_setter(
+    items: &mut Vec<Value>,
+    element: Option<Value>,
+    keys: &[String],
+    values: &[String],
+) {
+    let default_keys = [String::new()];
+    let keys = if keys.is_empty() { &default_keys[..] } else { keys };
+    let mapping_setter = !keys[0].is_empty() && values.first().is_some_and(|v| !v.is_empty());
+    let mut kept = Vec::with_capacity(items.len());
+    let mut matched = false;
+    for item in items.drain(..) {
+        if item.is_null() || item.as_object().is_some_and(|m| m.is_empty()) {
+            continue;
+        }
+        if !item.is_object() && mapping_setter {
+            kept.push(item);
+            continue;
+        }
+        // kyaml keeps the last comparison when there are more keys than values.
+        let mut found = true;
+        let mut last = false;
+        for (idx, key) in keys.iter().enumerate() {
+            if let Some(value) = values.get(idx) {
+                last = field_matches(&item, key, value);
+            }
+            if !last {
+                found = false;
+                break;
+            }
+        }
+        if !found {
+            if !values.is_empty() {
+                kept.push(item);
+            }
+            continue;
+        }
+        matched = true;
+        if let Some(element) = &element {
+            kept.push(element.clone());
+        }
+    }
+    *items = kept;
+    if let Some(element) = element
+        && !element.is_null()
+        && !matched
+    {
+        items.push(element);
+    }
+}
+
+/// kyaml `appendListNode`: set each element of `source` into `target` by its key values.
+fn append_list_node(mut target: Vec<Value>, source: &[Value], keys: &[String]) -> Vec<Value> {
+    for item in source {
+        if keys.first().is_none_or(String::is_empty) {
+            element_setter(&mut target, Some(item.clone()), &[String::new()], &[node_text(item)]);
+            continue;
+        }
+        let mut values = Vec::new();
+        for key in keys {
+            match item.get(key) {
+                Some(field) if !item.is_null() => values.push(node_text(field)),
+                // An element without the key is appended as is (and then set again below).
+                _ => target.push(item.clone()),
+            }
+        }
+        if keys.len() > 1 {
+            element_setter(&mut target, None, keys, &values);
+        }
+        element_setter(&mut target, Some(item.clone()), keys, &values);
+    }
+    target
 }
 
 /// The text of a merge key of a list element; `None` when the element lacks it.
@@ -507,33 +753,18 @@ fn keys_match(a: &[Option<String>], b: &[Option<String>]) -> bool {
     common
 }
 
-/// kyaml sets the merge keys back on a merged element when the merge dropped them.
-fn restore_keys(value: &mut Value, key_fields: &[(&String, Value)]) {
-    if let Value::Object(map) = value {
-        for (key, key_value) in key_fields {
-            if !map.contains_key(key.as_str()) {
-                map.insert((*key).clone(), key_value.clone());
-            }
-        }
-    }
-}
-
 /// A path step naming a list element by its keys, e.g. `[name=nginx]`.
-fn describe_element(keys: &[&String], values: &[Option<String>]) -> String {
-    let parts: Vec<String> = keys
-        .iter()
-        .zip(values)
-        .map(|(k, v)| format!("{k}={}", v.as_deref().unwrap_or("")))
-        .collect();
+fn describe_element(keys: &[String], values: &[String]) -> String {
+    let parts: Vec<String> = keys.iter().zip(values).map(|(k, v)| format!("{k}={v}")).collect();
     format!("[{}]", parts.join(","))
 }
 
 /// Merge lists of primitives as sets: the first list's values (deduplicated) then the second's
 /// new ones, in order (kyaml `elementPrimitiveValues`).
-fn merge_primitives(dest_items: &[Value], patch_items: &[&Value]) -> Vec<Value> {
+fn merge_primitives(first: &[Value], second: &[Value]) -> Vec<Value> {
     let mut seen: HashSet<String> = HashSet::new();
     let mut result = Vec::new();
-    for item in dest_items.iter().chain(patch_items.iter().copied()) {
+    for item in first.iter().chain(second) {
         let text = scalar_text(item).unwrap_or_else(|| item.to_string());
         if seen.insert(text) {
             result.push(item.clone());

@@ -162,10 +162,12 @@ fn merge_lists_by_key() {
         r#"{"containers":[{"name":"a","$patch":"delete"}]}"#,
         r#"{"containers":[{"name":"b"}]}"#,
     );
+    // kustomize quirk: in its patch-first order the original element is set back over a
+    // replaced one (kyaml `appendListNode`), so `$patch: replace` on an element has no effect.
     check_pod(
-        r#"{"containers":[{"name":"a","image":"1","args":["x"]}]}"#,
+        r#"{"containers":[{"name":"b"},{"name":"a","image":"1","args":["x"]}]}"#,
         r#"{"containers":[{"name":"a","$patch":"replace","image":"2"}]}"#,
-        r#"{"containers":[{"name":"a","image":"2"}]}"#,
+        r#"{"containers":[{"name":"a","image":"1","args":["x"]},{"name":"b"}]}"#,
     );
     check_pod(
         r#"{"containers":[{"name":"a"}]}"#,
@@ -204,11 +206,20 @@ fn merge_lists_by_key() {
 #[test]
 fn ports_merge_on_port_and_protocol() {
     let p = r#"{"containers":[{"name":"a","ports":[{"containerPort":80,"protocol":"TCP","name":"http"}]}]}"#;
-    // A port without protocol matches the same port with one.
+    // kustomize quirk: a patch port without protocol is identified with the original's
+    // `80/TCP` (kyaml `mergeValues`) but then looked up by `80/TCP`, which the patch element
+    // lacks, so it changes nothing.
+    check_pod(p, r#"{"containers":[{"name":"a","ports":[{"containerPort":80,"name":"web"}]}]}"#, p);
     check_pod(
         p,
-        r#"{"containers":[{"name":"a","ports":[{"containerPort":80,"name":"web"}]}]}"#,
         r#"{"containers":[{"name":"a","ports":[{"containerPort":80,"protocol":"TCP","name":"web"}]}]}"#,
+        r#"{"containers":[{"name":"a","ports":[{"containerPort":80,"protocol":"TCP","name":"web"}]}]}"#,
+    );
+    // Original ports with and without protocol for the same number collapse into one.
+    check_pod(
+        r#"{"containers":[{"name":"a","ports":[{"containerPort":80,"protocol":"TCP"},{"containerPort":80}]}]}"#,
+        r#"{"containers":[{"name":"a","image":"x"}]}"#,
+        r#"{"containers":[{"name":"a","ports":[{"containerPort":80}],"image":"x"}]}"#,
     );
     check_pod(
         p,
@@ -239,7 +250,24 @@ fn list_patch_directives() {
         r#"{"containers":[{"$patch":"merge"},{"name":"b"}]}"#,
         r#"{"containers":[{"name":"b"},{"name":"a"}]}"#,
     );
-    check_crd(r#"{"l":[1,2]}"#, r#"{"l":[{"$patch":"replace"},3]}"#, r#"{"l":[3]}"#);
+    // Lists without a merge strategy take the patch as it is, directive included (kyaml).
+    check_crd(
+        r#"{"l":[1,2]}"#,
+        r#"{"l":[{"$patch":"replace"},3]}"#,
+        r#"{"l":[{"$patch":"replace"},3]}"#,
+    );
+    // A merging list the original lacks keeps the patch's directive element...
+    check_pod(
+        r#"{"containers":[{"name":"a"}]}"#,
+        r#"{"containers":[{"name":"a","env":[{"$patch":"replace"},{"name":"X"}]}]}"#,
+        r#"{"containers":[{"name":"a","env":[{"$patch":"replace"}]}]}"#,
+    );
+    // ... but applies it below a new element, where the patch is merged into itself.
+    check_pod(
+        r#"{"containers":[{"name":"a"}]}"#,
+        r#"{"containers":[{"name":"b","env":[{"$patch":"replace"},{"name":"X"}]}]}"#,
+        r#"{"containers":[{"name":"b","env":[{"name":"X"}]},{"name":"a"}]}"#,
+    );
 }
 
 #[test]
@@ -407,7 +435,7 @@ fn original_first_appends_new_elements() {
     let pod = |spec: &str| format!(r#"{{"apiVersion":"v1","kind":"Pod","spec":{spec}}}"#);
     check_append(
         &pod(r#"{"containers":[{"name":"a","image":"1"},{"name":"b"}]}"#),
-        &pod(r#"{"containers":[{"name":"c"},{"name":"a","image":"2"}]}"#),
+        &pod(r#"{"containers":[{"name":"c"},{"name":"a","image":"2","$patch":"replace"}]}"#),
         &pod(r#"{"containers":[{"name":"a","image":"2"},{"name":"b"},{"name":"c"}]}"#),
     );
     let meta =
