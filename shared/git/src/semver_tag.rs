@@ -2,10 +2,6 @@
 
 use crate::Error;
 
-// TODO(sluice-semver): switch to the shared crate once it exports `Constraints` and `Version`;
-// this stand-in has the same API over the `semver` crate, translating Masterminds syntax.
-use self::masterminds as sluice_semver;
-
 /// A tag that parsed as a semantic version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct VersionTag {
@@ -37,77 +33,6 @@ pub(crate) fn highest_matching(
         }
     }
     Ok(best.map(|(_, tag)| tag))
-}
-
-mod masterminds {
-    //! Masterminds range syntax over `semver::VersionReq`: spaces and commas mean AND, `||` OR.
-
-    /// A lenient version: `v` prefix and missing minor/patch accepted, as Masterminds `NewVersion`.
-    #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-    pub(crate) struct Version(semver::Version);
-
-    impl Version {
-        pub(crate) fn parse(text: &str) -> Result<Version, semver::Error> {
-            let text = text.strip_prefix('v').unwrap_or(text);
-            let (core, suffix) = match text.find(['-', '+']) {
-                Some(idx) => text.split_at(idx),
-                None => (text, ""),
-            };
-            let n_parts = core.split('.').count();
-            let padded = match n_parts {
-                1 => format!("{core}.0.0{suffix}"),
-                2 => format!("{core}.0{suffix}"),
-                _ => text.to_owned(),
-            };
-            semver::Version::parse(&padded).map(Version)
-        }
-    }
-
-    /// Alternatives (`||`) of conjunctions.
-    pub(crate) struct Constraints(Vec<semver::VersionReq>);
-
-    impl Constraints {
-        pub(crate) fn parse(text: &str) -> Result<Constraints, semver::Error> {
-            let mut alternatives = Vec::new();
-            for alternative in text.split("||") {
-                let normalized: Vec<String> = split_terms(alternative);
-                let joined =
-                    if normalized.is_empty() { "*".to_owned() } else { normalized.join(", ") };
-                alternatives.push(semver::VersionReq::parse(&joined)?);
-            }
-            Ok(Constraints(alternatives))
-        }
-
-        pub(crate) fn check(&self, version: &Version) -> bool {
-            self.0.iter().any(|req| req.matches(&version.0))
-        }
-    }
-
-    /// Split one conjunction into terms, gluing a detached operator to its version and
-    /// dropping `v` prefixes.
-    fn split_terms(alternative: &str) -> Vec<String> {
-        let mut terms = Vec::new();
-        let mut pending_operator = String::new();
-        for token in alternative.split([' ', ',']).filter(|token| !token.is_empty()) {
-            if token.chars().all(|c| "<>=!~^".contains(c)) {
-                pending_operator.push_str(token);
-                continue;
-            }
-            let operator_end = token.find(|c: char| !"<>=!~^".contains(c)).unwrap_or(token.len());
-            let (operator, version) = token.split_at(operator_end);
-            let version = version.strip_prefix('v').unwrap_or(version);
-            // A bare version is an exact match in Masterminds but a caret range in `semver`.
-            let is_wildcard = version.contains(['x', 'X', '*']);
-            let operator = if operator.is_empty() && pending_operator.is_empty() && !is_wildcard {
-                "="
-            } else {
-                operator
-            };
-            terms.push(format!("{pending_operator}{operator}{version}"));
-            pending_operator.clear();
-        }
-        terms
-    }
 }
 
 #[cfg(test)]
