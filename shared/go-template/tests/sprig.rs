@@ -234,6 +234,7 @@ fn semver_and_misc() {
         "ERROR: template: t:1:3: executing \"t\" at <fail \"boom\">: error calling fail: boom",
     );
     check(r#"{{ len uuidv4 }}"#, "36");
+    check(r#"{{ derivePassword 1 "long" "password" "user" "example.com" }}"#, "ZedaFaxcZaso9*");
 }
 
 #[test]
