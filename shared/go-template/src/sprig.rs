@@ -9,6 +9,7 @@ use crate::gofmt;
 use crate::value::Value;
 use crate::{Func, Param, Signature};
 
+mod certs;
 mod crypto;
 mod dates;
 mod lists;
@@ -72,6 +73,7 @@ pub(crate) fn register(funcs: &mut Funcs) {
     lists::register(funcs);
     misc::register(funcs);
     crypto::register(funcs);
+    certs::register(funcs);
     dates::register(funcs);
 }
 

@@ -27,18 +27,7 @@ pub(super) fn register(funcs: &mut Funcs) {
             arg_str(a, 4),
         )))
     });
-    for name in [
-        "genPrivateKey",
-        "genCA",
-        "genCAWithKey",
-        "genSelfSignedCert",
-        "genSelfSignedCertWithKey",
-        "genSignedCert",
-        "genSignedCertWithKey",
-        "buildCustomCert",
-        "encryptAES",
-        "decryptAES",
-    ] {
+    for name in ["encryptAES", "decryptAES"] {
         pure(funcs, name, var(&[], Any), move |_| {
             Err(crate::FuncError::Call(format!("{name} is not supported by this engine yet")))
         });
