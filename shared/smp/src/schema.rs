@@ -323,7 +323,13 @@ fn read_node(value: &Value, path: &str) -> Result<Node, Error> {
         node.additional =
             Some(Box::new(read_node(additional, &format!("{path}.additionalProperties"))?));
     }
-    if let Some(items) = object.get("items") {
+    // kyaml `ResourceSchema.Elements` only looks at `items` of a schema typed `array`.
+    let is_array = match object.get("type") {
+        Some(Value::String(t)) => t == "array",
+        Some(Value::Array(types)) => types.len() == 1 && types[0] == "array",
+        _ => false,
+    };
+    if let Some(items) = object.get("items").filter(|_| is_array) {
         node.items = Some(Box::new(read_node(items, &format!("{path}.items"))?));
     }
     if let Some(strategy) = object.get("x-kubernetes-patch-strategy") {
