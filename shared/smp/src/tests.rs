@@ -392,12 +392,18 @@ fn extended_schema_adds_custom_kinds() {
         &other(r#"[{"id":1,"b":2},{"id":2}]"#),
         &other(r#"[{"id":1,"a":1,"b":2},{"id":2}]"#),
     );
+    // A schema from the document alone knows only its kinds (kustomize's `openapi: path:`).
+    let custom_only = Schema::from_openapi(&doc).unwrap();
+    assert!(custom_only.knows_kind("example.com/v1", "Other"));
+    assert!(!custom_only.knows_kind("apps/v1", "Deployment"));
     // Without the extension the lists are replaced.
     check(&other(r#"[{"id":1,"a":1}]"#), &other(r#"[{"id":2}]"#), &other(r#"[{"id":2}]"#));
 }
 
 #[test]
 fn invalid_openapi_documents_are_rejected() {
+    let err = Schema::from_openapi(&json!({"swagger": "2.0"})).unwrap_err();
+    assert!(matches!(err, Error::InvalidSchema { .. }), "{err}");
     let err = Schema::builtin().extended(&json!({"swagger": "2.0"})).unwrap_err();
     assert!(matches!(err, Error::InvalidSchema { .. }), "{err}");
     let err = Schema::empty()

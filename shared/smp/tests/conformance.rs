@@ -72,7 +72,8 @@ struct Build {
 impl Build {
     fn schema(&self) -> anyhow::Result<Schema> {
         match &self.custom_openapi {
-            Some(doc) => Ok(Schema::builtin().extended(doc)?),
+            // kustomize then knows only the custom document's kinds, not the built-in ones.
+            Some(doc) => Ok(Schema::from_openapi(doc)?),
             None => Ok(Schema::builtin().clone()),
         }
     }
