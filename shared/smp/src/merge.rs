@@ -281,6 +281,12 @@ impl Merger<'_> {
         };
         let empty = Map::new();
         let patch_map = patch_map.unwrap_or(&empty);
+        // The original lists, for `$setElementOrder` (apimachinery orders the elements the
+        // patch does not name by their place in the original).
+        let original_map = if patch_is_dest { None } else { dest.and_then(Value::as_object) };
+        if let Some(retain) = patch_map.get(RETAIN_KEYS) {
+            self.retain_keys(&mut result, retain, patch_map, path)?;
+        }
 
         // kyaml walks every field of both sides (`walk/map.go` `fieldNames`), so lists of the
         // original are normalized even where the patch does not touch them. A field new to the
@@ -314,26 +320,39 @@ impl Merger<'_> {
             }
         }
 
-        self.apply_list_directives(&mut result, patch_map, schema, path)?;
-        if let Some(retain) = patch_map.get(RETAIN_KEYS) {
-            path.push(RETAIN_KEYS.to_owned());
-            let keep = self.string_list(retain, path)?;
-            path.pop();
-            result.retain(|k, _| keep.contains(k));
-        }
+        self.apply_list_directives(&mut result, original_map, patch_map, schema, path)?;
         Ok(Some(Value::Object(result)))
     }
 
-    /// A directive value that must be a list of strings.
-    fn string_list(&self, value: &Value, path: &[String]) -> Result<HashSet<String>, Error> {
-        let items = value.as_array().ok_or_else(|| invalid(path, "must be a list"))?;
-        items
-            .iter()
-            .map(|item| {
-                scalar_text(item)
-                    .ok_or_else(|| invalid(path, "must be a list of scalars, e.g. field names"))
-            })
-            .collect()
+    /// apimachinery `applyRetainKeysDirective`: drop the original's fields not named in
+    /// `$retainKeys`, after checking that the patch sets no field outside the list.
+    fn retain_keys(
+        &self,
+        result: &mut Map<String, Value>,
+        retain: &Value,
+        patch_map: &Map<String, Value>,
+        path: &mut Vec<String>,
+    ) -> Result<(), Error> {
+        path.push(RETAIN_KEYS.to_owned());
+        let keep: Option<HashSet<String>> = retain
+            .as_array()
+            .and_then(|items| items.iter().map(|item| item.as_str().map(str::to_owned)).collect());
+        let Some(keep) = keep else {
+            let err = invalid(path, "must be a list of field names");
+            path.pop();
+            return Err(err);
+        };
+        path.pop();
+        for (key, value) in patch_map {
+            if !value.is_null() && !is_directive_key(key) && !keep.contains(key) {
+                return Err(invalid(
+                    path,
+                    format!("field {key:?} is set by the patch but not listed in $retainKeys"),
+                ));
+            }
+        }
+        result.retain(|k, _| keep.contains(k));
+        Ok(())
     }
 
     /// Apply `$deleteFromPrimitiveList/<field>` and `$setElementOrder/<field>` of a patch map
@@ -341,6 +360,7 @@ impl Merger<'_> {
     fn apply_list_directives(
         &self,
         result: &mut Map<String, Value>,
+        original_map: Option<&Map<String, Value>>,
         patch_map: &Map<String, Value>,
         schema: Option<&Node>,
         path: &mut Vec<String>,
@@ -359,14 +379,24 @@ impl Merger<'_> {
                 path.push(key.clone());
                 let order =
                     value.as_array().ok_or_else(|| invalid(path, "must be a list of elements"))?;
-                let keys =
+                // apimachinery orders by the single patch merge key, the first list-map key.
+                let merge_key =
                     match schema.and_then(|s| self.schema.field(s, field)).map(Node::list_strategy)
                     {
-                        Some(ListStrategy::MergeByKeys(keys)) => keys,
-                        _ => Vec::new(),
+                        Some(ListStrategy::MergeByKeys(keys)) => keys.into_iter().next(),
+                        _ => None,
                     };
+                let original_list = original_map
+                    .and_then(|m| m.get(field))
+                    .and_then(Value::as_array)
+                    .map_or(&[][..], Vec::as_slice);
                 if let Some(Value::Array(list)) = result.get_mut(field) {
-                    *list = set_element_order(std::mem::take(list), order, &keys);
+                    *list = set_element_order(
+                        std::mem::take(list),
+                        order,
+                        original_list,
+                        merge_key.as_deref(),
+                    );
                 }
                 path.pop();
             }
@@ -739,26 +769,6 @@ fn append_list_node(mut target: Vec<Value>, source: &[Value], keys: &[String]) -
     target
 }
 
-/// The text of a merge key of a list element; `None` when the element lacks it.
-fn key_text(item: &Value, key: &str) -> Option<String> {
-    item.get(key).and_then(scalar_text).filter(|s| !s.is_empty())
-}
-
-/// kyaml `match`: two keys match when they agree on at least one key and differ only where one
-/// side lacks the key (a port without protocol matches the same port with `TCP`).
-fn keys_match(a: &[Option<String>], b: &[Option<String>]) -> bool {
-    let mut common = false;
-    for (x, y) in a.iter().zip(b) {
-        match (x, y) {
-            (Some(x), Some(y)) if x == y => common = true,
-            (None, None) => common = true,
-            (Some(_), Some(_)) => return false,
-            _ => {}
-        }
-    }
-    common
-}
-
 /// A path step naming a list element by its keys, e.g. `[name=nginx]`.
 fn describe_element(keys: &[String], values: &[String]) -> String {
     let parts: Vec<String> = keys.iter().zip(values).map(|(k, v)| format!("{k}={v}")).collect();
@@ -779,36 +789,43 @@ fn merge_primitives(first: &[Value], second: &[Value]) -> Vec<Value> {
     result
 }
 
-/// Reorder a merged list by `$setElementOrder` (apimachinery `normalizeElementOrder`): the
-/// elements named in `order` are sorted in that order among the slots they occupy, and the
-/// other elements keep their places.
-fn set_element_order(list: Vec<Value>, order: &[Value], keys: &[String]) -> Vec<Value> {
-    let rank_of = |item: &Value| -> Option<usize> {
-        order.iter().position(|o| {
-            if keys.is_empty() {
-                o == item
-            } else {
-                let order_key: Vec<Option<String>> = keys.iter().map(|k| key_text(o, k)).collect();
-                let item_key: Vec<Option<String>> =
-                    keys.iter().map(|k| key_text(item, k)).collect();
-                keys_match(&order_key, &item_key)
-            }
-        })
-    };
-    let ranks: Vec<Option<usize>> = list.iter().map(rank_of).collect();
-    let mut named: Vec<(usize, Value)> = Vec::new();
-    let mut slots: Vec<Option<Value>> = Vec::with_capacity(list.len());
-    for (item, rank) in list.into_iter().zip(&ranks) {
-        match rank {
-            Some(rank) => {
-                named.push((*rank, item));
-                slots.push(None);
-            }
-            None => slots.push(Some(item)),
+/// Reorder a merged list by `$setElementOrder`, as apimachinery's `normalizeElementOrder`: the
+/// elements named in `order` are sorted by it, the others by their place in the original, and
+/// the two sequences are interleaved, an unnamed element going first only when the original
+/// had it before the named one.
+fn set_element_order(
+    list: Vec<Value>,
+    order: &[Value],
+    original: &[Value],
+    merge_key: Option<&str>,
+) -> Vec<Value> {
+    // apimachinery `index`: compare maps by their merge key, other elements by value.
+    let identity = |item: &Value| -> Value {
+        match merge_key {
+            Some(key) => item.get(key).cloned().unwrap_or(Value::Null),
+            None => item.clone(),
         }
+    };
+    let index_in =
+        |items: &[Value], item: &Value| items.iter().position(|i| identity(i) == identity(item));
+    let (mut named, mut others): (Vec<Value>, Vec<Value>) =
+        list.into_iter().partition(|item| index_in(order, item).is_some());
+    named.sort_by_key(|item| index_in(order, item));
+    // Stable: elements the original lacks keep their merge order, after the others.
+    others.sort_by_key(|item| index_in(original, item).map_or(usize::MAX, |i| i));
+    let mut result = Vec::with_capacity(named.len() + others.len());
+    let (mut left, mut right) = (others.into_iter().peekable(), named.into_iter().peekable());
+    loop {
+        let take_left = match (left.peek(), right.peek()) {
+            (Some(l), Some(r)) => {
+                matches!((index_in(original, l), index_in(original, r)), (Some(li), Some(ri)) if li < ri)
+            }
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        let next = if take_left { left.next() } else { right.next() };
+        result.extend(next);
     }
-    // A stable sort keeps elements with the same rank in merge order.
-    named.sort_by_key(|(rank, _)| *rank);
-    let mut named = named.into_iter().map(|(_, item)| item);
-    slots.into_iter().filter_map(|slot| slot.or_else(|| named.next())).collect()
+    result
 }

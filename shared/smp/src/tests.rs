@@ -339,6 +339,13 @@ fn apimachinery_directives() {
         r#"{"volumes":[{"$retainKeys":["name","hostPath"],"name":"v","hostPath":{"path":"/x"}}]}"#,
         r#"{"volumes":[{"name":"v","hostPath":{"path":"/x"}}]}"#,
     );
+    // Unnamed elements go before a named one the original had after them (apimachinery
+    // `mergeSortedSlice`).
+    check_pod(
+        r#"{"containers":[{"name":"a"},{"name":"b"},{"name":"c"},{"name":"d"}]}"#,
+        r#"{"$setElementOrder/containers":[{"name":"d"},{"name":"b"}]}"#,
+        r#"{"containers":[{"name":"a"},{"name":"c"},{"name":"d"},{"name":"b"}]}"#,
+    );
 }
 
 #[test]
@@ -424,6 +431,7 @@ fn bad_patches_name_the_field() {
     );
     check_error(r#"{"a":{"b":1}}"#, r#"{"a":{"b":{"c":1}}}"#, "a.b");
     check_error(r#"{"a":{}}"#, r#"{"a":{"$retainKeys":"x"}}"#, "a.$retainKeys");
+    check_error(r#"{"a":{}}"#, r#"{"a":{"$retainKeys":["x"],"y":1}}"#, "not listed in $retainKeys");
     check_error(
         r#"{"apiVersion":"v1","kind":"Pod","spec":{"containers":[{"name":"a","ports":[]}]}}"#,
         r#"{"apiVersion":"v1","kind":"Pod","spec":{"containers":[{"name":"a","ports":{"x":1}}]}}"#,
