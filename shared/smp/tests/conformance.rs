@@ -16,7 +16,12 @@ use serde_json::Value;
 use sluice_smp::{Schema, merge};
 
 /// Case names expected to fail, with the reason; a change in either direction fails the test.
-const KNOWN_FAILURES: &[(&str, &str)] = &[];
+const KNOWN_FAILURES: &[(&str, &str)] = &[
+    // The overlay patch names the resource by its name before a base patch renamed it; matching
+    // by previous names is kustomize's resource-id logic, which this driver does not model.
+    ("patch-original-name", "driver lacks kustomize's previous-name matching"),
+    ("patch-original-name-and-kind", "driver lacks kustomize's previous-name matching"),
+];
 
 const SUPPORTED_FEATURES: &[&str] =
     &["resources", "patchesStrategicMerge", "patches", "patches.target", "openapi"];
@@ -56,10 +61,12 @@ fn str_field<'a>(value: &'a Value, pointer: &str) -> &'a str {
 /// Unsupported constructs make the case "skipped" rather than failed.
 struct Unsupported(String);
 
-/// A patch entry: its documents and an optional target.
+/// A patch entry: its documents, an optional target and its `options`.
 struct Patch {
     docs: Vec<Value>,
     target: Option<Value>,
+    allow_name_change: bool,
+    allow_kind_change: bool,
 }
 
 /// kustomize's OpenAPI schema is global and set once, by the first kustomization that has an
@@ -119,12 +126,14 @@ fn build(dir: &Path, state: &mut Build) -> anyhow::Result<Result<Vec<Value>, Uns
         } else {
             read_yaml_docs(&dir.join(text))?
         };
-        patches.push(Patch { docs, target: None });
+        patches.push(Patch {
+            docs,
+            target: None,
+            allow_name_change: false,
+            allow_kind_change: false,
+        });
     }
     for entry in kustomization.get("patches").and_then(Value::as_array).into_iter().flatten() {
-        if entry.get("options").is_some() {
-            return Ok(Err(Unsupported("patches options".into())));
-        }
         let docs = match (
             entry.get("path").and_then(Value::as_str),
             entry.get("patch").and_then(Value::as_str),
@@ -136,7 +145,15 @@ fn build(dir: &Path, state: &mut Build) -> anyhow::Result<Result<Vec<Value>, Uns
         if docs.iter().any(|d| !d.is_object()) {
             return Ok(Err(Unsupported("JSON 6902 patch".into())));
         }
-        patches.push(Patch { docs, target: entry.get("target").cloned() });
+        let option = |name: &str| {
+            entry.pointer(&format!("/options/{name}")).and_then(Value::as_bool).unwrap_or(false)
+        };
+        patches.push(Patch {
+            docs,
+            target: entry.get("target").cloned(),
+            allow_name_change: option("allowNameChange"),
+            allow_kind_change: option("allowKindChange"),
+        });
     }
     let schema = state.schema()?;
     for patch in patches {
@@ -168,10 +185,17 @@ fn build(dir: &Path, state: &mut Build) -> anyhow::Result<Result<Vec<Value>, Uns
                 // With a target, kustomize gives the patch the target's GVK, name and namespace.
                 let mut doc = doc.clone();
                 if patch.target.is_some() {
-                    doc["apiVersion"] = original["apiVersion"].clone();
-                    doc["kind"] = original["kind"].clone();
+                    if !patch.allow_kind_change {
+                        doc["apiVersion"] = original["apiVersion"].clone();
+                        doc["kind"] = original["kind"].clone();
+                    }
+                    let fields: &[&str] = if patch.allow_name_change {
+                        &["namespace"]
+                    } else {
+                        &["name", "namespace"]
+                    };
                     if let Some(meta) = doc.get_mut("metadata").and_then(Value::as_object_mut) {
-                        for field in ["name", "namespace"] {
+                        for field in fields.iter().copied() {
                             match original.pointer(&format!("/metadata/{field}")) {
                                 Some(value) => meta.insert(field.to_owned(), value.clone()),
                                 None => meta.remove(field),
@@ -185,10 +209,12 @@ fn build(dir: &Path, state: &mut Build) -> anyhow::Result<Result<Vec<Value>, Uns
                     }
                     Some(mut merged) => {
                         // kustomize keeps the name, kind and namespace of the target.
-                        if let (Some(name), Some(meta)) = (name, merged.get_mut("metadata")) {
+                        if let (Some(name), Some(meta), false) =
+                            (name, merged.get_mut("metadata"), patch.allow_name_change)
+                        {
                             meta["name"] = name;
                         }
-                        if let Some(kind) = kind {
+                        if let (Some(kind), false) = (kind, patch.allow_kind_change) {
                             merged["kind"] = kind;
                         }
                         if let (Some(namespace), Some(meta)) =
