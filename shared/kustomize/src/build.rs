@@ -459,6 +459,7 @@ impl<'a> Builder<'a> {
         paths: &[String],
         stack: &mut Vec<PathBuf>,
     ) -> Result<()> {
+        let mut index = IdIndex::of(&ra.resources);
         for rel in paths {
             if is_remote(rel) {
                 return Err(Error::Remote { kustomization: target.file.clone(), url: rel.clone() });
@@ -474,7 +475,7 @@ impl<'a> Builder<'a> {
                     }
                 }
                 for r in resources {
-                    append(&mut ra.resources, r)
+                    append(&mut ra.resources, &mut index, r)
                         .map_err(|e| e.context(format!("merging resources from '{rel}'")))?;
                 }
                 continue;
@@ -520,6 +521,7 @@ impl<'a> Builder<'a> {
             merge_accumulator(ra, sub_ra).map_err(|e| {
                 e.context(format!("recursed merging from path '{}'", dir.display()))
             })?;
+            index = IdIndex::of(&ra.resources);
         }
         Ok(())
     }
@@ -1478,9 +1480,18 @@ fn make_generated(
     Ok(r)
 }
 
-fn append(list: &mut Vec<Resource>, r: Resource) -> Result<()> {
+/// Ids already in a resource list, for duplicate checks without rescanning the list.
+struct IdIndex(std::collections::HashSet<String>);
+
+impl IdIndex {
+    fn of(list: &[Resource]) -> IdIndex {
+        IdIndex(list.iter().map(Resource::id_key).collect())
+    }
+}
+
+fn append(list: &mut Vec<Resource>, index: &mut IdIndex, r: Resource) -> Result<()> {
     let id = r.cur_id();
-    if list.iter().any(|x| x.cur_id().equals(&id)) {
+    if !index.0.insert(r.id_key()) {
         return Err(Error::build(
             "",
             format!("may not add resource with an already registered id: {id}"),
@@ -1491,8 +1502,9 @@ fn append(list: &mut Vec<Resource>, r: Resource) -> Result<()> {
 }
 
 fn merge_accumulator(ra: &mut Accumulator, other: Accumulator) -> Result<()> {
+    let mut index = IdIndex::of(&ra.resources);
     for r in other.resources {
-        append(&mut ra.resources, r)?;
+        append(&mut ra.resources, &mut index, r)?;
     }
     ra.config.merge(&other.config).map_err(|e| Error::build("merging config", e))?;
     for v in other.vars {

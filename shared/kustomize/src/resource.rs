@@ -213,6 +213,12 @@ impl Resource {
         }
     }
 
+    /// A string unique per current id (gvk, name, effective namespace), for hashing.
+    pub(crate) fn id_key(&self) -> String {
+        let id = self.cur_id();
+        format!("{}|{}|{}", id.gvk, id.name, id.effective_namespace())
+    }
+
     pub(crate) fn prev_ids(&self) -> Vec<ResId> {
         let gvk = self.gvk();
         self.prev_ids

@@ -176,10 +176,11 @@ pub(crate) fn set_namespace(
             fieldspec::apply(&mut r.obj, fs, Create::Scalar, &mut setter)
                 .map_err(|e| format!("namespace transformation failed: {e}"))?;
         }
-        let cur = resources[idx].cur_id();
-        let n = resources.iter().filter(|o| o.cur_id().equals(&cur)).count();
-        if n != 1 {
-            return Err(format!("namespace transformation produces ID conflict: {cur}"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for r in resources.iter() {
+        if !seen.insert(r.id_key()) {
+            return Err(format!("namespace transformation produces ID conflict: {}", r.cur_id()));
         }
     }
     Ok(())
