@@ -21,7 +21,7 @@ pub struct Context<'a> {
     overlays: Vec<Arc<TreeMap>>,
     depth: usize,
     steps: u64,
-    current_template: String,
+    current_template: Arc<str>,
     current_file: Arc<str>,
 }
 
@@ -46,7 +46,7 @@ pub(crate) fn execute(set: &TemplateSet, name: &str, data: &Value) -> Result<Str
         overlays: Vec::new(),
         depth: 0,
         steps: 0,
-        current_template: name.to_string(),
+        current_template: Arc::from(name),
         current_file: Arc::from(name),
     };
     let Some(tree) = set.trees.get(name).cloned() else {
@@ -187,7 +187,7 @@ impl<'a> Context<'a> {
     ) -> Error {
         Error::Exec {
             location: st.tree.location(pos),
-            template: st.tree.name.clone(),
+            template: st.tree.name.to_string(),
             node: node.to_string(),
             message,
             source: None,
@@ -687,7 +687,7 @@ impl<'a> Context<'a> {
                     Some(Ok(value)) => Ok(value),
                     Some(Err(err)) => Err(Error::Exec {
                         location: st.tree.location(pos),
-                        template: st.tree.name.clone(),
+                        template: st.tree.name.to_string(),
                         node: node.to_string(),
                         message: format!("error calling {field}: {err}"),
                         source: Some(Box::new(err)),
@@ -807,7 +807,7 @@ impl<'a> Context<'a> {
             Err(FuncError::Plain(message)) => Err(self.error_at(st, cmd.pos, cmd, message)),
             Err(FuncError::Template(err)) => Err(Error::Exec {
                 location: st.tree.location(cmd.pos),
-                template: st.tree.name.clone(),
+                template: st.tree.name.to_string(),
                 node: cmd.to_string(),
                 message: format!("error calling {name}: {err}"),
                 source: Some(err),

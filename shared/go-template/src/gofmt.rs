@@ -156,6 +156,17 @@ pub fn format_float_v(x: f64) -> String {
 
 /// Appends Go's `%v` of a value.
 pub fn write_value(out: &mut String, value: &Value) {
+    write_value_at(out, value, 0);
+}
+
+/// Nesting beyond which values print as `...` (cyclic maps built with `set` stay printable).
+pub(crate) const MAX_NESTING: usize = 100;
+
+fn write_value_at(out: &mut String, value: &Value, depth: usize) {
+    if depth > MAX_NESTING {
+        out.push_str("...");
+        return;
+    }
     match value {
         Value::Missing | Value::Nil => out.push_str("<nil>"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -170,7 +181,7 @@ pub fn write_value(out: &mut String, value: &Value) {
                 if idx > 0 {
                     out.push(' ');
                 }
-                write_value(out, item);
+                write_value_at(out, item, depth + 1);
             }
             out.push(']');
         }
@@ -182,7 +193,7 @@ pub fn write_value(out: &mut String, value: &Value) {
                 }
                 out.push_str(key);
                 out.push(':');
-                write_value(out, item);
+                write_value_at(out, item, depth + 1);
             }
             out.push(']');
         }
@@ -191,7 +202,7 @@ pub fn write_value(out: &mut String, value: &Value) {
             if inner.is_nil() {
                 out.push_str("&{}");
             } else {
-                write_value(out, &inner);
+                write_value_at(out, &inner, depth + 1);
             }
         }
     }
@@ -443,6 +454,14 @@ fn fmt_string(out: &mut String, s: &str, verb: char, flags: &Flags) {
 
 /// Formats one operand with one verb.
 fn fmt_arg(out: &mut String, value: &Value, verb: char, flags: &Flags) {
+    fmt_arg_at(out, value, verb, flags, 0);
+}
+
+fn fmt_arg_at(out: &mut String, value: &Value, verb: char, flags: &Flags, depth: usize) {
+    if depth > MAX_NESTING {
+        out.push_str("...");
+        return;
+    }
     if verb == 'T' {
         pad(out, &value.type_name(), flags);
         return;
@@ -485,7 +504,7 @@ fn fmt_arg(out: &mut String, value: &Value, verb: char, flags: &Flags) {
                 if idx > 0 {
                     out.push(' ');
                 }
-                fmt_arg(out, item, verb, flags);
+                fmt_arg_at(out, item, verb, flags, depth + 1);
             }
             out.push(']');
         }
@@ -497,7 +516,7 @@ fn fmt_arg(out: &mut String, value: &Value, verb: char, flags: &Flags) {
                 }
                 fmt_arg(out, &Value::str(key), verb, flags);
                 out.push(':');
-                fmt_arg(out, item, verb, flags);
+                fmt_arg_at(out, item, verb, flags, depth + 1);
             }
             out.push(']');
         }
@@ -506,7 +525,7 @@ fn fmt_arg(out: &mut String, value: &Value, verb: char, flags: &Flags) {
             if inner.is_nil() {
                 pad(out, "&{}", flags);
             } else {
-                fmt_arg(out, &inner, verb, flags);
+                fmt_arg_at(out, &inner, verb, flags, depth + 1);
             }
         }
     }

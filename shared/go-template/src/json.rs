@@ -42,6 +42,10 @@ fn newline(out: &mut String, indent: usize, level: usize) {
 }
 
 fn write_json(out: &mut String, value: &Value, escape_html: bool, indent: usize, level: usize) {
+    if level > crate::gofmt::MAX_NESTING {
+        out.push_str("null");
+        return;
+    }
     match value {
         Value::Missing | Value::Nil => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -88,7 +92,9 @@ fn write_json(out: &mut String, value: &Value, escape_html: bool, indent: usize,
             newline(out, indent, level);
             out.push('}');
         }
-        Value::Object(object) => write_json(out, &object.to_value(), escape_html, indent, level),
+        Value::Object(object) => {
+            write_json(out, &object.to_value(), escape_html, indent, level + 1)
+        }
     }
 }
 

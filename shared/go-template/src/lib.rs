@@ -248,11 +248,11 @@ impl TemplateSet {
 
 /// Adds a tree following Go's `associate`: an empty body does not replace an existing template.
 pub(crate) fn add_tree(trees: &mut TreeMap, tree: parse::Tree) {
-    if let Some(old) = trees.get(&tree.name)
+    if let Some(old) = trees.get(&*tree.name)
         && parse::is_empty_tree(&tree.root)
         && !parse::is_empty_tree(&old.root)
     {
         return;
     }
-    trees.insert(tree.name.clone(), Arc::new(tree));
+    trees.insert(tree.name.to_string(), Arc::new(tree));
 }

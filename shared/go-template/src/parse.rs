@@ -159,7 +159,7 @@ impl fmt::Display for Pipe {
 #[derive(Debug)]
 pub(crate) struct Tree {
     /// The template name (`define` name, or the file name for a file's body).
-    pub name: String,
+    pub name: Arc<str>,
     /// The name given to `parse`, used in error locations.
     pub parse_name: Arc<str>,
     /// The source text, for computing line and column of errors.
@@ -690,7 +690,11 @@ struct Parser<'a> {
     is_func: &'a dyn Fn(&str) -> bool,
     defined: Vec<Tree>,
     range_depth: usize,
+    nesting: usize,
 }
+
+/// Maximum nesting of control structures and parentheses.
+const MAX_PARSE_NESTING: usize = 100;
 
 /// Parses `text` as the template file `name`; `is_func` tells which function names exist.
 pub(crate) fn parse(
@@ -709,10 +713,10 @@ pub(crate) fn parse(
         is_func,
         defined: Vec::new(),
         range_depth: 0,
+        nesting: 0,
     };
     let (root, _) = parser.item_list(true)?;
-    let mut trees =
-        vec![Tree { name: name.to_string(), parse_name: Arc::from(name), source, root }];
+    let mut trees = vec![Tree { name: Arc::from(name), parse_name: Arc::from(name), source, root }];
     trees.append(&mut parser.defined);
     Ok(Parsed { trees })
 }
@@ -847,7 +851,7 @@ impl Parser<'_> {
     }
 
     fn add_tree(&mut self, name: String, body: List, line: usize) -> Result<(), Error> {
-        if let Some(existing) = self.defined.iter_mut().find(|t| t.name == name) {
+        if let Some(existing) = self.defined.iter_mut().find(|t| *t.name == *name) {
             if is_empty_tree(&existing.root) {
                 existing.root = body;
                 return Ok(());
@@ -860,7 +864,7 @@ impl Parser<'_> {
             return Ok(());
         }
         self.defined.push(Tree {
-            name,
+            name: Arc::from(name),
             parse_name: Arc::from(self.name),
             source: self.source.clone(),
             root: body,
@@ -950,7 +954,25 @@ impl Parser<'_> {
         Ok(Node::Template { pos, name, pipe })
     }
 
+    /// Guards the parser's (and so the executor's) recursion against hostile nesting.
+    fn enter(&mut self, line: usize) -> Result<(), Error> {
+        if self.nesting >= MAX_PARSE_NESTING {
+            return Err(
+                self.error(line, format!("template nesting exceeds {MAX_PARSE_NESTING} levels"))
+            );
+        }
+        self.nesting += 1;
+        Ok(())
+    }
+
     fn branch(&mut self, context: &str, pos: usize) -> Result<Branch, Error> {
+        self.enter(self.peek().line)?;
+        let result = self.branch_inner(context, pos);
+        self.nesting -= 1;
+        result
+    }
+
+    fn branch_inner(&mut self, context: &str, pos: usize) -> Result<Branch, Error> {
         let vars_mark = self.vars.len();
         let pipe = self.pipeline(context, true)?;
         if pipe.cmds.is_empty() {
@@ -1197,8 +1219,10 @@ impl Parser<'_> {
                 Arg::Number(token.pos, number)
             }
             Tok::LeftParen => {
-                let pipe = self.pipeline("parenthesized pipeline", false)?;
-                Arg::Pipe(Box::new(pipe))
+                self.enter(token.line)?;
+                let pipe = self.pipeline("parenthesized pipeline", false);
+                self.nesting -= 1;
+                Arg::Pipe(Box::new(pipe?))
             }
             Tok::Str(quoted) => {
                 let text = unquote(&quoted).ok_or_else(|| {

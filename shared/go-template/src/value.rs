@@ -312,6 +312,13 @@ impl Value {
     /// Converts to JSON (maps in sorted key order; objects through [`Object::to_value`];
     /// non-finite floats become `null`).
     pub fn to_json(&self) -> serde_json::Value {
+        self.to_json_at(0)
+    }
+
+    fn to_json_at(&self, depth: usize) -> serde_json::Value {
+        if depth > crate::gofmt::MAX_NESTING {
+            return serde_json::Value::Null;
+        }
         match self {
             Value::Missing | Value::Nil => serde_json::Value::Null,
             Value::Bool(b) => serde_json::Value::Bool(*b),
@@ -319,20 +326,30 @@ impl Value {
             Value::Float(f) => serde_json::Number::from_f64(*f)
                 .map_or(serde_json::Value::Null, serde_json::Value::Number),
             Value::String(s) => serde_json::Value::String(s.to_string()),
-            Value::List(l) => serde_json::Value::Array(l.iter().map(Value::to_json).collect()),
+            Value::List(l) => {
+                serde_json::Value::Array(l.iter().map(|v| v.to_json_at(depth + 1)).collect())
+            }
             Value::Map(m) => serde_json::Value::Object(
-                m.read().iter().map(|(k, v)| (k.clone(), v.to_json())).collect(),
+                m.read().iter().map(|(k, v)| (k.clone(), v.to_json_at(depth + 1))).collect(),
             ),
-            Value::Object(o) => o.to_value().to_json(),
+            Value::Object(o) => o.to_value().to_json_at(depth + 1),
         }
     }
 
     /// A deep copy: nested maps are new maps (Sprig's `deepCopy`).
     pub fn deep_copy(&self) -> Value {
+        self.deep_copy_at(0)
+    }
+
+    fn deep_copy_at(&self, depth: usize) -> Value {
+        if depth > crate::gofmt::MAX_NESTING {
+            return self.clone();
+        }
         match self {
-            Value::List(l) => Value::list(l.iter().map(Value::deep_copy).collect()),
+            Value::List(l) => Value::list(l.iter().map(|v| v.deep_copy_at(depth + 1)).collect()),
             Value::Map(m) => {
-                let copy: Map = m.read().iter().map(|(k, v)| (k.clone(), v.deep_copy())).collect();
+                let copy: Map =
+                    m.read().iter().map(|(k, v)| (k.clone(), v.deep_copy_at(depth + 1))).collect();
                 Value::Map(match m.type_name() {
                     Some(name) => copy.with_type_name(name),
                     None => copy,
@@ -344,6 +361,13 @@ impl Value {
 
     /// Go's `reflect.DeepEqual` over values (Sprig's `deepEqual`).
     pub fn deep_equal(&self, other: &Value) -> bool {
+        self.deep_equal_at(other, 0)
+    }
+
+    fn deep_equal_at(&self, other: &Value, depth: usize) -> bool {
+        if depth > crate::gofmt::MAX_NESTING {
+            return false;
+        }
         match (self, other) {
             (Value::Missing | Value::Nil, Value::Missing | Value::Nil) => true,
             (Value::Bool(a), Value::Bool(b)) => a == b,
@@ -351,7 +375,8 @@ impl Value {
             (Value::Float(a), Value::Float(b)) => a == b,
             (Value::String(a), Value::String(b)) => a == b,
             (Value::List(a), Value::List(b)) => {
-                a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| x.deep_equal(y))
+                a.len() == b.len()
+                    && a.iter().zip(b.iter()).all(|(x, y)| x.deep_equal_at(y, depth + 1))
             }
             (Value::Map(a), Value::Map(b)) => {
                 if a.ptr_eq(b) {
@@ -361,7 +386,7 @@ impl Value {
                 a.len() == b.len()
                     && a.iter()
                         .zip(b.iter())
-                        .all(|((ka, va), (kb, vb))| ka == kb && va.deep_equal(vb))
+                        .all(|((ka, va), (kb, vb))| ka == kb && va.deep_equal_at(vb, depth + 1))
             }
             (Value::Object(a), Value::Object(b)) => Arc::ptr_eq(a, b),
             _ => false,

@@ -159,3 +159,27 @@ fn parse_errors() {
     check("{{ end }}", "ERROR: template: t:1: unexpected {{end}}");
     check("\n{{ \"abc }}", "ERROR: template: t:2: unterminated quoted string");
 }
+
+#[test]
+fn hostile_inputs_fail_cleanly() {
+    let deep_parens = format!("{{{{ {}1{} }}}}", "(".repeat(1000), ")".repeat(1000));
+    check(&deep_parens, "ERROR: template: t:1: template nesting exceeds 100 levels");
+    let deep_ifs = format!("{}x{}", "{{ if true }}".repeat(1000), "{{ end }}".repeat(1000));
+    check(&deep_ifs, "ERROR: template: t:1: template nesting exceeds 100 levels");
+    // A map that contains itself prints with a nesting cut-off instead of recursing forever.
+    let mut set = TemplateSet::new();
+    set.parse(
+        "t",
+        r#"{{ $d := dict }}{{ $_ := set $d "self" $d }}{{ len (toJson $d) }}{{ $d | len }}"#,
+    )
+    .unwrap();
+    assert_eq!(set.execute("t", &Value::Nil).unwrap(), "9131");
+}
+
+#[test]
+fn unbounded_template_recursion_stops_at_the_depth_limit() {
+    check(
+        r#"{{ define "r" }}{{ template "r" . }}{{ end }}{{ template "r" . }}"#,
+        "ERROR: template: t:1:19: executing \"r\" at <{{template \"r\" .}}>: exceeded maximum template depth (200)",
+    );
+}
