@@ -127,8 +127,7 @@ pub(crate) fn set_namespace(
         }
         Ok(())
     };
-    for idx in 0..resources.len() {
-        let r = &mut resources[idx];
+    for r in resources.iter_mut() {
         if !r.obj.is_object() {
             continue;
         }
