@@ -1,18 +1,21 @@
 //! kustomize-controller: reconciles `Kustomization` (`kustomize.toolkit.fluxcd.io/v1`).
 //!
-//! This build wires the shared runtime only. Every kind gets what the runtime gives for free:
-//! the `finalizers.fluxcd.io` finalizer, the suspend gate, `observedGeneration`,
-//! `lastHandledReconcileAt`, and an honest `Ready=Unknown` (`Progressing`) condition whose
-//! message says the reconciliation of the kind is not implemented yet. Building, applying, pruning and health checking come with the kustomize-controller issue.
+//! The runtime gives the finalizer, the suspend gate, `observedGeneration` and
+//! `lastHandledReconcileAt`; [`kustomization`] fetches the source artifact, builds it with the
+//! kustomize engine ([`build`]), server-side applies it in stages, prunes what left the source,
+//! checks health and writes the status.
+
+pub mod build;
+pub mod kustomization;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use kube::runtime::controller::Action;
 use sluice_api::kustomize::Kustomization;
-use sluice_runtime::{
-    ReconcileError, Reconciler, Runtime, reconcile_not_implemented, run_controller,
-};
+use sluice_runtime::{Reconciler, Runtime, run_controller};
+
+pub use kustomization::Error;
 
 /// The controller name: event reporter, Lease `<name>-leader-election`, status field manager
 /// `gotk-<name>`.
@@ -24,44 +27,11 @@ pub const DEFAULT_CONCURRENT: &str = "4";
 /// One-line description for `--help`.
 pub const ABOUT: &str = "Reconciles Flux Kustomizations: builds artifacts with kustomize and applies them to the cluster";
 
-/// Errors of kustomize-controller reconciles.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Writing the status failed; retried with backoff.
-    #[error("writing status")]
-    Status(#[from] sluice_runtime::Error),
-}
-
-impl ReconcileError for Error {
-    fn reason(&self) -> &'static str {
-        match self {
-            Error::Status(_) => sluice_api::meta::reason::FAILED,
-        }
-    }
-
-    fn is_stalled(&self) -> bool {
-        match self {
-            Error::Status(_) => false,
-        }
-    }
-}
-
 /// State shared by the reconcilers of this controller.
-pub struct Context {
-    /// The shared runtime: client, flags, events, metrics.
-    pub runtime: Arc<Runtime>,
-}
+pub type Context = kustomization::Reconciler;
 
-/// Reconciles a Kustomization.
-///
-/// The runtime has already added the finalizer and skipped suspended objects; the
-/// Kustomization-specific steps are not in this build, so the status says so.
-pub async fn reconcile_kustomization(
-    obj: Arc<Kustomization>,
-    ctx: &Context,
-) -> Result<Action, Error> {
-    Ok(reconcile_not_implemented(&*obj, &ctx.runtime).await?)
-}
+/// Flux's default for `--http-retry`: retries of an artifact download.
+pub const HTTP_RETRY: u32 = 9;
 
 impl Reconciler<Kustomization> for Context {
     type Error = Error;
@@ -70,7 +40,14 @@ impl Reconciler<Kustomization> for Context {
         &self,
         obj: Arc<Kustomization>,
     ) -> impl Future<Output = Result<Action, Error>> + Send {
-        reconcile_kustomization(obj, self)
+        kustomization::Reconciler::reconcile(self, obj)
+    }
+
+    fn cleanup(
+        &self,
+        obj: Arc<Kustomization>,
+    ) -> impl Future<Output = Result<Action, Error>> + Send {
+        kustomization::Reconciler::cleanup(self, obj)
     }
 }
 
@@ -79,25 +56,15 @@ impl Reconciler<Kustomization> for Context {
 /// # Errors
 /// When leadership was lost or a controller could not start.
 pub async fn run(runtime: Arc<Runtime>) -> Result<(), sluice_runtime::Error> {
-    let context = Arc::new(Context { runtime: runtime.clone() });
+    let fetcher = sluice_artifact::Fetcher::new(
+        reqwest::Client::new(),
+        HTTP_RETRY,
+        sluice_artifact::UnpackLimits::default(),
+    );
+    let context = Arc::new(Context { runtime: runtime.clone(), fetcher });
     let watched = run_controller::<Kustomization, _>(runtime.clone(), context).await;
     let finished = runtime.finish().await;
     watched?;
     finished
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_errors_are_retried() {
-        let error = Error::Status(sluice_runtime::Error::Unnamed { kind: "X".into() });
-        assert_eq!(error.reason(), "Failed");
-        assert!(!error.is_stalled());
-        assert_eq!(
-            sluice_runtime::conditions::error_message(&error),
-            "writing status: X object has no metadata.name"
-        );
-    }
-}
