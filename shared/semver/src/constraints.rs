@@ -38,13 +38,15 @@ fn patterns() -> &'static Patterns {
     PATTERNS.get_or_init(|| {
         let cv = constraint_version_pattern();
         let ops = OPERATORS;
+        // Go's `\s` is ASCII whitespace without `\v`; Rust's would also take Unicode spaces.
+        let ws = r"[\t\n\f\r ]";
         let build = |p: String| Regex::new(&p).expect("static constraint pattern is valid");
         Patterns {
-            single: build(format!(r"^\s*({ops})\s*({cv})\s*$")),
-            range: build(format!(r"\s*({cv})\s+-\s+({cv})\s*")),
-            find: build(format!(r"({ops})\s*({cv})")),
+            single: build(format!(r"^{ws}*({ops}){ws}*({cv}){ws}*$")),
+            range: build(format!(r"{ws}*({cv}){ws}+-{ws}+({cv}){ws}*")),
+            find: build(format!(r"({ops}){ws}*({cv})")),
             group: build(format!(
-                r"^(?:\s*(?:{ops})\s*(?:{cv})\s*)(?:(?:\s+|,\s*)(?:{ops})\s*(?:{cv})\s*)*$"
+                r"^(?:{ws}*(?:{ops}){ws}*(?:{cv}){ws}*)(?:(?:{ws}+|,{ws}*)(?:{ops}){ws}*(?:{cv}){ws}*)*$"
             )),
         }
     })

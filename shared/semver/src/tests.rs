@@ -268,6 +268,9 @@ fn improper_constraints() {
     }
     assert_eq!(Constraints::parse("foo").unwrap_err().to_string(), r#"improper constraint: "foo""#);
     assert!(matches!(Constraints::parse("1|2"), Err(Error::ConstraintVersion { .. })));
+    // Only ASCII whitespace separates, as Go's `\s`.
+    assert!(Constraints::parse(">=1.0\u{a0}<2").is_err());
+    assert!(Constraints::parse(">=1.0\t<2").is_ok());
 }
 
 #[test]
