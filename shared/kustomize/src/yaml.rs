@@ -23,6 +23,8 @@ fn parse_with(
 ) -> Result<Vec<Value>, String> {
     let options = serde_saphyr::options! {
         strict_booleans: true,
+        // kyaml (go-yaml v3) reads a leading-zero integer such as `0644` as octal.
+        legacy_octal_numbers: true,
         duplicate_keys: duplicate_keys,
     };
     let docs: Vec<Value> =
