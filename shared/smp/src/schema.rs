@@ -7,7 +7,7 @@
 //! a field whose schema has no strategy (lists are replaced), so the rest carries no information.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -19,8 +19,16 @@ const BUILTIN_JSON: &str = include_str!("builtin_schema.json");
 
 /// Patch metadata for Kubernetes kinds: per group-version-kind, the type of each field, list merge
 /// keys and patch strategies.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+///
+/// Cloning is cheap: the tables are shared.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Schema {
+    data: Arc<SchemaData>,
+}
+
+/// The tables of a [`Schema`], as serialized in `builtin_schema.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct SchemaData {
     /// Kubernetes version the table was generated from, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     version: Option<String>,
@@ -28,6 +36,18 @@ pub struct Schema {
     kinds: BTreeMap<String, BTreeMap<String, String>>,
     /// Definitions by name (`io.k8s.api.core.v1.PodSpec`).
     types: BTreeMap<String, Node>,
+}
+
+impl Serialize for Schema {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.data.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Schema {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Schema, D::Error> {
+        Ok(Schema { data: Arc::new(SchemaData::deserialize(deserializer)?) })
+    }
 }
 
 /// The patch-relevant part of one OpenAPI schema node.
@@ -116,13 +136,14 @@ impl Schema {
     /// [`Error::InvalidSchema`] when `definitions` is missing or a definition is malformed.
     pub fn extended(&self, openapi_doc: &Value) -> Result<Schema, Error> {
         let custom = Schema::from_openapi(openapi_doc)?;
-        let mut merged = self.clone();
+        let mut merged = (*self.data).clone();
         merged.version = None;
+        let custom = Arc::unwrap_or_clone(custom.data);
         merged.types.extend(custom.types);
         for (api_version, kinds) in custom.kinds {
             merged.kinds.entry(api_version).or_default().extend(kinds);
         }
-        Ok(merged)
+        Ok(Schema { data: Arc::new(merged) })
     }
 
     /// Read a swagger 2 document (`definitions` with `x-kubernetes-group-version-kind`,
@@ -139,7 +160,7 @@ impl Schema {
                     message: "missing or not a map of definitions".into(),
                 }
             })?;
-        let mut schema = Schema::default();
+        let mut schema = SchemaData::default();
         for (name, definition) in definitions {
             let path = format!("definitions.{name}");
             let node = read_node(definition, &path)?;
@@ -148,7 +169,7 @@ impl Schema {
                 schema.kinds.entry(api_version).or_default().insert(kind, name.clone());
             }
         }
-        Ok(schema)
+        Ok(Schema { data: Arc::new(schema) })
     }
 
     /// Keep only what affects merging: properties that lead to a list with a patch strategy or
@@ -159,7 +180,7 @@ impl Schema {
         let mut relevant: BTreeSet<String> = BTreeSet::new();
         loop {
             let before = relevant.len();
-            for (name, node) in &self.types {
+            for (name, node) in &self.data.types {
                 if !relevant.contains(name) && is_relevant(node, &relevant) {
                     relevant.insert(name.clone());
                 }
@@ -169,12 +190,18 @@ impl Schema {
             }
         }
         let types = self
+            .data
             .types
             .iter()
             .filter(|(name, _)| relevant.contains(*name))
             .map(|(name, node)| (name.clone(), prune_node(node, &relevant)))
             .collect();
-        Schema { version: self.version.clone(), kinds: self.kinds.clone(), types }
+        let data = SchemaData {
+            version: self.data.version.clone(),
+            kinds: self.data.kinds.clone(),
+            types,
+        };
+        Schema { data: Arc::new(data) }
     }
 
     /// Make `kind` at `api_version` use the definition it has at `existing_api_version`, for kinds
@@ -187,23 +214,25 @@ impl Schema {
         kind: &str,
         existing_api_version: &str,
     ) -> bool {
-        let Some(name) = self.kinds.get(existing_api_version).and_then(|k| k.get(kind)).cloned()
+        let Some(name) =
+            self.data.kinds.get(existing_api_version).and_then(|k| k.get(kind)).cloned()
         else {
             return false;
         };
-        self.kinds.entry(api_version.to_owned()).or_default().insert(kind.to_owned(), name);
+        let data = Arc::make_mut(&mut self.data);
+        data.kinds.entry(api_version.to_owned()).or_default().insert(kind.to_owned(), name);
         true
     }
 
     /// Set the Kubernetes version the table was generated from.
     pub fn with_version(mut self, version: &str) -> Schema {
-        self.version = Some(version.to_owned());
+        Arc::make_mut(&mut self.data).version = Some(version.to_owned());
         self
     }
 
     /// Kubernetes version the table was generated from (`1.20.2` for [`Schema::builtin`]).
     pub fn version(&self) -> Option<&str> {
-        self.version.as_deref()
+        self.data.version.as_deref()
     }
 
     /// Whether the schema knows the kind, e.g. `("apps/v1", "Deployment")`.
@@ -233,16 +262,16 @@ impl Schema {
 
     /// The resolved schema of a kind.
     pub(crate) fn kind_node(&self, api_version: &str, kind: &str) -> Option<&Node> {
-        let name = self.kinds.get(api_version)?.get(kind)?;
-        self.resolve(self.types.get(name)?)
+        let name = self.data.kinds.get(api_version)?.get(kind)?;
+        self.resolve(self.data.types.get(name)?)
     }
 
     /// Follow `$ref`s; `None` when a reference is dangling (kyaml then has no schema either).
     fn resolve<'a>(&'a self, mut node: &'a Node) -> Option<&'a Node> {
         // A chain longer than the number of types is a cycle.
-        for _ in 0..=self.types.len() {
+        for _ in 0..=self.data.types.len() {
             match &node.reference {
-                Some(name) => node = self.types.get(name)?,
+                Some(name) => node = self.data.types.get(name)?,
                 None => return Some(node),
             }
         }
