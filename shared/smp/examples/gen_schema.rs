@@ -1,8 +1,13 @@
 //! Generate `src/builtin_schema.json` from a Kubernetes `api/openapi-spec/swagger.json`.
 //!
 //! Usage: `cargo run -p sluice-smp --example gen_schema -- SWAGGER_JSON VERSION [OUT]`
-//! (OUT defaults to `shared/smp/src/builtin_schema.json`). See the crate's `schema` module docs
-//! for where the swagger file comes from.
+//! (OUT defaults to `shared/smp/src/builtin_schema.json`).
+//!
+//! The committed table comes from Debian bookworm's `kubernetes` source package (1.20.2), whose
+//! `kubernetes_*.orig.tar.gz` holds `api/openapi-spec/swagger.json`: with a deb-src line for
+//! bookworm, `apt-get source --download-only kubernetes`, then
+//! `tar xzf kubernetes_*.orig.tar.gz --wildcards '*/api/openapi-spec/swagger.json'`, then
+//! `cargo run -p sluice-smp --example gen_schema -- kubernetes-1.20.2/api/openapi-spec/swagger.json 1.20.2`.
 
 use anyhow::Context;
 
