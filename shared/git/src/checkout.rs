@@ -66,6 +66,23 @@ pub struct Commit {
     pub signature: Option<String>,
     /// The bytes the signature covers (the commit object without its `gpgsig` header).
     pub signed_payload: Option<Vec<u8>>,
+    /// The annotated tag that was checked out (tag and semver references), if it is one.
+    pub tag: Option<AnnotatedTag>,
+}
+
+/// An annotated tag object, for `spec.verify.mode: Tag`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnnotatedTag {
+    /// The tag name, e.g. `v1.0.0`.
+    pub name: String,
+    /// The SHA of the tag object itself.
+    pub sha: String,
+    /// The tag message, without its signature.
+    pub message: String,
+    /// The ASCII-armoured signature appended to the tag, when signed.
+    pub signature: Option<String>,
+    /// The bytes the signature covers (the tag object up to the signature).
+    pub signed_payload: Option<Vec<u8>>,
 }
 
 /// What a reference resolves to on the remote.
@@ -408,13 +425,25 @@ fn clone(
             prepare =
                 prepare.with_shallow(gix::remote::fetch::Shallow::DepthAtRemote(NonZeroU32::MIN));
         }
-        let (mut checkout, _fetched) = prepare
+        let (mut checkout, fetched) = prepare
             .fetch_then_checkout(gix::progress::Discard, &interrupt)
             .map_err(|err| describe(&err))?;
         let (repo, _outcome) = checkout
             .main_worktree(gix::progress::Discard, &interrupt)
             .map_err(|err| describe(&err))?;
-        read_head_commit(&repo)
+        let mut commit = read_head_commit(&repo)?;
+        let tag_id = fetched.ref_map.remote_refs.iter().find_map(|remote_ref| match remote_ref {
+            gix::protocol::handshake::Ref::Peeled { full_ref_name, tag, .. }
+                if *full_ref_name == fetch =>
+            {
+                Some(*tag)
+            }
+            _ => None,
+        });
+        if let Some(tag_id) = tag_id {
+            commit.tag = Some(read_tag(&repo, tag_id)?);
+        }
+        Ok(commit)
     });
     let revision_ref = resolved.revision_ref.clone();
     match outcome {
@@ -459,6 +488,38 @@ pub(crate) fn read_head_commit(repo: &gix::Repository) -> Result<Commit, String>
         message: commit.message_raw_sloppy().to_string(),
         author: signature_of(author),
         committer: signature_of(committer),
+        signature,
+        signed_payload,
+        tag: None,
+    })
+}
+
+/// Read an annotated tag object and split off its signature.
+fn read_tag(repo: &gix::Repository, tag_id: gix::ObjectId) -> Result<AnnotatedTag, String> {
+    let object = repo
+        .find_object(tag_id)
+        .map_err(|err| format!("reading tag {tag_id}: {}", describe(&err)))?;
+    let data = object.data.clone();
+    let tag =
+        object.try_into_tag().map_err(|err| format!("reading tag {tag_id}: {}", describe(&err)))?;
+    let decoded =
+        tag.decode().map_err(|err| format!("decoding tag {tag_id}: {}", describe(&err)))?;
+    let (signature, signed_payload) = match decoded.signature {
+        Some(signature) => {
+            // The signature is the tail of the object; everything before it is signed.
+            let signature_bytes: &[u8] = signature.as_ref();
+            let start = data
+                .windows(signature_bytes.len().max(1))
+                .rposition(|window| window == signature_bytes)
+                .unwrap_or(data.len());
+            (Some(signature.to_string()), Some(data[..start].to_vec()))
+        }
+        None => (None, None),
+    };
+    Ok(AnnotatedTag {
+        name: decoded.name.to_string(),
+        sha: tag_id.to_string(),
+        message: decoded.message.to_string(),
         signature,
         signed_payload,
     })

@@ -96,6 +96,14 @@ pub enum Error {
         /// What the server said, redacted.
         detail: String,
     },
+    /// A commit or tag signature is missing or not made by a trusted key.
+    #[error("verifying signature of {object}: {reason}")]
+    Verification {
+        /// What was verified, e.g. `commit 363a…` or `tag 'v1.0.0'`.
+        object: String,
+        /// Why it failed.
+        reason: String,
+    },
     /// A local file or directory could not be created, read or written.
     #[error("{action} {path:?}")]
     Io {
@@ -127,6 +135,7 @@ impl Error {
             }
             Error::HostKeyMismatch { .. } => "AuthenticationFailed",
             Error::Io { .. } => "DirectoryCreationFailed",
+            Error::Verification { .. } => "VerificationError",
             Error::RefNotFound { .. }
             | Error::InvalidSemver { .. }
             | Error::NoMatchingTag { .. }
@@ -144,7 +153,10 @@ impl Error {
     pub fn is_stalled(&self) -> bool {
         matches!(
             self,
-            Error::InvalidUrl { .. } | Error::InvalidAuth { .. } | Error::InvalidSemver { .. }
+            Error::InvalidUrl { .. }
+                | Error::InvalidAuth { .. }
+                | Error::InvalidSemver { .. }
+                | Error::Verification { .. }
         )
     }
 

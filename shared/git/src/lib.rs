@@ -16,11 +16,17 @@ mod error;
 mod reference;
 mod semver_tag;
 mod url;
+#[cfg(feature = "verify")]
+mod verify;
 mod write;
 
 pub use auth::{Auth, HttpOptions, Proxy};
-pub use checkout::{CheckoutOptions, Commit, Signature, checkout, remote_head, remote_revision};
+pub use checkout::{
+    AnnotatedTag, CheckoutOptions, Commit, Signature, checkout, remote_head, remote_revision,
+};
 pub use error::Error;
 pub use reference::{DEFAULT_BRANCH, GitRef, Revision};
 pub use url::{RemoteUrl, Scheme, redact_url};
+#[cfg(feature = "verify")]
+pub use verify::{TrustedKeys, VerificationMode};
 pub use write::{Author, PushOptions, clone_for_write, commit_all, commit_all_and_push, push};

@@ -12,7 +12,14 @@ use std::time::Duration;
 /// Run git in `dir` with a fixed identity and no user or system config; panic with stderr on failure.
 #[track_caller]
 pub fn git(dir: &Path, args: &[&str]) -> String {
+    git_with_env(dir, args, &[])
+}
+
+/// Like [`git`], with extra environment variables.
+#[track_caller]
+pub fn git_with_env(dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> String {
     let output = Command::new("git")
+        .envs(env.iter().map(|(key, value)| (key, value)))
         .current_dir(dir)
         .args(args)
         .env("GIT_CONFIG_NOSYSTEM", "1")
