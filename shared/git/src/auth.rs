@@ -220,6 +220,8 @@ pub(crate) struct PreparedAuth {
     pub(crate) has_credentials: bool,
     /// CA and proxy for gix's HTTP client.
     pub(crate) client: ClientSettings,
+    /// Inherited variables a `git` child must not see.
+    pub(crate) unset_env: Vec<&'static str>,
 }
 
 impl PreparedAuth {
@@ -231,6 +233,7 @@ impl PreparedAuth {
             secrets: Vec::new(),
             has_credentials: false,
             client: ClientSettings::default(),
+            unset_env: Vec::new(),
         }
     }
 
@@ -246,6 +249,7 @@ impl PreparedAuth {
             secrets: Vec::new(),
             has_credentials: false,
             client: ClientSettings::default(),
+            unset_env: Vec::new(),
         };
         prepared.config.push("credential.helper=".into());
         let from_url;
@@ -307,9 +311,15 @@ impl PreparedAuth {
                     reason: "Secret key 'ca.crt' holds no PEM certificate".into(),
                 })?;
             self.client.ca_certificates = certificates;
+            // git's http.sslCAInfo replaces the system bundle, while Flux adds the CA to the
+            // system roots: give git both.
+            let mut bundle = system_ca_bundle();
+            bundle.push_str(pem);
             let ca_path = self.private_dir()?.join("ca.crt");
-            write_private_file(&ca_path, pem.as_bytes(), 0o600)?;
+            write_private_file(&ca_path, bundle.as_bytes(), 0o600)?;
             self.config.push(format!("http.sslCAInfo={}", ca_path.display()));
+            // The environment would override the config.
+            self.unset_env.push("GIT_SSL_CAINFO");
         }
         if let Some(proxy) = &http.proxy {
             let invalid = |reason: String| Error::InvalidAuth { reason };
@@ -426,6 +436,24 @@ fn write_ssh_files(
         command.push_str(" -o BatchMode=yes");
     }
     Ok(command)
+}
+
+/// The system CA bundle as git would find it, or nothing.
+fn system_ca_bundle() -> String {
+    let candidates = [
+        std::env::var("GIT_SSL_CAINFO").ok(),
+        std::env::var("SSL_CERT_FILE").ok(),
+        Some("/etc/ssl/certs/ca-certificates.crt".to_owned()),
+    ];
+    for path in candidates.into_iter().flatten() {
+        if let Ok(mut bundle) = std::fs::read_to_string(&path) {
+            if !bundle.ends_with('\n') {
+                bundle.push('\n');
+            }
+            return bundle;
+        }
+    }
+    String::new()
 }
 
 fn percent_encode(text: &str) -> String {

@@ -44,6 +44,9 @@ pub(crate) fn run_git(
     ] {
         command.env_remove(variable);
     }
+    for variable in &prepared.unset_env {
+        command.env_remove(variable);
+    }
     command.envs(prepared.git_env());
     let mut child = command.spawn().map_err(|err| Error::io("running git in", dir, err))?;
     let stdout_reader = child.stdout.take().map(spawn_reader);

@@ -174,3 +174,42 @@ fn http_proxy_with_credentials_for_checkout_and_push() {
         "invalid credentials: Secret key 'ca.crt' holds no PEM certificate"
     );
 }
+
+#[test]
+fn https_with_a_private_ca_for_checkout_and_push() {
+    let fixture = Fixture::new();
+    let Some(tls) = support::http::tls_files(fixture.root.path()) else { return };
+    let server =
+        support::http::https_server(fixture.bare.parent().unwrap(), tls.server_config.clone());
+    let url = format!("https://127.0.0.1:{}/private/app.git", server.port);
+    let reference = GitRef::Branch("main".into());
+
+    // The system roots do not know the test CA.
+    let err = checkout(
+        &url,
+        &basic(),
+        &reference,
+        &fixture.dest("untrusted"),
+        &CheckoutOptions::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err.reason(), "GitOperationFailed", "{err:?}");
+
+    let options = CheckoutOptions {
+        http: HttpOptions { ca_certificate: Some(tls.ca_pem.clone()), ..HttpOptions::default() },
+        ..CheckoutOptions::default()
+    };
+    let commit = checkout(&url, &basic(), &reference, &fixture.dest("trusted"), &options).unwrap();
+    assert_eq!(commit.sha, fixture.rev("main"));
+    let head = sluice_git::remote_revision(&url, &basic(), &reference, &options).unwrap().unwrap();
+    assert_eq!(head.sha, commit.sha);
+
+    let dest = fixture.dest("https-write");
+    clone_for_write(&url, &basic(), "main", &dest, &options).unwrap().unwrap();
+    std::fs::write(dest.join("tls.txt"), "over https").unwrap();
+    let author = Author { name: "Flux".into(), email: "flux@example.com".into() };
+    sluice_git::commit_all(&dest, &author, "push over https").unwrap().unwrap();
+    let push_options = sluice_git::PushOptions { http: options.http.clone(), ..Default::default() };
+    sluice_git::push(&dest, &basic(), "main", &push_options).unwrap();
+    assert_eq!(fixture.rev("main"), support::git(&dest, &["rev-parse", "HEAD"]));
+}

@@ -39,6 +39,107 @@ impl Drop for HttpServer {
 
 /// Serve the repositories under `root` until dropped.
 pub fn http_server(root: &Path) -> HttpServer {
+    serve(root, None)
+}
+
+/// Serve over TLS with `tls`; see [`TlsFiles`].
+pub fn https_server(root: &Path, tls: Arc<rustls::ServerConfig>) -> HttpServer {
+    serve(root, Some(tls))
+}
+
+/// A test CA and a server certificate for 127.0.0.1 made with the `openssl` CLI.
+pub struct TlsFiles {
+    /// The CA certificate, PEM.
+    pub ca_pem: String,
+    /// The rustls server configuration using the server certificate.
+    pub server_config: Arc<rustls::ServerConfig>,
+}
+
+/// Make a CA and a 127.0.0.1 server certificate in `dir`, or `None` without `openssl`.
+pub fn tls_files(dir: &Path) -> Option<TlsFiles> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let openssl = |args: &[&str]| -> bool {
+        Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let ok = openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=sluice test CA",
+    ]) && openssl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]) && openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "leaf.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+    ]);
+    if !ok {
+        eprintln!("skipping: openssl could not make test certificates");
+        return None;
+    }
+    let certificates: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(dir.join("leaf.crt")).unwrap().map(Result::unwrap).collect();
+    let key = PrivateKeyDer::from_pem_file(dir.join("leaf.key")).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server_config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certificates, key)
+        .unwrap();
+    Some(TlsFiles {
+        ca_pem: std::fs::read_to_string(dir.join("ca.crt")).unwrap(),
+        server_config: Arc::new(server_config),
+    })
+}
+
+fn serve(root: &Path, tls: Option<Arc<rustls::ServerConfig>>) -> HttpServer {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let stop = Arc::new(AtomicBool::new(false));
@@ -56,8 +157,20 @@ pub fn http_server(root: &Path) -> HttpServer {
             let root = root.clone();
             let backend = backend.clone();
             let proxied = Arc::clone(&thread_proxied);
+            let tls = tls.clone();
             std::thread::spawn(move || {
-                let _ = handle(stream, &root, &backend, &proxied);
+                let _ = match tls {
+                    Some(config) => match rustls::ServerConnection::new(config) {
+                        Ok(connection) => handle(
+                            rustls::StreamOwned::new(connection, stream),
+                            &root,
+                            &backend,
+                            &proxied,
+                        ),
+                        Err(_) => Ok(()),
+                    },
+                    None => handle(stream, &root, &backend, &proxied),
+                };
             });
         }
     });
@@ -65,13 +178,12 @@ pub fn http_server(root: &Path) -> HttpServer {
 }
 
 fn handle(
-    stream: TcpStream,
+    stream: impl Read + Write,
     root: &Path,
     backend: &Path,
     proxied: &AtomicUsize,
 ) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut writer = stream;
+    let mut reader = BufReader::new(stream);
     loop {
         let mut request_line = String::new();
         if reader.read_line(&mut request_line)? == 0 {
@@ -108,8 +220,8 @@ fn handle(
             Some(absolute) => {
                 if header("proxy-authorization").as_deref() != Some(PROXY_BASIC) {
                     let response = "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"proxy\"\r\nContent-Length: 0\r\n\r\n";
-                    writer.write_all(response.as_bytes())?;
-                    writer.flush()?;
+                    reader.get_mut().write_all(response.as_bytes())?;
+                    reader.get_mut().flush()?;
                     continue;
                 }
                 proxied.fetch_add(1, Ordering::SeqCst);
@@ -134,8 +246,8 @@ fn handle(
         };
         if !allowed {
             let response = "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\nContent-Length: 0\r\n\r\n";
-            writer.write_all(response.as_bytes())?;
-            writer.flush()?;
+            reader.get_mut().write_all(response.as_bytes())?;
+            reader.get_mut().flush()?;
             continue;
         }
         let mut command = Command::new(backend);
@@ -198,8 +310,8 @@ fn handle(
         full.extend_from_slice(&response);
         full.extend_from_slice(b"\r\n");
         full.extend_from_slice(&content);
-        writer.write_all(&full)?;
-        writer.flush()?;
+        reader.get_mut().write_all(&full)?;
+        reader.get_mut().flush()?;
     }
 }
 
