@@ -173,7 +173,7 @@ fn scalar_text(value: &Value) -> Option<String> {
     }
 }
 
-/// Remove the apimachinery-only directive keys from a map (they never reach the output).
+/// Whether a patch key is a directive rather than a field (directives never reach the output).
 fn is_directive_key(key: &str) -> bool {
     key == PATCH
         || key == RETAIN_KEYS
