@@ -1,8 +1,10 @@
 //! Merge keys and patch strategies of Kubernetes kinds, read from OpenAPI (swagger 2) documents.
 //!
 //! The built-in table is generated from the Kubernetes 1.20.2 `api/openapi-spec/swagger.json`
-//! by `examples/gen_schema.rs` (kustomize v5.5.0 embeds the 1.21.2 spec; the patch metadata of
-//! the built-in kinds is the same for the fields kustomize merges). Only the parts of the schema
+//! by `examples/gen_schema.rs`. kustomize v5.5.0 embeds the 1.21.2 spec, whose patch metadata
+//! is the same; the kinds that went GA in 1.21 (`batch/v1` CronJob, `policy/v1`
+//! PodDisruptionBudget and Eviction, `discovery.k8s.io/v1` EndpointSlice) are mapped to their
+//! 1.20 beta definitions by the generator. Only the parts of the schema
 //! that lead to a list with a patch strategy are kept: a field without schema merges exactly like
 //! a field whose schema has no strategy (lists are replaced), so the rest carries no information.
 
