@@ -136,6 +136,19 @@ impl std::fmt::Debug for HttpOptions {
     }
 }
 
+impl HttpOptions {
+    /// Read the CA of a GitRepository Secret: `ca.crt`, or the older `caFile` key.
+    ///
+    /// The proxy comes from a separate Secret; see [`Proxy::from_secret_data`].
+    pub fn from_secret_data(data: &BTreeMap<String, Vec<u8>>) -> HttpOptions {
+        let ca_certificate = ["ca.crt", "caFile"]
+            .iter()
+            .find_map(|key| data.get(*key).filter(|value| !value.is_empty()))
+            .map(|value| String::from_utf8_lossy(value).into_owned());
+        HttpOptions { ca_certificate, proxy: None }
+    }
+}
+
 /// An HTTP proxy, as in a Flux proxy Secret (`address`, `username`, `password`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Proxy {
@@ -513,6 +526,20 @@ mod tests {
         let ok = Auth::from_secret_data(ssh, &data(&[("identity", "KEY"), ("known_hosts", "h k")]))
             .unwrap();
         assert!(matches!(ok, Auth::Ssh { password: None, .. }));
+    }
+
+    #[test]
+    fn http_options_read_the_ca() {
+        let with_ca = data(&[("username", "u"), ("ca.crt", "PEM")]);
+        assert_eq!(HttpOptions::from_secret_data(&with_ca).ca_certificate.as_deref(), Some("PEM"));
+        let legacy = data(&[("caFile", "OLD")]);
+        assert_eq!(HttpOptions::from_secret_data(&legacy).ca_certificate.as_deref(), Some("OLD"));
+        assert_eq!(HttpOptions::from_secret_data(&data(&[])), HttpOptions::default());
+        let proxy =
+            Proxy::from_secret_data(&data(&[("address", "http://p:3128"), ("password", "pw")]));
+        assert_eq!(proxy.unwrap().address, "http://p:3128");
+        let missing = Proxy::from_secret_data(&data(&[("username", "u")])).unwrap_err();
+        assert!(missing.to_string().contains("'address'"), "{missing}");
     }
 
     #[test]

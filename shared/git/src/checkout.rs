@@ -116,6 +116,7 @@ pub fn checkout(
     let remote = RemoteUrl::parse(url)?;
     let prepared = Arc::new(PreparedAuth::new(auth, &remote, &options.http)?);
     let deadline = Deadline::start(options.timeout);
+    let started = std::time::Instant::now();
     let resolved = match reference {
         GitRef::Semver(_) => resolve(&remote, &prepared, reference, &deadline)?,
         _ => resolve_without_listing(reference),
@@ -138,6 +139,13 @@ pub fn checkout(
     if !options.sparse_paths.is_empty() {
         keep_only_sparse_paths(dest, &options.sparse_paths)?;
     }
+    tracing::debug!(
+        url = %remote.to_redacted(),
+        revision = %commit.revision,
+        shallow = options.shallow,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "checked out"
+    );
     Ok(commit)
 }
 
