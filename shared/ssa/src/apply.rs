@@ -263,6 +263,48 @@ fn is_immutable_error(message: &str) -> bool {
         || message.contains("Forbidden: updates to")
 }
 
+/// Sets the defaults that server-side apply needs before the API server's defaulting runs:
+/// `protocol: TCP` on container and Service ports, which are list-map keys (Flux's
+/// `SetNativeKindsDefaults`). Without it the apply fails with "associative list with keys has
+/// an element that omits key field \"protocol\"".
+pub fn set_native_defaults(obj: &mut Value) {
+    fn default_ports(ports: &mut Value) {
+        for port in ports.as_array_mut().into_iter().flatten() {
+            if let Some(port) = port.as_object_mut() {
+                port.entry("protocol").or_insert_with(|| Value::String("TCP".into()));
+            }
+        }
+    }
+    fn default_pod_spec(spec: &mut Value) {
+        for list in ["containers", "initContainers", "ephemeralContainers"] {
+            for container in spec[list].as_array_mut().into_iter().flatten() {
+                if container.get("ports").is_some() {
+                    default_ports(&mut container["ports"]);
+                }
+            }
+        }
+    }
+    let kind = obj["kind"].as_str().unwrap_or_default().to_string();
+    match kind.as_str() {
+        "Service" if obj["spec"].get("ports").is_some() => default_ports(&mut obj["spec"]["ports"]),
+        "Pod" if obj.get("spec").is_some() => default_pod_spec(&mut obj["spec"]),
+        "Deployment"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "ReplicaSet"
+        | "Job"
+        | "ReplicationController"
+            if obj["spec"]["template"].get("spec").is_some() =>
+        {
+            default_pod_spec(&mut obj["spec"]["template"]["spec"])
+        }
+        "CronJob" if obj["spec"]["jobTemplate"]["spec"]["template"].get("spec").is_some() => {
+            default_pod_spec(&mut obj["spec"]["jobTemplate"]["spec"]["template"]["spec"])
+        }
+        _ => {}
+    }
+}
+
 /// Removes what the API server adds, so a dry-run result compares with the live object.
 fn comparable(obj: &Value) -> Value {
     let mut obj = obj.clone();
@@ -354,6 +396,7 @@ impl ResourceManager {
 
     fn with_owner_labels(&self, obj: &Value) -> Value {
         let mut obj = obj.clone();
+        set_native_defaults(&mut obj);
         if !self.owner_labels.is_empty() {
             let labels = obj["metadata"]
                 .as_object_mut()
@@ -715,6 +758,23 @@ mod tests {
             ours,
             json!({"f:metadata": {"f:labels": {"f:a": {}, "f:b": {}}}, "f:data": {"f:x": {}}})
         );
+    }
+
+    #[test]
+    fn native_defaults_add_port_protocols() {
+        let mut service = json!({"kind": "Service", "spec": {"ports": [{"port": 80}, {"port": 53, "protocol": "UDP"}]}});
+        set_native_defaults(&mut service);
+        assert_eq!(
+            service["spec"]["ports"],
+            json!([{"port": 80, "protocol": "TCP"}, {"port": 53, "protocol": "UDP"}])
+        );
+        let mut deployment = json!({"kind": "Deployment", "spec": {"template": {"spec": {"containers": [{"name": "a", "ports": [{"containerPort": 8080}]}, {"name": "b"}]}}}});
+        set_native_defaults(&mut deployment);
+        assert_eq!(
+            deployment["spec"]["template"]["spec"]["containers"][0]["ports"][0]["protocol"],
+            "TCP"
+        );
+        assert!(deployment["spec"]["template"]["spec"]["containers"][1].get("ports").is_none());
     }
 
     #[test]
