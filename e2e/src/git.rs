@@ -9,15 +9,14 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use tempfile::TempDir;
 
 use crate::paths::find_program;
-use crate::process::{self, Lifetime, ServerProcess};
+use crate::process::{self, Lifetime, ScratchDir, ServerProcess};
 
 /// Bare repositories plus their work trees, in one temporary directory.
 #[derive(Debug)]
 pub struct GitRepos {
-    dir: TempDir,
+    dir: ScratchDir,
 }
 
 impl GitRepos {
@@ -26,10 +25,7 @@ impl GitRepos {
     /// # Errors
     /// When the directory cannot be created.
     pub fn new() -> Result<GitRepos> {
-        let dir = tempfile::Builder::new()
-            .prefix("sluice-git-")
-            .tempdir()
-            .context("creating a temporary directory for git repositories")?;
+        let dir = ScratchDir::new("sluice-git-")?;
         fs::create_dir_all(dir.path().join("repos"))?;
         fs::create_dir_all(dir.path().join("work"))?;
         Ok(GitRepos { dir })
@@ -179,7 +175,7 @@ pub struct GitServer {
     repos: GitRepos,
     port: u16,
     _process: ServerProcess,
-    _config_dir: TempDir,
+    _config_dir: ScratchDir,
 }
 
 impl GitServer {
@@ -201,7 +197,7 @@ impl GitServer {
             bail!("{} not found: install git (apt-get install git)", backend.display());
         }
         let repos = GitRepos::new()?;
-        let config_dir = tempfile::Builder::new().prefix("sluice-lighttpd-").tempdir()?;
+        let config_dir = ScratchDir::new("sluice-lighttpd-")?;
         let conf_dir = config_dir.path();
         fs::create_dir_all(conf_dir.join("docroot"))?;
         let htpasswd = process::run_tool(
@@ -326,7 +322,7 @@ pub struct SshGitServer {
     repos: GitRepos,
     port: u16,
     user: String,
-    dir: TempDir,
+    dir: ScratchDir,
     host_public_key: String,
     _process: ServerProcess,
 }
@@ -339,7 +335,7 @@ impl SshGitServer {
     pub fn start() -> Result<SshGitServer> {
         let sshd = find_program(&["/usr/sbin/sshd"], "openssh-server")?;
         let repos = GitRepos::new()?;
-        let dir = tempfile::Builder::new().prefix("sluice-sshd-").tempdir()?;
+        let dir = ScratchDir::new("sluice-sshd-")?;
         let path = dir.path();
         for key in ["host_key", "client_key"] {
             process::run_tool(

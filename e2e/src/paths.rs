@@ -64,7 +64,15 @@ impl ClusterBinaries {
     /// # Errors
     /// When a binary is missing; the message says which command provides it.
     pub fn locate() -> Result<ClusterBinaries> {
-        let binaries = ClusterBinaries::configured();
+        ClusterBinaries::configured().check()
+    }
+
+    /// These paths, checked to exist.
+    ///
+    /// # Errors
+    /// When a binary is missing; the message says which command provides it.
+    pub fn check(self) -> Result<ClusterBinaries> {
+        let binaries = self;
         for (path, var) in [
             (&binaries.apiserver, "SLUICE_KUBE_APISERVER"),
             (&binaries.controller_manager, "SLUICE_KUBE_CONTROLLER_MANAGER"),
@@ -116,4 +124,26 @@ pub fn find_program(candidates: &[&str], package: &str) -> Result<PathBuf> {
 pub fn workspace_root() -> PathBuf {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_binary_names_the_command_that_provides_it() {
+        let missing = PathBuf::from("/nonexistent/kube-apiserver");
+        let binaries = ClusterBinaries {
+            apiserver: missing.clone(),
+            controller_manager: missing.clone(),
+            etcd: missing.clone(),
+        };
+        let message = binaries.check().unwrap_err().to_string();
+        assert!(message.contains("/nonexistent/kube-apiserver not found"), "{message}");
+        assert!(message.contains("run `cargo xtask cluster build`"), "{message}");
+        assert!(message.contains("SLUICE_KUBE_APISERVER"), "{message}");
+
+        let message = find_program(&["/nonexistent/lighttpd"], "lighttpd").unwrap_err().to_string();
+        assert!(message.contains("apt-get install lighttpd"), "{message}");
+    }
 }

@@ -361,3 +361,35 @@ pub fn stop_pid(pid: u32, grace: Duration) -> bool {
     }
     true
 }
+
+/// A temporary directory removed when dropped, or by the watchdog if this process dies first.
+#[derive(Debug)]
+pub struct ScratchDir {
+    dir: tempfile::TempDir,
+}
+
+impl ScratchDir {
+    /// Creates `$TMPDIR/<prefix>XXXXXX`.
+    ///
+    /// # Errors
+    /// When the directory cannot be created or the watchdog cannot start.
+    pub fn new(prefix: &str) -> Result<ScratchDir> {
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir()
+            .with_context(|| format!("creating a temporary directory {prefix}*"))?;
+        remove_dir_at_exit(dir.path())?;
+        Ok(ScratchDir { dir })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        forget_dir(self.dir.path());
+    }
+}

@@ -9,10 +9,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use tempfile::TempDir;
 
 use crate::paths::find_program;
-use crate::process::{self, Lifetime, ServerProcess};
+use crate::process::{self, Lifetime, ScratchDir, ServerProcess};
 
 /// A running docker-registry on 127.0.0.1.
 #[derive(Debug)]
@@ -20,7 +19,7 @@ pub struct Registry {
     port: u16,
     auth: bool,
     _process: ServerProcess,
-    _dir: TempDir,
+    _dir: ScratchDir,
 }
 
 /// One layer of an artifact to push: media type and content.
@@ -45,7 +44,7 @@ impl Registry {
     /// When docker-registry (or htpasswd, for auth) is missing or it does not listen in 15 s.
     pub fn start(auth: bool) -> Result<Registry> {
         let binary = find_program(&["/usr/bin/docker-registry"], "docker-registry")?;
-        let dir = tempfile::Builder::new().prefix("sluice-registry-").tempdir()?;
+        let dir = ScratchDir::new("sluice-registry-")?;
         let path = dir.path();
         let auth_config =
             if auth {

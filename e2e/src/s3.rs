@@ -9,16 +9,15 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
-use tempfile::TempDir;
 
-use crate::process::{self, Lifetime, ServerProcess};
+use crate::process::{self, Lifetime, ScratchDir, ServerProcess};
 
 /// A running moto S3 server on 127.0.0.1.
 #[derive(Debug)]
 pub struct S3Server {
     port: u16,
     _process: ServerProcess,
-    _dir: TempDir,
+    _dir: ScratchDir,
 }
 
 impl S3Server {
@@ -44,7 +43,7 @@ impl S3Server {
                 crate::paths::cache_dir().join("venv").display()
             );
         }
-        let dir = tempfile::Builder::new().prefix("sluice-s3-").tempdir()?;
+        let dir = ScratchDir::new("sluice-s3-")?;
         let mut last_error = None;
         for _ in 0..3 {
             let port = process::free_port()?;
