@@ -4,6 +4,7 @@
 
 mod cluster;
 mod codegen;
+mod demo;
 mod tasks;
 
 use clap::{Parser, Subcommand};
@@ -23,6 +24,8 @@ enum Command {
     E2e(cluster::E2eArgs),
     /// Generate the CRD manifests in config/crd from the API types (--check to verify).
     Codegen(codegen::CodegenArgs),
+    /// See sluice work: a real local cluster, a git server, the controllers, a commit flowing through.
+    Demo(demo::DemoArgs),
     /// Check formatting, clippy (warnings denied), stale CRDs and forbidden crates.
     Lint,
     /// Run every test: unit, conformance corpora (when ../shared exists) and the real-cluster e2e.
@@ -35,6 +38,7 @@ fn main() -> anyhow::Result<()> {
         Command::Cluster(args) => cluster::run(args),
         Command::E2e(args) => cluster::e2e(args),
         Command::Codegen(args) => codegen::run(args, &workspace_root()),
+        Command::Demo(args) => demo::run(args),
         Command::Lint => tasks::lint(&workspace_root()),
         Command::Test(args) => tasks::test(args, &workspace_root()),
     }
