@@ -384,7 +384,7 @@ impl<'a> Context<'a> {
             other => {
                 return Err(self.error_at(
                     st,
-                    branch.pos,
+                    branch.pipe.pos,
                     &branch.pipe,
                     format!("range can't iterate over {other}"),
                 ));

@@ -203,7 +203,11 @@ impl Value {
             Value::String(s) => !s.is_empty(),
             Value::List(l) => !l.is_empty(),
             Value::Map(m) => !m.is_empty(),
-            Value::Object(_) => true,
+            // A Go slice or map type (Helm's `VersionSet`) is false when empty; structs are true.
+            Value::Object(o) => match o.to_value() {
+                inner @ (Value::List(_) | Value::Map(_)) => inner.is_true(),
+                _ => true,
+            },
         }
     }
 

@@ -183,3 +183,66 @@ fn unbounded_template_recursion_stops_at_the_depth_limit() {
         "ERROR: template: t:1:19: executing \"r\" at <{{template \"r\" .}}>: exceeded maximum template depth (200)",
     );
 }
+
+#[test]
+fn more_go_exec_cases() {
+    check("{{ with $x := .Values.name }}{{ $x }}-{{ . }}{{ end }}", "demo-demo");
+    check("{{ with .Values.missing }}a{{ else with .Values.name }}{{ . }}{{ end }}", "demo");
+    check("{{ if false }}a{{ else if false }}b{{ else if true }}c{{ end }}", "c");
+    check(
+        "{{ range $i, $e := .Values.list }}{{ if $i }},{{ end }}{{ $e }}{{ else }}empty{{ end }}",
+        "a,b,c",
+    );
+    check("{{ range .Values.list -}} {{ . }} {{- end }}", "abc");
+    check("{{ range $k, $v := .Values.nested }}{{ $k }}{{ $v.y }}{{ end }}", "xdeep");
+    check("{{ range $x := .Values.list }}{{ $x }}{{ end }}", "abc");
+    check(
+        "{{ range .Values.ratio }}{{ end }}",
+        "ERROR: template: t:1:9: executing \"t\" at <.Values.ratio>: range can't iterate over 1.5",
+    );
+    check("{{ printf \"%-5s|%5.1f|%03d\" \"ab\" 3.14159 7 }}", "ab   |  3.1|007");
+    check("{{ printf \"%v %v\" .Values.enabled .Values.nothing }}", "true <nil>");
+    check(
+        "{{ lt \"a\" \"b\" }} {{ eq 1.5 .Values.ratio }} {{ ne .Values.name \"x\" }}",
+        "true true true",
+    );
+    check("{{ len .Values.map }} {{ len \"héllo\" }}", "2 6");
+    check("{{ index \"abc\" 1 }}", "98");
+    check("{{ .Values.name | len | printf \"%d chars\" }}", "4 chars");
+    check("{{ $x := 0 }}{{ range .Values.list }}{{ $x = add $x 1 }}{{ end }}{{ $x }}", "3");
+    check(
+        "{{ define \"t2\" }}[{{ . }}]{{ end }}{{ template \"t2\" .Values.name }}{{ template \"t2\" }}",
+        "[demo][<no value>]",
+    );
+    check("{{ \"a\" }}{{ `raw\\n` }}{{ \"esc\\t\" }}", "araw\\nesc\t");
+    check("{{ .Values.nested.x.missing }}", "<no value>");
+    check(
+        "{{ not .Values.missing }} {{ and .Values.name .Values.port }} {{ or .Values.empty .Values.zero }}",
+        "true 8080 <no value>",
+    );
+    check("{{ nil }}", "ERROR: template: t:1:3: executing \"t\" at <nil>: nil is not a command");
+    check(
+        "{{ .Values.name 1 }}",
+        "ERROR: template: t:1:10: executing \"t\" at <.Values.name>: name is not a method but has arguments",
+    );
+    check(
+        "{{ 1 2 }}",
+        "ERROR: template: t:1:3: executing \"t\" at <1>: can't give argument to non-function 1",
+    );
+    check(
+        "{{ $x := 1 }}{{ $x.foo }}",
+        "ERROR: template: t:1:18: executing \"t\" at <$x.foo>: can't evaluate field foo in type int",
+    );
+}
+
+#[test]
+fn missing_key_modes() {
+    check_with(
+        MissingKey::Error,
+        "{{ .Values.nope }}",
+        "ERROR: template: t:1:10: executing \"t\" at <.Values.nope>: map has no entry for key \"nope\"",
+    );
+    check_zero("{{ .Values.missing | default \"d\" }}", "d");
+    check_zero("{{ if .Values.missing }}x{{ else }}y{{ end }}", "y");
+    check_zero("{{ $v := .Values.missing }}{{ $v.deeper }}", "<no value>");
+}

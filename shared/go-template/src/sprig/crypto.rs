@@ -32,6 +32,13 @@ pub(super) fn register(funcs: &mut Funcs) {
             Err(crate::FuncError::Call(format!("{name} is not supported by this engine yet")))
         });
     }
+    pure(funcs, "randBytes", sig(&[Int]), |a| {
+        use base64::Engine as _;
+        use rand::RngCore as _;
+        let mut bytes = vec![0u8; super::arg_int(a, 0).clamp(0, 1 << 20) as usize];
+        rand::rng().fill_bytes(&mut bytes);
+        Ok(Value::from(base64::engine::general_purpose::STANDARD.encode(bytes)))
+    });
     pure(funcs, "htpasswd", sig(&[Str, Str]), |a| {
         let (user, password) = (arg_str(a, 0), arg_str(a, 1));
         if user.contains(':') {
