@@ -126,7 +126,7 @@ pub fn checkout(
         Err(err @ Error::Operation { .. }) if resolved.sha.is_none() => {
             // Tell a missing ref apart from other failures; ls-remote gives a clear answer.
             if let GitRef::Commit { .. } = reference {
-                return Err(missing_commit_or(err, reference, &remote));
+                return Err(missing_commit_or(err, reference, &remote, &prepared, &deadline));
             }
             resolve(&remote, &prepared, reference, &deadline)?;
             return Err(err);
@@ -149,19 +149,28 @@ pub fn checkout(
     Ok(commit)
 }
 
-fn missing_commit_or(err: Error, reference: &GitRef, remote: &RemoteUrl) -> Error {
-    let Error::Operation { detail, .. } = &err else { return err };
-    let lower = detail.to_ascii_lowercase();
-    match reference {
-        GitRef::Commit { sha, .. }
-            if lower.contains("not our ref")
-                || lower.contains("not found")
-                || lower.contains("could not find")
-                || lower.contains("upload-pack: not our") =>
-        {
+/// Decide whether a failed fetch of a commit means the commit does not exist.
+///
+/// Servers refuse unknown wants ("not our ref") and may close the connection before the client
+/// reads why, so the text is unreliable; when the server still answers an ls-remote, the
+/// connection and credentials are fine and the commit is what is missing.
+fn missing_commit_or(
+    err: Error,
+    reference: &GitRef,
+    remote: &RemoteUrl,
+    prepared: &Arc<PreparedAuth>,
+    deadline: &Deadline,
+) -> Error {
+    let GitRef::Commit { sha, branch } = reference else { return err };
+    let probe = match branch {
+        Some(branch) => format!("refs/heads/{branch}"),
+        None => "HEAD".to_owned(),
+    };
+    match list_refs(remote, prepared, &probe, deadline) {
+        Ok(_) => {
             Error::RefNotFound { kind: "commit", name: sha.clone(), url: remote.to_redacted() }
         }
-        _ => err,
+        Err(_) => err,
     }
 }
 
