@@ -3,6 +3,8 @@
 //!
 //! Follows `kubernetes-sigs/kustomize:api/filters/nameref/nameref.go` (v5.5.0).
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 use crate::config::NameBackReference;
@@ -16,6 +18,42 @@ struct Candidate {
     idx: usize,
     cur: ResId,
     prev: Vec<ResId>,
+    /// Namespace of the original id (kustomize's `OrgId().Namespace`).
+    org_namespace: String,
+}
+
+/// All possible referrals, indexed by previous name and original namespace.
+struct Index {
+    candidates: Vec<Candidate>,
+    by_prev_name: HashMap<String, Vec<usize>>,
+    by_org_namespace: HashMap<String, Vec<usize>>,
+}
+
+impl Index {
+    fn new(resources: &[Resource]) -> Index {
+        let mut by_prev_name: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_org_namespace: HashMap<String, Vec<usize>> = HashMap::new();
+        let candidates: Vec<Candidate> = resources
+            .iter()
+            .enumerate()
+            .map(|(idx, r)| {
+                let prev = r.prev_ids();
+                let cur = r.cur_id();
+                let org_namespace = prev.first().unwrap_or(&cur).namespace.clone();
+                Candidate { idx, cur, prev, org_namespace }
+            })
+            .collect();
+        for (i, c) in candidates.iter().enumerate() {
+            let mut names: Vec<&str> = c.prev.iter().map(|id| id.name.as_str()).collect();
+            names.sort_unstable();
+            names.dedup();
+            for n in names {
+                by_prev_name.entry(n.to_string()).or_default().push(i);
+            }
+            by_org_namespace.entry(c.org_namespace.clone()).or_default().push(i);
+        }
+        Index { candidates, by_prev_name, by_org_namespace }
+    }
 }
 
 /// Updates name references in all resources.
@@ -26,13 +64,16 @@ pub(crate) fn fix_back_references(
     resources: &mut [Resource],
     back_refs: &[NameBackReference],
 ) -> Result<()> {
-    let snapshot: Vec<Candidate> = resources
+    let index = Index::new(resources);
+    // Bookkeeping only (prefixes, suffixes), without cloning the objects.
+    let meta: Vec<Resource> = resources
         .iter()
-        .enumerate()
-        .map(|(idx, r)| Candidate { idx, cur: r.cur_id(), prev: r.prev_ids() })
+        .map(|r| Resource {
+            prefixes: r.prefixes.clone(),
+            suffixes: r.suffixes.clone(),
+            ..Resource::default()
+        })
         .collect();
-    let meta: Vec<Resource> =
-        resources.iter().map(|r| Resource { obj: Value::Null, ..r.clone() }).collect();
     let org_ids: Vec<ResId> = resources.iter().map(Resource::org_id).collect();
     for i in 0..resources.len() {
         let mut filters: Vec<(&FieldSpec, &Gvk)> = Vec::new();
@@ -47,7 +88,7 @@ pub(crate) fn fix_back_references(
             continue;
         }
         let referrer_id = resources[i].cur_id();
-        let candidates = subset_referable(resources, &snapshot, i)?;
+        let rb_namespaces = role_binding_namespaces(&resources[i], &referrer_id)?;
         let mut obj = std::mem::take(&mut resources[i].obj);
         let mut ref_by: Vec<usize> = Vec::new();
         for (spec, target_gvk) in filters {
@@ -60,7 +101,8 @@ pub(crate) fn fix_back_references(
                 referrer_id: &referrer_id,
                 target: target_gvk,
                 role_ref: role_ref_gvk.as_ref(),
-                candidates: &candidates,
+                index: &index,
+                rb_namespaces: &rb_namespaces,
                 meta: &meta,
             };
             let result = fieldspec::apply(&mut obj, &spec_here, Create::Nothing, &mut |node| {
@@ -94,18 +136,9 @@ fn role_ref_gvk(obj: &Value) -> Option<Gvk> {
     })
 }
 
-/// Resources a referrer may refer to: same namespace, cluster-scoped, or RoleBinding subject namespaces.
-fn subset_referable<'s>(
-    resources: &[Resource],
-    snapshot: &'s [Candidate],
-    i: usize,
-) -> Result<Vec<&'s Candidate>> {
-    let referrer = &resources[i];
-    let rid = referrer.cur_id();
-    if rid.gvk.is_cluster_scoped() {
-        return Ok(snapshot.iter().collect());
-    }
-    let mut rb_namespaces: Vec<String> = Vec::new();
+/// Namespaces of ServiceAccount subjects of a RoleBinding: objects there may be referred to too.
+fn role_binding_namespaces(referrer: &Resource, rid: &ResId) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
     if referrer.kind() == "RoleBinding"
         && let Some(Value::Array(subjects)) = referrer.obj.get("subjects")
     {
@@ -114,7 +147,7 @@ fn subset_referable<'s>(
                 && kind.as_str() == Some("ServiceAccount")
             {
                 match ns.as_str() {
-                    Some(n) => rb_namespaces.push(n.to_string()),
+                    Some(n) => out.push(n.to_string()),
                     None => {
                         return Err(Error::build(
                             "",
@@ -125,14 +158,7 @@ fn subset_referable<'s>(
             }
         }
     }
-    Ok(snapshot
-        .iter()
-        .filter(|c| {
-            c.cur.gvk.is_cluster_scoped()
-                || c.cur.is_ns_equal(&rid)
-                || rb_namespaces.contains(&c.cur.namespace)
-        })
-        .collect())
+    Ok(out)
 }
 
 struct Ctx<'a> {
@@ -140,11 +166,33 @@ struct Ctx<'a> {
     referrer_id: &'a ResId,
     target: &'a Gvk,
     role_ref: Option<&'a Gvk>,
-    candidates: &'a [&'a Candidate],
+    index: &'a Index,
+    rb_namespaces: &'a [String],
     meta: &'a [Resource],
 }
 
 impl Ctx<'_> {
+    /// kustomize's `SubsetThatCouldBeReferencedByResource`.
+    fn referable(&self, c: &Candidate) -> bool {
+        self.referrer_id.gvk.is_cluster_scoped()
+            || c.cur.gvk.is_cluster_scoped()
+            || c.cur.is_ns_equal(self.referrer_id)
+            || self.rb_namespaces.contains(&c.cur.namespace)
+    }
+
+    fn named(&self, old: &str) -> Vec<&Candidate> {
+        self.index
+            .by_prev_name
+            .get(old)
+            .map(|list| {
+                list.iter()
+                    .map(|&i| &self.index.candidates[i])
+                    .filter(|c| self.referable(c))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     fn set(&self, node: &mut Value, ref_by: &mut Vec<usize>) -> Result<(), String> {
         match node {
             Value::Null => Ok(()),
@@ -166,8 +214,7 @@ impl Ctx<'_> {
 
     fn set_scalar(&self, node: &mut Value, ref_by: &mut Vec<usize>) -> Result<(), String> {
         let old = node.as_str().unwrap_or("").to_string();
-        let all: Vec<&Candidate> = self.candidates.to_vec();
-        if let Some(c) = self.select(&old, all, false)? {
+        if let Some(c) = self.select(&old, self.named(&old), false)? {
             ref_by.push(c.idx);
             if c.cur.name != old {
                 *node = Value::String(c.cur.name.clone());
@@ -186,27 +233,18 @@ impl Ctx<'_> {
         };
         let candidates: Vec<&Candidate> =
             match node.get("namespace").map(|n| n.as_str().unwrap_or("").to_string()) {
-                None => self.candidates.to_vec(),
+                None => self.named(&old),
                 Some(ns) => {
-                    let by_org: Vec<&Candidate> = self
-                        .candidates
-                        .iter()
-                        .copied()
+                    // Candidates in the original namespace when there are any, else in the current one.
+                    let group_exists = self.index.by_org_namespace.get(&ns).is_some_and(|list| {
+                        list.iter().any(|&i| self.referable(&self.index.candidates[i]))
+                    });
+                    self.named(&old)
+                        .into_iter()
                         .filter(|c| {
-                            let org = c.prev.first().unwrap_or(&c.cur);
-                            let org_ns = if c.prev.is_empty() {
-                                c.cur.namespace.clone()
-                            } else {
-                                org.namespace.clone()
-                            };
-                            org_ns == ns
+                            if group_exists { c.org_namespace == ns } else { c.cur.namespace == ns }
                         })
-                        .collect();
-                    if by_org.is_empty() {
-                        self.candidates.iter().copied().filter(|c| c.cur.namespace == ns).collect()
-                    } else {
-                        by_org
-                    }
+                        .collect()
                 }
             };
         let Some(c) = self.select(&old, candidates, true)? else { return Ok(()) };
