@@ -113,7 +113,8 @@ pub fn sort(conditions: &mut [Condition]) {
 /// The message of a condition or event for an error: the error chain joined with `": "`.
 ///
 /// Causes whose text already ends the previous message are skipped, so wrappers that repeat
-/// their source do not print it twice.
+/// their source do not print it twice. Credentials in URLs are removed
+/// ([`crate::events::redact`]), since these messages reach status, events and logs.
 pub fn error_message(error: &(dyn StdError + 'static)) -> String {
     let mut message = error.to_string();
     let mut source = error.source();
@@ -125,7 +126,7 @@ pub fn error_message(error: &(dyn StdError + 'static)) -> String {
         }
         source = cause.source();
     }
-    message
+    crate::events::redact(&message)
 }
 
 /// Holds a status to the kstatus rules; the shared checker of integration tests.
@@ -384,6 +385,15 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("fetch failed: kustomization.yaml not found")]
     struct Repeating(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cloning https://user:token@github.com/org/repo")]
+    struct WithCredentials;
+
+    #[test]
+    fn error_message_redacts_credentials() {
+        assert_eq!(error_message(&WithCredentials), "cloning https://github.com/org/repo");
+    }
 
     #[test]
     fn error_message_joins_the_chain() {

@@ -21,7 +21,7 @@ use sluice_api::meta::{Condition, READY, RECONCILING, STALLED, reason};
 
 use crate::conditions::{self, Status};
 use crate::error::{Error, ReconcileError};
-use crate::events::{EventRecorder, Severity};
+use crate::events::{EventRecorder, Severity, redact};
 use crate::object::FluxObject;
 
 /// How a reconcile ended.
@@ -89,7 +89,20 @@ pub fn next_conditions(
     now: Time,
 ) -> Vec<Condition> {
     let mut next = previous.to_vec();
-    match outcome {
+    // Messages may quote URLs from the spec; never let credentials into the status.
+    let redacted = match outcome {
+        Outcome::Ready { reason, message } => {
+            Outcome::Ready { reason: reason.clone(), message: redact(message) }
+        }
+        Outcome::Progressing { message } => Outcome::Progressing { message: redact(message) },
+        Outcome::Retrying { reason, message } => {
+            Outcome::Retrying { reason: reason.clone(), message: redact(message) }
+        }
+        Outcome::Stalled { reason, message } => {
+            Outcome::Stalled { reason: reason.clone(), message: redact(message) }
+        }
+    };
+    match &redacted {
         Outcome::Ready { reason, message } => {
             conditions::set(&mut next, READY, Status::True, reason, message, generation, now);
             conditions::remove(&mut next, RECONCILING);
@@ -413,6 +426,13 @@ mod tests {
             "Ready=False/InvalidURL Stalled=True/InvalidURL",
             2,
         );
+    }
+
+    #[test]
+    fn condition_messages_are_redacted() {
+        let outcome = ready("Succeeded", "stored artifact from https://u:p@example.com/repo");
+        let next = next_conditions(&[], &outcome, Some(1), time(0));
+        assert_eq!(next[0].message, "stored artifact from https://example.com/repo");
     }
 
     #[test]
