@@ -93,9 +93,13 @@ impl Chart {
         self.metadata.get("name").and_then(Json::as_str).unwrap_or("")
     }
 
-    /// The chart version from Chart.yaml.
-    pub fn version(&self) -> &str {
-        self.metadata.get("version").and_then(Json::as_str).unwrap_or("")
+    /// The chart version from Chart.yaml (a YAML number is read back as Go formats it).
+    pub fn version(&self) -> String {
+        match self.metadata.get("version") {
+            Some(Json::String(s)) => s.clone(),
+            Some(Json::Number(n)) => crate::yaml::go_float_g(n.as_f64().unwrap_or(0.0)),
+            _ => String::new(),
+        }
     }
 
     /// Whether Chart.yaml says `type: library`.

@@ -345,7 +345,7 @@ fn register_helm_functions(set: &mut TemplateSet) {
         Value::str(crate::yaml_emit::to_yaml(&v.to_json()).trim_end_matches('\n'))
     });
     simple(set, "toYamlPretty", |v| {
-        Value::str(crate::yaml_emit::to_yaml(&v.to_json()).trim_end_matches('\n'))
+        Value::str(crate::yaml_emit::to_yaml_pretty(&v.to_json()).trim_end_matches('\n'))
     });
     simple(set, "toJson", |v| Value::str(&crate::encode::to_go_json(&v.to_json(), true)));
     simple(set, "toToml", |v| match crate::encode::to_toml(&v.to_json()) {

@@ -272,6 +272,12 @@ pub fn render_chart(
 ) -> Result<Rendered, Error> {
     let kube_version =
         KubeVersion::parse(options.kube_version.as_deref().unwrap_or(DEFAULT_KUBE_VERSION))?;
+    if chart.is_library() {
+        return Err(Error::Values(format!(
+            "library charts are not installable: chart {:?} has type library",
+            chart.name()
+        )));
+    }
     values::process_dependencies(&mut chart, user_values);
     let values = values::coalesce_values(&chart, user_values, false);
     schema::validate(&chart, &values).map_err(Error::Schema)?;
@@ -333,6 +339,98 @@ pub(crate) fn semver_check(constraint: &str, version: &str) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chart::{ChartFile, load_files};
+
+    fn chart(files: &[(&str, &str)]) -> Chart {
+        load_files(
+            files
+                .iter()
+                .map(|(n, d)| ChartFile { name: n.to_string(), data: d.as_bytes().to_vec() })
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    fn options() -> TemplateOptions {
+        TemplateOptions {
+            release_name: "demo".into(),
+            namespace: "prod".into(),
+            ..TemplateOptions::default()
+        }
+    }
+
+    #[track_caller]
+    fn check_render(files: &[(&str, &str)], expected: &str) {
+        let rendered = render_chart(chart(files), &Map::new(), &options()).unwrap();
+        assert_eq!(output::format_output(&rendered.sorted, &OutputOptions::default()), expected);
+    }
+
+    const CHART_YAML: (&str, &str) =
+        ("Chart.yaml", "apiVersion: v2\nname: c\nversion: 1.0.0\nappVersion: \"2\"\n");
+
+    #[test]
+    fn renders_builtins_include_tpl_and_files() {
+        check_render(
+            &[
+                CHART_YAML,
+                ("values.yaml", "num: 1000000\nt: \"{{ .Release.Name }}-x\"\n"),
+                ("templates/_h.tpl", "{{ define \"h\" }}name: {{ . }}{{ end }}"),
+                ("files/a.txt", "hello\n"),
+                (
+                    "templates/cm.yaml",
+                    "kind: ConfigMap\nmetadata:\n  {{ include \"h\" .Release.Name }}\ndata:\n  n: {{ .Values.num }}\n  t: {{ tpl .Values.t . }}\n  f: {{ .Files.Get \"files/a.txt\" | trim }}\n  k: {{ .Capabilities.KubeVersion.Minor }}\n  c: {{ .Chart.Name }}-{{ .Chart.AppVersion }}\n  p: {{ .Template.Name }}\n  m: {{ .Values.missing }}\n",
+                ),
+            ],
+            "---\n# Source: c/templates/cm.yaml\nkind: ConfigMap\nmetadata:\n  name: demo\ndata:\n  n: 1e+06\n  t: demo-x\n  f: hello\n  k: 36\n  c: c-2\n  p: c/templates/cm.yaml\n  m:\n",
+        );
+    }
+
+    #[test]
+    fn hooks_follow_manifests_and_kinds_are_sorted() {
+        check_render(
+            &[
+                CHART_YAML,
+                (
+                    "templates/a.yaml",
+                    "kind: Deployment\nmetadata: {name: d}\n---\nkind: Job\nmetadata:\n  name: j\n  annotations: {\"helm.sh/hook\": pre-install}\n",
+                ),
+                ("templates/b.yaml", "kind: ServiceAccount\nmetadata: {name: s}\n"),
+                ("templates/NOTES.txt", "notes"),
+            ],
+            "---\n# Source: c/templates/b.yaml\nkind: ServiceAccount\nmetadata: {name: s}\n\n---\n# Source: c/templates/a.yaml\nkind: Deployment\nmetadata: {name: d}\n---\n# Source: c/templates/a.yaml\nkind: Job\nmetadata:\n  name: j\n  annotations: {\"helm.sh/hook\": pre-install}\n\n",
+        );
+    }
+
+    #[test]
+    fn required_and_fail_use_helms_wording() {
+        let err = render_chart(
+            chart(&[
+                CHART_YAML,
+                ("templates/a.yaml", "x: {{ required \"x is required\" .Values.x }}"),
+            ]),
+            &Map::new(),
+            &options(),
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "execution error at (c/templates/a.yaml:1:6): x is required");
+    }
+
+    #[test]
+    fn kube_version_constraint_is_checked() {
+        let err = render_chart(
+            chart(&[(
+                "Chart.yaml",
+                "apiVersion: v2\nname: c\nversion: 1.0.0\nkubeVersion: \">= 1.30.0-0\"\n",
+            )]),
+            &Map::new(),
+            &TemplateOptions { kube_version: Some("1.21.0".into()), ..options() },
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "chart requires kubeVersion: >= 1.30.0-0 which is incompatible with Kubernetes v1.21.0"
+        );
+    }
 
     #[test]
     fn kube_version_parsing() {

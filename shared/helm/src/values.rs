@@ -203,7 +203,7 @@ fn process_dependency_enabled(chart: &mut Chart, vals: &Values, path: &str) {
         .iter()
         .filter(|existing| {
             !chart.dependencies.iter().any(|req| {
-                existing.name() == req.name && version_matches(&req.version, existing.version())
+                existing.name() == req.name && version_matches(&req.version, &existing.version())
             })
         })
         .cloned()
@@ -212,7 +212,7 @@ fn process_dependency_enabled(chart: &mut Chart, vals: &Values, path: &str) {
         if let Some(found) = chart
             .subcharts
             .iter()
-            .find(|c| c.name() == req.name && version_matches(&req.version, c.version()))
+            .find(|c| c.name() == req.name && version_matches(&req.version, &c.version()))
         {
             let mut aliased = found.clone();
             if !req.alias.is_empty()

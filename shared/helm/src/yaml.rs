@@ -367,7 +367,8 @@ pub(crate) fn resolves_to_non_string(text: &str) -> bool {
     if (first == b'+' || first == b'-' || first.is_ascii_digit()) && is_timestamp(text) {
         return true;
     }
-    !matches!(resolve_plain(text), Scalar::Str(_))
+    // go-yaml's encoder leaves "<<" plain although its resolver calls it a merge key.
+    !matches!(resolve_plain(text), Scalar::Str(_) | Scalar::Merge)
 }
 
 /// `strconv.ParseInt(s, 0, 64)` then `ParseUint`, including the `0b` forms of resolve.go.

@@ -16,7 +16,18 @@ const BEST_INDENT: i64 = 2;
 
 /// Serialize `value` as go-yaml v2 would after a JSON round trip (always ends with `\n`).
 pub fn to_yaml(value: &Json) -> String {
-    let mut emitter = Emitter::default();
+    emit_document(value, false)
+}
+
+/// Serialize `value` as Helm's `toYamlPretty` does (go-yaml v3 encoder, indent 2): sequences
+/// are indented under their key, long strings are not folded and float64 values keep Go's
+/// `%g` form (`1e+06`) because there is no JSON round trip.
+pub fn to_yaml_pretty(value: &Json) -> String {
+    emit_document(value, true)
+}
+
+fn emit_document(value: &Json, pretty: bool) -> String {
+    let mut emitter = Emitter { pretty, ..Emitter::default() };
     emitter.emit_node(value, Context { root: true, ..Context::default() });
     // Document end: write_indent (the stream-level "..." is suppressed by the encoder).
     emitter.write_indent();
@@ -118,6 +129,7 @@ struct Emitter {
     indent: i64,
     indents: Vec<i64>,
     flow_level: usize,
+    pretty: bool,
 }
 
 impl Default for Emitter {
@@ -130,6 +142,7 @@ impl Default for Emitter {
             indent: -1,
             indents: Vec::new(),
             flow_level: 0,
+            pretty: false,
         }
     }
 }
@@ -351,7 +364,10 @@ fn number_text(number: &serde_json::Number) -> String {
     let f = number.as_f64().unwrap_or(0.0);
     if f.fract() == 0.0 && f.abs() < 1e21 {
         let text = format!("{f}");
-        if text.parse::<i64>().is_ok() || text.parse::<u64>().is_ok() {
+        if let Ok(i) = text.parse::<i64>() {
+            return i.to_string();
+        }
+        if text.parse::<u64>().is_ok() {
             return text;
         }
     }
@@ -429,7 +445,11 @@ impl Emitter {
             Json::Null => self.emit_scalar("null", Style::Plain, ctx),
             Json::Bool(b) => self.emit_scalar(if *b { "true" } else { "false" }, Style::Plain, ctx),
             Json::Number(n) => {
-                let text = number_text(n);
+                let text = if self.pretty && !(n.is_i64() || n.is_u64()) {
+                    go_float_g(n.as_f64().unwrap_or(0.0))
+                } else {
+                    number_text(n)
+                };
                 self.emit_scalar(&text, Style::Plain, ctx)
             }
             Json::String(s) => {
@@ -448,7 +468,7 @@ impl Emitter {
                     self.emit_empty_flow("[", "]");
                     return;
                 }
-                self.increase_indent(false, ctx.mapping && !self.indention);
+                self.increase_indent(false, !self.pretty && ctx.mapping && !self.indention);
                 for item in items {
                     self.write_indent();
                     self.write_indicator("-", true, false, true);
@@ -535,6 +555,10 @@ impl Emitter {
         self.pop_indent();
     }
 
+    fn best_width(&self) -> usize {
+        if self.pretty { usize::MAX } else { BEST_WIDTH }
+    }
+
     fn write_plain(&mut self, value: &str, allow_breaks: bool) {
         if !self.whitespace {
             self.put(' ');
@@ -548,7 +572,7 @@ impl Emitter {
             if c == ' ' {
                 if allow_breaks
                     && !spaces
-                    && self.column > BEST_WIDTH
+                    && self.column > self.best_width()
                     && chars.get(i + 1) != Some(&' ')
                 {
                     self.write_indent();
@@ -587,7 +611,7 @@ impl Emitter {
             if c == ' ' {
                 if allow_breaks
                     && !spaces
-                    && self.column > BEST_WIDTH
+                    && self.column > self.best_width()
                     && i > 0
                     && i < chars.len() - 1
                     && chars.get(i + 1) != Some(&' ')
@@ -661,7 +685,7 @@ impl Emitter {
             } else if c == ' ' {
                 if allow_breaks
                     && !spaces
-                    && self.column > BEST_WIDTH
+                    && self.column > self.best_width()
                     && i > 0
                     && i < chars.len() - 1
                 {
@@ -777,6 +801,15 @@ mod tests {
             json!({ "key": long }),
             "key: word word word word word word word word word word word word word word word word\n  word word word word\n",
         );
+    }
+
+    #[test]
+    fn pretty_indents_sequences_and_keeps_floats() {
+        assert_eq!(
+            to_yaml_pretty(&json!({"m": {"a": [1, 2]}, "num": 1000000.0})),
+            "m:\n  a:\n    - 1\n    - 2\nnum: 1e+06\n"
+        );
+        assert_eq!(to_yaml_pretty(&json!([1, {"x": [2]}])), "- 1\n- x:\n    - 2\n");
     }
 
     #[test]
