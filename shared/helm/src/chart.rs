@@ -417,9 +417,9 @@ fn validate_metadata(metadata: &Json) -> Result<(), LoadError> {
     }
     let chart_type = field("type");
     if !chart_type.is_empty() && chart_type != "application" && chart_type != "library" {
-        return Err(invalid(format!(
-            "validation: chart.metadata.type must be application or library"
-        )));
+        return Err(invalid(
+            "validation: chart.metadata.type must be application or library".to_string(),
+        ));
     }
     Ok(())
 }

@@ -729,7 +729,7 @@ impl Object for ApiVersions {
         match name {
             "Has" => {
                 let wanted = arg_str(args, 0);
-                Some(Ok(Value::Bool(self.0.iter().any(|v| *v == wanted))))
+                Some(Ok(Value::Bool(self.0.contains(&wanted))))
             }
             _ => None,
         }

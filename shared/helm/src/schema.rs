@@ -17,10 +17,10 @@ pub fn validate(chart: &Chart, values: &Map<String, Json>) -> Result<(), String>
 }
 
 fn collect(chart: &Chart, values: &Map<String, Json>, report: &mut String) {
-    if let Some(schema) = &chart.schema {
-        if let Err(message) = validate_one(schema, values) {
-            report.push_str(&format!("{}:\n{message}", chart.name()));
-        }
+    if let Some(schema) = &chart.schema
+        && let Err(message) = validate_one(schema, values)
+    {
+        report.push_str(&format!("{}:\n{message}", chart.name()));
     }
     for sub in &chart.subcharts {
         let sub_values = match values.get(sub.name()) {

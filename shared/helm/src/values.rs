@@ -134,10 +134,10 @@ pub fn coalesce_tables(dst: &mut Values, mut src: Values, merge: bool) {
                 dst.insert(key, val);
             }
             Some(dv) => {
-                if let Json::Object(src_table) = val {
-                    if let Json::Object(dst_table) = dv {
-                        coalesce_tables(dst_table, src_table, merge);
-                    }
+                if let Json::Object(src_table) = val
+                    && let Json::Object(dst_table) = dv
+                {
+                    coalesce_tables(dst_table, src_table, merge);
                 }
             }
         }
