@@ -305,6 +305,8 @@ impl<'a> Builder<'a> {
         }
         let mut out = Vec::with_capacity(ra.resources.len());
         for mut r in ra.resources {
+            // kustomize rewrites annotations as strings when it drops its build annotations.
+            stringify_annotations(&mut r.obj);
             if !origins {
                 r.remove_annotation(ORIGIN_ANNOTATION);
             }
@@ -384,6 +386,22 @@ impl<'a> Builder<'a> {
                 })?;
                 config.merge(&tc).map_err(|e| Error::build(target.ctx(), e))?;
             }
+        }
+        for crd in &target.kustomization.crds {
+            let p = self.file_in(target, crd)?;
+            let text = self.read_text(&p)?;
+            let doc = yaml::parse_documents_lenient(&text)
+                .map_err(|message| Error::Yaml { path: p.clone(), message })?
+                .into_iter()
+                .next()
+                .unwrap_or(Value::Null);
+            let tc = TransformerConfig::from_crd_definitions(&doc).map_err(|e| {
+                Error::build(
+                    format!("loading CRDs: unable to parse open API definition from '{crd}'"),
+                    e,
+                )
+            })?;
+            config.merge(&tc).map_err(|e| Error::build(target.ctx(), e))?;
         }
         ra.config.merge(&config).map_err(|e| Error::build(target.ctx(), e))?;
         self.run_generators(target, &mut ra, stack)?;
@@ -1342,6 +1360,20 @@ fn iam_policy_service_account(config: &Value) -> std::result::Result<Value, Stri
     obj.insert("kind".into(), Value::String("ServiceAccount".into()));
     obj.insert("metadata".into(), Value::Object(metadata));
     Ok(Value::Object(obj))
+}
+
+fn stringify_annotations(obj: &mut Value) {
+    if let Some(Value::Object(annotations)) = obj.pointer_mut("/metadata/annotations") {
+        for v in annotations.values_mut() {
+            match v {
+                Value::String(_) => {}
+                Value::Null => *v = Value::String(String::new()),
+                Value::Bool(b) => *v = Value::String(b.to_string()),
+                Value::Number(n) => *v = Value::String(n.to_string()),
+                other => *other = Value::String(serde_json::to_string(other).unwrap_or_default()),
+            }
+        }
+    }
 }
 
 fn kind_or_default(t: &Target) -> String {

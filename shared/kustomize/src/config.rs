@@ -151,6 +151,84 @@ impl TransformerConfig {
     }
 }
 
+impl TransformerConfig {
+    /// Field specs from OpenAPI definitions of custom types (kustomize's `crds:` field): properties
+    /// marked `x-kubernetes-object-ref-*` become name references, `x-kubernetes-annotation`,
+    /// `x-kubernetes-label-selector` and `x-kubernetes-identity` annotation, label and prefix specs.
+    pub(crate) fn from_crd_definitions(definitions: &Value) -> Result<TransformerConfig, String> {
+        let map = definitions.as_object().ok_or("expected a map of OpenAPI definitions")?;
+        let mut result = TransformerConfig::default();
+        for (name, api) in map {
+            let props = schema_properties(api);
+            if !(props.contains_key("kind")
+                && props.contains_key("apiVersion")
+                && props.contains_key("metadata"))
+            {
+                continue;
+            }
+            let kind = name.rsplit('.').next().unwrap_or(name).to_string();
+            let gvk = Gvk { kind, ..Gvk::default() };
+            let mut tc = TransformerConfig::default();
+            load_crd_type(&mut tc, &gvk, map, name, &[], 0)?;
+            result.merge(&tc)?;
+        }
+        Ok(result)
+    }
+}
+
+fn schema_properties(api: &Value) -> serde_json::Map<String, Value> {
+    let schema = api.get("Schema").or_else(|| api.get("schema")).unwrap_or(api);
+    schema.get("properties").and_then(Value::as_object).cloned().unwrap_or_default()
+}
+
+fn load_crd_type(
+    tc: &mut TransformerConfig,
+    gvk: &Gvk,
+    map: &serde_json::Map<String, Value>,
+    type_name: &str,
+    path: &[String],
+    depth: usize,
+) -> Result<(), String> {
+    // Definitions can refer to each other in cycles; kustomize's own schemas are shallow.
+    if depth > 32 {
+        return Ok(());
+    }
+    let Some(api) = map.get(type_name) else { return Ok(()) };
+    for (prop_name, prop) in schema_properties(api) {
+        let mut here: Vec<String> = path.to_vec();
+        here.push(prop_name.clone());
+        let fs = |p: &[String]| FieldSpec { gvk: gvk.clone(), path: p.join("/"), create: false };
+        let ext = |k: &str| prop.get(k).and_then(Value::as_str).map(str::to_string);
+        if ext("x-kubernetes-annotation").is_some() {
+            merge_one(&mut tc.common_annotations, fs(&here))?;
+        }
+        if ext("x-kubernetes-label-selector").is_some() {
+            merge_one(&mut tc.common_labels, fs(&here))?;
+        }
+        if ext("x-kubernetes-identity").is_some() {
+            merge_one(&mut tc.name_prefix, fs(&here))?;
+        }
+        if let (Some(version), Some(kind)) =
+            (ext("x-kubernetes-object-ref-api-version"), ext("x-kubernetes-object-ref-kind"))
+        {
+            let name_key = ext("x-kubernetes-object-ref-name-key").unwrap_or_else(|| "name".into());
+            let mut p = here.clone();
+            p.push(name_key);
+            let nbr = NameBackReference {
+                gvk: Gvk { group: String::new(), version, kind },
+                referrers: vec![fs(&p)],
+            };
+            let other =
+                TransformerConfig { name_reference: vec![nbr], ..TransformerConfig::default() };
+            tc.merge(&other)?;
+        }
+        if let Some(r) = prop.get("$ref").and_then(Value::as_str) {
+            load_crd_type(tc, gvk, map, r, &here, depth + 1)?;
+        }
+    }
+    Ok(())
+}
+
 fn gvk_order(a: &Gvk, b: &Gvk) -> std::cmp::Ordering {
     if gvk_less(a, b) {
         std::cmp::Ordering::Less
