@@ -11,6 +11,11 @@ fn main() -> std::process::ExitCode {
         namespace: "prod".to_string(),
         ..sluice_helm::TemplateOptions::default()
     };
+    // Optional flags for comparisons with `helm template`.
+    options.kube_version = std::env::var("KUBE_VERSION").ok();
+    if let Ok(list) = std::env::var("API_VERSIONS") {
+        options.api_versions = list.split(',').map(str::to_string).collect();
+    }
     if let Some(values) = args.get(1) {
         options.values_files.push(values.into());
     }
