@@ -114,6 +114,7 @@ pub fn checkout(
     options: &CheckoutOptions,
 ) -> Result<Commit, Error> {
     let remote = RemoteUrl::parse(url)?;
+    reference.validate()?;
     let prepared = Arc::new(PreparedAuth::new(auth, &remote, &options.http)?);
     let deadline = Deadline::start(options.timeout);
     let started = std::time::Instant::now();
@@ -202,6 +203,7 @@ pub fn remote_revision(
     options: &CheckoutOptions,
 ) -> Result<Option<Revision>, Error> {
     let remote = RemoteUrl::parse(url)?;
+    reference.validate()?;
     if let GitRef::Commit { sha, branch: None } = reference {
         return Ok(Some(Revision { reference: None, sha: sha.to_ascii_lowercase() }));
     }

@@ -40,6 +40,16 @@ pub enum Error {
         /// `host:port` of the server.
         host: String,
     },
+    /// A branch, tag, reference name or commit SHA is malformed.
+    #[error("invalid {kind} {name:?}: {reason}")]
+    InvalidRef {
+        /// `branch`, `tag`, `reference` or `commit`.
+        kind: &'static str,
+        /// The value from the spec.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The requested branch, tag, reference or commit does not exist on the remote.
     #[error("{kind} '{name}' not found in {url}")]
     RefNotFound {
@@ -137,6 +147,7 @@ impl Error {
             Error::Io { .. } => "DirectoryCreationFailed",
             Error::Verification { .. } => "VerificationError",
             Error::RefNotFound { .. }
+            | Error::InvalidRef { .. }
             | Error::InvalidSemver { .. }
             | Error::NoMatchingTag { .. }
             | Error::Timeout { .. }
@@ -154,6 +165,7 @@ impl Error {
         matches!(
             self,
             Error::InvalidUrl { .. }
+                | Error::InvalidRef { .. }
                 | Error::InvalidAuth { .. }
                 | Error::InvalidSemver { .. }
                 | Error::Verification { .. }

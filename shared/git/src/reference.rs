@@ -2,6 +2,8 @@
 
 use sluice_api::source::GitRepositoryRef;
 
+use crate::Error;
+
 /// The branch Flux checks out when `spec.ref` is omitted or empty.
 pub const DEFAULT_BRANCH: &str = "master";
 
@@ -37,6 +39,56 @@ impl GitRef {
     pub fn from_spec(reference: Option<&GitRepositoryRef>) -> GitRef {
         reference.map(GitRef::from).unwrap_or_default()
     }
+
+    /// Check the names for what git accepts (`git check-ref-format`) and the SHA for 40 hex digits.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidRef`] naming the value and the rule it breaks.
+    pub fn validate(&self) -> Result<(), Error> {
+        match self {
+            GitRef::Branch(branch) => validate_ref_name("branch", branch),
+            GitRef::Tag(tag) => validate_ref_name("tag", tag),
+            GitRef::Name(name) if name == "HEAD" => Ok(()),
+            GitRef::Name(name) if !name.starts_with("refs/") => Err(Error::InvalidRef {
+                kind: "reference",
+                name: name.clone(),
+                reason: "a full reference name starts with refs/",
+            }),
+            GitRef::Name(name) => validate_ref_name("reference", name),
+            GitRef::Semver(_) => Ok(()),
+            GitRef::Commit { sha, branch } => {
+                if sha.len() != 40 || !sha.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return Err(Error::InvalidRef {
+                        kind: "commit",
+                        name: sha.clone(),
+                        reason: "expected the full 40-hex-digit SHA-1",
+                    });
+                }
+                branch.as_deref().map_or(Ok(()), |branch| validate_ref_name("branch", branch))
+            }
+        }
+    }
+}
+
+/// The rules of `git check-ref-format` that matter for names from a spec.
+pub(crate) fn validate_ref_name(kind: &'static str, name: &str) -> Result<(), Error> {
+    let invalid = |reason| Err(Error::InvalidRef { kind, name: name.to_owned(), reason });
+    if name.is_empty() {
+        return invalid("it is empty");
+    }
+    if name.starts_with('-') || name.starts_with('/') || name.ends_with('/') || name.ends_with('.')
+    {
+        return invalid("it may not start with '-' or '/', or end with '/' or '.'");
+    }
+    if name.contains("..") || name.contains("//") || name.contains("@{") || name.ends_with(".lock")
+    {
+        return invalid("it may not contain '..', '//' or '@{', or end with '.lock'");
+    }
+    if name.chars().any(|c| c.is_ascii_control() || " ~^:?*[\\".contains(c)) {
+        return invalid("it may not contain spaces, control characters or any of ~^:?*[\\");
+    }
+    Ok(())
 }
 
 impl From<&GitRepositoryRef> for GitRef {
@@ -155,6 +207,35 @@ mod tests {
         let empty_strings =
             GitRepositoryRef { branch: text(""), commit: text(""), ..Default::default() };
         check_precedence(empty_strings, GitRef::Branch("master".into()));
+    }
+
+    #[test]
+    fn malformed_refs_are_rejected() {
+        let sha = SHA.to_owned();
+        for valid in [
+            GitRef::Branch("feature/x-1".into()),
+            GitRef::Tag("v1.0.0".into()),
+            GitRef::Name("refs/pull/420/head".into()),
+            GitRef::Commit { sha: sha.clone(), branch: Some("main".into()) },
+        ] {
+            assert!(valid.validate().is_ok(), "{valid:?}");
+        }
+        for invalid in [
+            GitRef::Branch("main:evil".into()),
+            GitRef::Branch("-upload-pack".into()),
+            GitRef::Branch("a..b".into()),
+            GitRef::Tag("v1 0".into()),
+            GitRef::Name("main".into()),
+            GitRef::Commit { sha: "abc123".into(), branch: None },
+            GitRef::Commit { sha, branch: Some("x~1".into()) },
+        ] {
+            assert!(invalid.validate().is_err(), "{invalid:?}");
+        }
+        let err = GitRef::Commit { sha: "abc123".into(), branch: None }.validate().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid commit \"abc123\": expected the full 40-hex-digit SHA-1"
+        );
     }
 
     #[test]

@@ -55,6 +55,7 @@ pub fn clone_for_write(
     options: &CheckoutOptions,
 ) -> Result<Option<Commit>, Error> {
     let remote = RemoteUrl::parse(url)?;
+    crate::reference::validate_ref_name("branch", branch)?;
     let prepared = Arc::new(PreparedAuth::new(auth, &remote, &options.http)?);
     let timeout = options.timeout;
     let exists =
@@ -202,6 +203,7 @@ pub fn push(
     branch: &str,
     options: &PushOptions,
 ) -> Result<(), Error> {
+    crate::reference::validate_ref_name("branch", branch)?;
     let local = PreparedAuth::local();
     let origin =
         run_git(repo_dir, &["remote", "get-url", "origin"], &local, Duration::from_secs(30))?;
