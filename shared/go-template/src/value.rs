@@ -257,6 +257,7 @@ impl Value {
             Value::String(_) => "string",
             Value::List(_) => "slice",
             Value::Map(_) => "map",
+            Value::Object(o) if o.type_name().starts_with('*') => "ptr",
             Value::Object(o) => match o.to_value() {
                 Value::List(_) => "slice",
                 Value::Map(_) => "map",

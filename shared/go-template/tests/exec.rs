@@ -128,7 +128,14 @@ fn builtins() {
         "ERROR: template: t:1:3: executing \"t\" at <index .Values.list 5>: error calling index: index out of range: 5",
     );
     check("{{ slice .Values.list 1 }}", "[b c]");
-    check("{{ slice \"abcdef\" 1 3 }}", "bc");
+    // Sprig's `slice` shadows Go's builtin (as in Helm) and rejects strings.
+    check(
+        "{{ slice \"abcdef\" 1 3 }}",
+        "ERROR: template: t:1:3: executing \"t\" at <slice \"abcdef\" 1 3>: error calling slice: list should be type of slice or array but string",
+    );
+    let mut go_only = TemplateSet::without_sprig();
+    go_only.parse("g", "{{ slice \"abcdef\" 1 3 }}").unwrap();
+    assert_eq!(go_only.execute("g", &Value::Nil).unwrap(), "bc");
     check("{{ print 1 2 \"a\" }}", "1 2a");
     check("{{ printf \"%s-%d\" \"a\" 3 }}", "a-3");
     check("{{ println \"a\" }}", "a\n");

@@ -141,7 +141,13 @@ pub(super) fn register(funcs: &mut Funcs) {
         Ok(Value::from(go_duration_string(i128::from(seconds) * 1_000_000_000)))
     });
     pure(funcs, "duration", sig(&[Any]), |a| {
-        Ok(Value::from(go_duration_string(i128::from(to_int64(&a[0])) * 1_000_000_000)))
+        // Sprig accepts only strings (base 10) and integers; anything else is 0s.
+        let seconds = match &a[0] {
+            Value::String(s) => s.parse::<i64>().unwrap_or(0),
+            Value::Int(i) => *i,
+            _ => 0,
+        };
+        Ok(Value::from(go_duration_string(i128::from(seconds) * 1_000_000_000)))
     });
     pure(funcs, "durationRound", sig(&[Any]), |a| {
         let nanos: i128 = match &a[0] {

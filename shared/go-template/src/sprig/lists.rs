@@ -59,8 +59,8 @@ pub(super) fn register(funcs: &mut Funcs) {
     });
     must_pair(funcs, "rest", sig(&[Any]), |a| {
         Ok(match as_list(&a[0], "find rest")? {
-            Some(l) if !l.is_empty() => Value::list(l[1..].to_vec()),
-            _ => Value::Nil,
+            Some(l) => Value::list(l.get(1..).unwrap_or(&[]).to_vec()),
+            None => Value::Nil,
         })
     });
     must_pair(funcs, "initial", sig(&[Any]), |a| {
@@ -132,8 +132,12 @@ pub(super) fn register(funcs: &mut Funcs) {
     must_pair(funcs, "slice", var(&[Any], Any), |a| {
         let len = match &a[0] {
             Value::List(items) => items.len(),
-            Value::String(s) => s.len(),
-            other => return fail(format!("Cannot slice on type {}", other.type_name())),
+            other => {
+                return fail(format!(
+                    "list should be type of slice or array but {}",
+                    other.type_name()
+                ));
+            }
         };
         let start = a.get(1).map_or(0, to_int64);
         let end = a.get(2).map_or(len as i64, to_int64);

@@ -147,6 +147,9 @@ fn go_base64_error(err: &base64::DecodeError) -> String {
         base64::DecodeError::InvalidByte(offset, _) => {
             format!("illegal base64 data at input byte {offset}")
         }
+        base64::DecodeError::InvalidLength(len) => {
+            format!("illegal base64 data at input byte {}", len / 4 * 4)
+        }
         _ => "illegal base64 data at input byte 0".to_string(),
     }
 }

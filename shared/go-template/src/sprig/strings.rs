@@ -44,7 +44,7 @@ pub(super) fn register(funcs: &mut Funcs) {
         s(text.repeat(count as usize))
     });
     pure(funcs, "substr", sig(&[Int, Int, Str]), |a| {
-        s(substr(arg_int(a, 0), arg_int(a, 1), arg_str(a, 2)))
+        substr(arg_int(a, 0), arg_int(a, 1), arg_str(a, 2)).map(Value::from)
     });
     pure(funcs, "nospace", sig(&[Str]), |a| {
         s(arg_str(a, 0).chars().filter(|c| !c.is_whitespace()).collect())
@@ -229,16 +229,15 @@ fn untitle(text: &str) -> String {
     out
 }
 
-fn substr(start: i64, end: i64, text: &str) -> String {
+/// Sprig's `substr` on bytes; out-of-range bounds fail like Go's slice expression panics.
+fn substr(start: i64, end: i64, text: &str) -> Result<String, crate::FuncError> {
     let bytes = text.as_bytes();
     let len = bytes.len() as i64;
-    let slice = |a: i64, b: i64| -> String {
-        let a = a.clamp(0, len) as usize;
-        let b = b.clamp(0, len) as usize;
-        if a > b {
-            return String::new();
+    let slice = |a: i64, b: i64| -> Result<String, crate::FuncError> {
+        if a < 0 || b < a || b > len {
+            return fail(format!("runtime error: slice bounds out of range [{a}:{b}]"));
         }
-        String::from_utf8_lossy(&bytes[a..b]).into_owned()
+        Ok(String::from_utf8_lossy(&bytes[a as usize..b as usize]).into_owned())
     };
     if start < 0 {
         return slice(0, end);
@@ -395,22 +394,36 @@ fn split_words(text: &str) -> Vec<String> {
     words
 }
 
-/// `xstrings.ToCamelCase`: `foo_bar` → `FooBar`.
+/// `xstrings.ToCamelCase`: `foo_bar baz` → `FooBarBaz`; leading and trailing connectors stay.
 fn camel_case(text: &str) -> String {
+    let is_connector = |c: char| c == '-' || c == '_' || c.is_whitespace();
     let mut out = String::with_capacity(text.len());
-    let mut upper_next = true;
-    for c in text.chars() {
-        if c == '_' {
-            upper_next = true;
+    let mut chars = text.chars();
+    let mut r0 = None;
+    for c in chars.by_ref() {
+        if !is_connector(c) {
+            r0 = Some(c.to_uppercase().next().unwrap_or(c));
+            break;
+        }
+        out.push(c);
+    }
+    let Some(mut r0) = r0 else {
+        return out;
+    };
+    for c in chars {
+        let r1 = r0;
+        r0 = c;
+        if is_connector(r0) && is_connector(r1) {
+            out.push(r1);
             continue;
         }
-        if upper_next {
-            out.extend(c.to_uppercase());
-            upper_next = false;
+        if is_connector(r1) {
+            r0 = r0.to_uppercase().next().unwrap_or(r0);
         } else {
-            out.push(c);
+            out.push(r1);
         }
     }
+    out.push(r0);
     out
 }
 
