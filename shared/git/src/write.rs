@@ -29,6 +29,8 @@ pub struct PushOptions {
     pub force: bool,
     /// Push options (`git push -o`), e.g. GitLab merge-request options.
     pub push_options: Vec<String>,
+    /// An extra refspec pushed too (`spec.git.push.refspec`), e.g. `HEAD:refs/for/main`.
+    pub refspec: Option<String>,
     /// Limit for the push; 60 s when `None`.
     pub timeout: Option<Duration>,
     /// CA certificates and proxy for `http(s)://` remotes.
@@ -222,7 +224,18 @@ pub fn push(
         args.push("--push-option");
         args.push(push_option);
     }
-    args.extend(["origin", refspec.as_str()]);
+    // `--` ends option parsing, so a refspec can never be read as an option.
+    args.extend(["--", "origin", refspec.as_str()]);
+    if let Some(extra) = &options.refspec {
+        if extra.is_empty() || extra.chars().any(|c| c.is_whitespace() || c.is_ascii_control()) {
+            return Err(Error::InvalidRef {
+                kind: "refspec",
+                name: extra.clone(),
+                reason: "a refspec may not be empty or contain spaces",
+            });
+        }
+        args.push(extra.as_str());
+    }
     let output = run_git(repo_dir, &args, &prepared, timeout)?;
     if output.timed_out {
         return Err(Error::Timeout { operation: "push", url: remote.to_redacted(), timeout });

@@ -68,6 +68,15 @@ fn push_to_a_new_branch_and_non_fast_forward_rejection() {
     push(&dest, &Auth::None, "main", &PushOptions { force: true, ..PushOptions::default() })
         .unwrap();
     assert_eq!(fixture.rev("main"), pushed.sha);
+
+    // An extra refspec (Gerrit-style review ref) is pushed along with the branch.
+    let options =
+        PushOptions { refspec: Some("HEAD:refs/for/main".into()), ..PushOptions::default() };
+    push(&dest, &Auth::None, "main", &options).unwrap();
+    assert_eq!(git(&fixture.bare, &["rev-parse", "refs/for/main"]), pushed.sha);
+    let injected =
+        PushOptions { refspec: Some("--receive-pack=true".into()), ..PushOptions::default() };
+    assert!(push(&dest, &Auth::None, "main", &injected).is_err());
 }
 
 #[test]
