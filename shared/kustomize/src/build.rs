@@ -587,6 +587,7 @@ impl<'a> Builder<'a> {
         let configs = self.plugin_configs(target, &k.generators, stack)?;
         for (config, origin) in configs {
             let kind = config.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
+            require_builtin(&config).map_err(|e| Error::build(target.ctx(), e))?;
             let is_secret = match kind.as_str() {
                 "ConfigMapGenerator" => false,
                 "SecretGenerator" => true,
@@ -1008,6 +1009,7 @@ impl<'a> Builder<'a> {
         let ctx = target.ctx();
         let err = |e: String| Error::build(ctx.clone(), e);
         let kind = config.get("kind").and_then(Value::as_str).unwrap_or("");
+        require_builtin(config).map_err(&err)?;
         let field_specs = |key: &str| -> Result<Vec<FieldSpec>> {
             match config.get(key) {
                 Some(v) if !v.is_null() => {
@@ -1213,8 +1215,14 @@ impl<'a> Builder<'a> {
                     }
                 }
             }
-            "HashTransformer" => {}
-            "SortOrderTransformer" => {}
+            "HashTransformer" => {
+                for r in ra.resources.iter_mut().filter(|r| r.needs_hash) {
+                    let hash = generators::hash_object(&r.obj);
+                    r.store_previous_id();
+                    let name = format!("{}-{}", r.name(), hash);
+                    r.set_name(&name);
+                }
+            }
             other => {
                 return Err(err(format!(
                     "transformer kind '{other}' is not supported: only builtin transformers (apiVersion: builtin) can run"
@@ -1374,6 +1382,18 @@ fn stringify_annotations(obj: &mut Value) {
             }
         }
     }
+}
+
+/// Only builtin plugins (`apiVersion: builtin`) run: exec, Go and KRM function plugins are not supported.
+fn require_builtin(config: &Value) -> std::result::Result<(), String> {
+    let api = config.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let kind = config.get("kind").and_then(Value::as_str).unwrap_or("");
+    if api != "builtin" {
+        return Err(format!(
+            "plugin {kind}.{api} is not supported: only builtin generators and transformers (apiVersion: builtin) can run"
+        ));
+    }
+    Ok(())
 }
 
 fn kind_or_default(t: &Target) -> String {
