@@ -7,7 +7,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
 use tokio::sync::OnceCell;
 
 use crate::cluster::{Cluster, ClusterOptions};
@@ -94,6 +96,59 @@ impl TestEnv {
             .await
             .with_context(|| format!("creating namespace {name}"))?;
         Ok(TestNamespace { name, kubeconfig: self.kubeconfig().to_owned() })
+    }
+
+    /// An API for `api_version`/`kind` objects (resolved by discovery), in `namespace` or
+    /// cluster-wide when `None`.
+    ///
+    /// # Errors
+    /// When the apiserver does not serve that kind (e.g. CRDs not installed).
+    pub async fn dynamic_api(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> Result<Api<DynamicObject>> {
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let (resource, _) = kube::discovery::pinned_kind(&self.client, &gvk)
+            .await
+            .with_context(|| format!("the apiserver does not serve {api_version} {kind}"))?;
+        Ok(match namespace {
+            Some(namespace) => Api::namespaced_with(self.client(), namespace, &resource),
+            None => Api::all_with(self.client(), &resource),
+        })
+    }
+
+    /// Creates every object of a (multi-document) YAML text in `namespace`; returns them as
+    /// the apiserver stored them.
+    ///
+    /// # Errors
+    /// When a document does not parse or the apiserver refuses an object.
+    pub async fn create_yaml(&self, namespace: &str, yaml: &str) -> Result<Vec<DynamicObject>> {
+        let mut created = Vec::new();
+        for (index, document) in yaml.split("\n---").enumerate() {
+            if document
+                .lines()
+                .all(|line| line.trim().is_empty() || line.trim_start().starts_with('#'))
+            {
+                continue;
+            }
+            let object: DynamicObject = serde_saphyr::from_str(document)
+                .with_context(|| format!("parsing YAML document {index}"))?;
+            let types = object
+                .types
+                .clone()
+                .with_context(|| format!("YAML document {index} has no apiVersion/kind"))?;
+            let api = self.dynamic_api(&types.api_version, &types.kind, Some(namespace)).await?;
+            let name = object.metadata.name.clone().unwrap_or_default();
+            created.push(
+                api.create(&PostParams::default(), &object)
+                    .await
+                    .with_context(|| format!("creating {} {name}", types.kind))?,
+            );
+        }
+        Ok(created)
     }
 
     /// Applies every CRD of `config/crd/` (once per process) and waits until each is Established.
@@ -216,5 +271,128 @@ impl Drop for TestNamespace {
         if let Ok(Err(err)) = deleted {
             eprintln!("sluice-e2e: deleting namespace {}: {err:#}", self.name);
         }
+    }
+}
+
+/// Checks an object's status against the kstatus rules Flux's tests hold every object to
+/// (`fluxcd/pkg:runtime/conditions/check`): `Ready` is present; `Reconciling` and `Stalled` appear
+/// only with status `True`, never together, and not next to `Ready=True`; and
+/// `status.observedGeneration` equals `metadata.generation`.
+///
+/// # Errors
+/// Lists every rule the object breaks.
+pub fn check_kstatus(object: &serde_json::Value) -> Result<()> {
+    let name = format!(
+        "{} {}/{}",
+        object["kind"].as_str().unwrap_or("object"),
+        object["metadata"]["namespace"].as_str().unwrap_or(""),
+        object["metadata"]["name"].as_str().unwrap_or("")
+    );
+    let conditions = object["status"]["conditions"].as_array().cloned().unwrap_or_default();
+    let status_of = |kind: &str| {
+        conditions
+            .iter()
+            .find(|condition| condition["type"] == kind)
+            .map(|condition| condition["status"].as_str().unwrap_or("").to_owned())
+    };
+    let mut problems = Vec::new();
+    let ready = status_of("Ready");
+    if ready.is_none() {
+        problems.push("no Ready condition".to_owned());
+    }
+    for negative in ["Reconciling", "Stalled"] {
+        if let Some(status) = status_of(negative)
+            && status != "True"
+        {
+            problems.push(format!(
+                "{negative} is present with status {status:?} (only True is allowed)"
+            ));
+        }
+    }
+    if status_of("Reconciling").is_some() && status_of("Stalled").is_some() {
+        problems.push("Reconciling and Stalled are both present".to_owned());
+    }
+    if ready.as_deref() == Some("True") {
+        for negative in ["Reconciling", "Stalled"] {
+            if status_of(negative).is_some() {
+                problems.push(format!("Ready is True while {negative} is present"));
+            }
+        }
+    }
+    let generation = object["metadata"]["generation"].as_i64();
+    let observed = object["status"]["observedGeneration"].as_i64();
+    if generation != observed {
+        problems.push(format!(
+            "status.observedGeneration {observed:?} differs from metadata.generation {generation:?}"
+        ));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        bail!("{name} breaks kstatus rules: {}", problems.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::check_kstatus;
+
+    fn object(conditions: serde_json::Value, observed: i64) -> serde_json::Value {
+        json!({
+            "kind": "GitRepository",
+            "metadata": { "name": "app", "namespace": "ns", "generation": 2 },
+            "status": { "observedGeneration": observed, "conditions": conditions },
+        })
+    }
+
+    #[track_caller]
+    fn check(conditions: serde_json::Value, observed: i64, expected_problem: Option<&str>) {
+        let result = check_kstatus(&object(conditions, observed));
+        match expected_problem {
+            None => assert!(result.is_ok(), "{result:?}"),
+            Some(problem) => {
+                let message = result.unwrap_err().to_string();
+                assert!(message.contains(problem), "{message}");
+            }
+        }
+    }
+
+    #[test]
+    fn kstatus_rules() {
+        check(json!([{ "type": "Ready", "status": "True" }]), 2, None);
+        check(
+            json!([{ "type": "Ready", "status": "False" }, { "type": "Stalled", "status": "True" }]),
+            2,
+            None,
+        );
+        check(
+            json!([{ "type": "Ready", "status": "Unknown" }, { "type": "Reconciling", "status": "True" }]),
+            2,
+            None,
+        );
+        check(json!([]), 2, Some("no Ready condition"));
+        check(
+            json!([{ "type": "Ready", "status": "True" }]),
+            1,
+            Some("observedGeneration Some(1)"),
+        );
+        check(
+            json!([{ "type": "Ready", "status": "False" }, { "type": "Stalled", "status": "False" }]),
+            2,
+            Some("Stalled is present with status \"False\""),
+        );
+        check(
+            json!([{ "type": "Ready", "status": "True" }, { "type": "Reconciling", "status": "True" }]),
+            2,
+            Some("Ready is True while Reconciling is present"),
+        );
+        check(
+            json!([{ "type": "Ready", "status": "False" }, { "type": "Reconciling", "status": "True" },
+                   { "type": "Stalled", "status": "True" }]),
+            2,
+            Some("both present"),
+        );
     }
 }

@@ -38,6 +38,8 @@
 //! | [`TestEnv::shared`], [`TestEnv::client`], [`TestEnv::kubeconfig`], [`TestEnv::kubectl`] | the cluster |
 //! | [`TestEnv::namespace`] | a fresh namespace per test |
 //! | [`TestEnv::install_crds`] | the CRDs of `config/crd/` |
+//! | [`TestEnv::dynamic_api`], [`TestEnv::create_yaml`] | objects of any kind, from YAML |
+//! | [`check_kstatus`] | Flux's kstatus rules on an object's conditions and observedGeneration |
 //! | [`Cluster::start`] | a cluster of one's own (`cargo xtask cluster up` uses it) |
 //! | [`GitServer`], [`SshGitServer`], [`GitRepos`] | git over HTTP and SSH, repos with commits |
 //! | [`Registry`] | OCI registry, [`Registry::push_artifact`] |
@@ -65,7 +67,7 @@ use anyhow::{Result, bail};
 
 pub use capture::{CaptureServer, CapturedRequest};
 pub use cluster::{Cluster, ClusterOptions};
-pub use env::{TestEnv, TestNamespace};
+pub use env::{TestEnv, TestNamespace, check_kstatus};
 pub use git::{GitRepos, GitServer, SshGitServer};
 pub use registry::Registry;
 pub use s3::S3Server;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use kube::api::{Api, DeleteParams, DynamicObject, GroupVersionKind, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
 use kube::core::Status;
 use serde_json::Value;
 use sluice_e2e::{TestEnv, wait_for};
@@ -32,12 +32,7 @@ async fn api_for(
     namespace: &str,
 ) -> Result<Api<DynamicObject>> {
     let types = object.types.as_ref().context("object without apiVersion/kind")?;
-    let (group, version) = types.api_version.split_once('/').unwrap_or(("", &types.api_version));
-    let gvk = GroupVersionKind::gvk(group, version, &types.kind);
-    let (resource, _) = kube::discovery::pinned_kind(&env.client(), &gvk)
-        .await
-        .with_context(|| format!("discovering {gvk:?}"))?;
-    Ok(Api::namespaced_with(env.client(), namespace, &resource))
+    env.dynamic_api(&types.api_version, &types.kind, Some(namespace)).await
 }
 
 /// Every field of `expected` is in `actual` with the same value (the server may add defaults).
@@ -213,4 +208,25 @@ async fn controller_manager_collects_owned_objects_and_finalizes_namespaces() {
     })
     .await
     .unwrap();
+}
+
+#[tokio::test]
+async fn create_yaml_creates_every_document_and_kstatus_checks_the_result() {
+    let env = TestEnv::shared().await.unwrap();
+    let namespace = env.namespace("yaml").await.unwrap();
+    let created = env
+        .create_yaml(
+            &namespace,
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\n# comment only\n---\n\
+             apiVersion: v1\nkind: Secret\nmetadata:\n  name: b\nstringData:\n  k: v\n",
+        )
+        .await
+        .unwrap();
+    let names: Vec<_> =
+        created.iter().map(|object| object.metadata.name.clone().unwrap()).collect();
+    assert_eq!(names, ["a", "b"]);
+    // A ConfigMap has no status at all: the checker says what is missing.
+    let config_map = serde_json::to_value(&created[0]).unwrap();
+    let message = sluice_e2e::check_kstatus(&config_map).unwrap_err().to_string();
+    assert!(message.contains("no Ready condition"), "{message}");
 }

@@ -31,6 +31,9 @@ pub enum ClusterAction {
         #[arg(long)]
         force: bool,
     },
+    /// Everything the real-cluster tests need: `build`, plus the server packages (lighttpd,
+    /// sshd, docker-registry, htpasswd, git) and the moto venv. `cargo xtask e2e` runs it first.
+    Prepare,
     /// Start etcd, kube-apiserver and kube-controller-manager on 127.0.0.1 and print the
     /// kubeconfig path. Runs until Ctrl-C unless --detach.
     Up {
@@ -67,6 +70,11 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
             println!("kube-apiserver: {}", binaries.apiserver.display());
             println!("kube-controller-manager: {}", binaries.controller_manager.display());
             println!("etcd: {}", binaries.etcd.display());
+            Ok(())
+        }
+        ClusterAction::Prepare => {
+            provision::prepare_e2e()?;
+            println!("ready for the real-cluster tests");
             Ok(())
         }
         ClusterAction::Up { detach } => up(detach),
