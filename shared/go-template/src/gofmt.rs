@@ -273,7 +273,7 @@ fn push_quoted_char(out: &mut String, c: char, quote: char, ascii_only: bool) {
     }
 }
 
-fn is_printable(c: char) -> bool {
+pub(crate) fn is_printable(c: char) -> bool {
     // An approximation of Go's unicode.IsPrint: control and format characters and
     // unassigned/private-use planes are escaped.
     let code = c as u32;
@@ -535,6 +535,7 @@ fn fmt_arg_at(out: &mut String, value: &Value, verb: char, flags: &Flags, depth:
 pub fn sprintf(format: &str, args: &[Value]) -> String {
     let mut out = String::with_capacity(format.len() + 16);
     let mut arg_idx = 0;
+    let mut reordered = false;
     let mut chars = format.char_indices().peekable();
     while let Some((_, c)) = chars.next() {
         if c != '%' {
@@ -553,6 +554,27 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
             }
             chars.next();
         }
+        // Explicit argument indexes: `%[2]d`.
+        let mut take_index = |chars: &mut std::iter::Peekable<std::str::CharIndices<'_>>,
+                              arg_idx: &mut usize| {
+            if let Some(&(_, '[')) = chars.peek() {
+                let mut lookahead = chars.clone();
+                lookahead.next();
+                let digits: String =
+                    lookahead.clone().map(|(_, c)| c).take_while(char::is_ascii_digit).collect();
+                for _ in 0..digits.len() {
+                    lookahead.next();
+                }
+                if let (Ok(n), Some((_, ']'))) = (digits.parse::<usize>(), lookahead.next())
+                    && n >= 1
+                {
+                    *arg_idx = n - 1;
+                    reordered = true;
+                    *chars = lookahead;
+                }
+            }
+        };
+        take_index(&mut chars, &mut arg_idx);
         // Width.
         if let Some(&(_, '*')) = chars.peek() {
             chars.next();
@@ -606,6 +628,7 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
         if flags.minus {
             flags.zero = false;
         }
+        take_index(&mut chars, &mut arg_idx);
         let Some((_, verb)) = chars.next() else {
             out.push_str("%!(NOVERB)");
             break;
@@ -625,7 +648,7 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
         }
         fmt_arg(&mut out, arg, verb, &flags);
     }
-    if arg_idx < args.len() {
+    if !reordered && arg_idx < args.len() {
         out.push_str("%!(EXTRA ");
         for (idx, arg) in args[arg_idx..].iter().enumerate() {
             if idx > 0 {
@@ -731,6 +754,8 @@ mod tests {
         check_printf("%s", &[Value::list(vec![Value::str("a"), Value::str("b")])], "[a b]");
         check_printf("%.3s", &[Value::str("abcdef")], "abc");
         check_printf("%+d", &[Value::Int(5)], "+5");
+        check_printf("%[1]d %[1]d", &[Value::Int(5)], "5 5");
+        check_printf("%[2]s-%[1]s", &[Value::str("a"), Value::str("b")], "b-a");
     }
 
     #[test]

@@ -137,7 +137,11 @@ fn parse_go_int(text: &str) -> Option<i64> {
     } else {
         (10, lower.clone())
     };
-    let digits = if radix != 10 { digits.replace('_', "") } else { digits };
+    // Base-0 parsing allows `_` between digits (`1_000`), as Go literals do.
+    if digits.starts_with('_') || digits.ends_with('_') || digits.contains("__") {
+        return None;
+    }
+    let digits = digits.replace('_', "");
     if digits.is_empty() || digits.starts_with(['+', '-']) {
         return None;
     }
@@ -167,13 +171,15 @@ fn trim_zero_decimal(text: &str) -> &str {
 pub(crate) fn to_int64(value: &Value) -> i64 {
     match value {
         Value::Int(i) => *i,
-        Value::Float(f) => {
-            if f.is_nan() {
-                0
-            } else {
-                *f as i64
-            }
+        // Go's out-of-range float conversion yields the minimum int64 on amd64.
+        Value::Float(f)
+            if f.is_nan()
+                || *f >= 9.223_372_036_854_775_807e18
+                || *f < -9.223_372_036_854_775_808e18 =>
+        {
+            i64::MIN
         }
+        Value::Float(f) => *f as i64,
         Value::Bool(b) => i64::from(*b),
         Value::String(s) => parse_go_int(trim_zero_decimal(s)).unwrap_or(0),
         _ => 0,

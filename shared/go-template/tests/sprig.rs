@@ -238,6 +238,40 @@ fn semver_and_misc() {
 }
 
 #[test]
+fn matches_helm_on_edge_cases() {
+    // Expected values were produced by Helm v4.2.3 (Sprig v3.3, Go 1.24).
+    check(
+        r#"{{ upper "straße ǅ" }}|{{ lower "İSTANBUL" }}|{{ title "élan ǆx" }}"#,
+        "STRAßE Ǆ|istanbul|Élan ǅx",
+    );
+    check(r#"{{ camelcase "foo-bar baz" }}|{{ camelcase "_a_b_" }}"#, "FooBarBaz|_AB_");
+    check(
+        r#"{{ int64 "1_000" }}|{{ int64 1e19 }}|{{ rest (list) }}|{{ initial (list) }}"#,
+        "1000|-9223372036854775808|[]|[]",
+    );
+    check(
+        r#"{{ semver "v2" }}|{{ semver "1.2.3-beta.1+build.5" | toJson }}|{{ (semver "v2").Major }}"#,
+        r#"2.0.0|"1.2.3-beta.1+build.5"|2"#,
+    );
+    check(
+        r#"{{ duration 3661 }}|{{ duration "95" }}|{{ duration .Values.ratio }}"#,
+        "1h1m1s|1m35s|0s",
+    );
+    check(
+        r#"{{ b64dec "aGVsbG8" }}|{{ js "< " }}"#,
+        r#"illegal base64 data at input byte 4|\u003C\u2028"#,
+    );
+    check(
+        r#"{{ substr 3 1 "hello" }}"#,
+        "ERROR: template: t:1:3: executing \"t\" at <substr 3 1 \"hello\">: error calling substr: runtime error: slice bounds out of range [3:1]",
+    );
+    check(
+        r#"{{ toDate "2006-01-02T15:04:05.999Z07:00" "2024-03-04T05:06:07.120Z" | date "2006.01.02 .000 .999 002" }}"#,
+        "2024.03.04 .120 .12 064",
+    );
+}
+
+#[test]
 fn go_type_rules_for_arguments() {
     check(
         r#"{{ indent .Values.port "x" }}"#,

@@ -326,7 +326,10 @@ fn layout_to_strftime(layout: &str, zoned: Option<&Zoned>) -> String {
             {
                 let next = rest[1 + digits.len()..].chars().next();
                 if !next.is_some_and(|n| n.is_ascii_digit()) {
-                    if digits.starts_with('0') {
+                    if zoned.is_none() {
+                        // Parsing: Go accepts any fraction after the seconds.
+                        out.push_str("%.f");
+                    } else if digits.starts_with('0') {
                         out.push_str(&format!("%.{}f", digits.len()));
                     } else if let Some(z) = zoned {
                         let nanos = z.subsec_nanosecond();

@@ -65,8 +65,8 @@ pub(super) fn register(funcs: &mut Funcs) {
     });
     must_pair(funcs, "initial", sig(&[Any]), |a| {
         Ok(match as_list(&a[0], "find initial")? {
-            Some(l) if !l.is_empty() => Value::list(l[..l.len() - 1].to_vec()),
-            _ => Value::Nil,
+            Some(l) => Value::list(l[..l.len().saturating_sub(1)].to_vec()),
+            None => Value::Nil,
         })
     });
     for name in ["append", "push"] {

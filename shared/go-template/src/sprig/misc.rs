@@ -55,7 +55,7 @@ pub(super) fn register(funcs: &mut Funcs) {
     pure(funcs, "b64dec", sig(&[Str]), |a| {
         Ok(Value::from(match base64::engine::general_purpose::STANDARD.decode(arg_str(a, 0)) {
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            Err(err) => go_base64_error(&err),
+            Err(err) => go_base64_error(&err, arg_str(a, 0)),
         }))
     });
     pure(funcs, "b32enc", sig(&[Str]), |a| {
@@ -142,15 +142,13 @@ fn from_json(text: &str) -> Result<Value, FuncError> {
     Ok(Value::from_json(&json))
 }
 
-fn go_base64_error(err: &base64::DecodeError) -> String {
+fn go_base64_error(err: &base64::DecodeError, input: &str) -> String {
     match err {
         base64::DecodeError::InvalidByte(offset, _) => {
             format!("illegal base64 data at input byte {offset}")
         }
-        base64::DecodeError::InvalidLength(len) => {
-            format!("illegal base64 data at input byte {}", len / 4 * 4)
-        }
-        _ => "illegal base64 data at input byte 0".to_string(),
+        // An incomplete final quantum is reported at its start, as Go does.
+        _ => format!("illegal base64 data at input byte {}", input.len() / 4 * 4),
     }
 }
 
@@ -355,15 +353,52 @@ fn path_ext(path: &str) -> String {
     String::new()
 }
 
+/// A Masterminds `*semver.Version`: methods `Major`…`Original`, printed and serialized in its
+/// normalized form (`v2` → `2.0.0`).
+struct SemverVersion(sluice_semver::Version);
+
+impl SemverVersion {
+    fn normalized(&self) -> String {
+        let v = &self.0;
+        let mut text = format!("{}.{}.{}", v.major(), v.minor(), v.patch());
+        if !v.prerelease().is_empty() {
+            text.push('-');
+            text.push_str(v.prerelease());
+        }
+        if !v.metadata().is_empty() {
+            text.push('+');
+            text.push_str(v.metadata());
+        }
+        text
+    }
+}
+
+impl crate::Object for SemverVersion {
+    fn type_name(&self) -> &str {
+        "*semver.Version"
+    }
+
+    fn field(&self, name: &str) -> Option<Value> {
+        let v = &self.0;
+        Some(match name {
+            "Major" => Value::Int(v.major() as i64),
+            "Minor" => Value::Int(v.minor() as i64),
+            "Patch" => Value::Int(v.patch() as i64),
+            "Prerelease" => Value::str(v.prerelease()),
+            "Metadata" => Value::str(v.metadata()),
+            "Original" => Value::str(v.original()),
+            "String" => Value::from(self.normalized()),
+            _ => return None,
+        })
+    }
+
+    fn to_value(&self) -> Value {
+        Value::from(self.normalized())
+    }
+}
+
 fn semver_value(version: &sluice_semver::Version) -> Value {
-    let map = Map::new();
-    map.insert("Major", Value::Int(version.major() as i64));
-    map.insert("Minor", Value::Int(version.minor() as i64));
-    map.insert("Patch", Value::Int(version.patch() as i64));
-    map.insert("Prerelease", Value::str(version.prerelease()));
-    map.insert("Metadata", Value::str(version.metadata()));
-    map.insert("Original", Value::str(version.original()));
-    Value::Map(map.with_type_name("*semver.Version"))
+    Value::Object(std::sync::Arc::new(SemverVersion(version.clone())))
 }
 
 fn uuid_v4() -> String {

@@ -13,8 +13,8 @@ fn s(v: String) -> Result<Value, crate::FuncError> {
 }
 
 pub(super) fn register(funcs: &mut Funcs) {
-    pure(funcs, "upper", sig(&[Str]), |a| s(arg_str(a, 0).to_uppercase()));
-    pure(funcs, "lower", sig(&[Str]), |a| s(arg_str(a, 0).to_lowercase()));
+    pure(funcs, "upper", sig(&[Str]), |a| s(arg_str(a, 0).chars().map(go_upper).collect()));
+    pure(funcs, "lower", sig(&[Str]), |a| s(arg_str(a, 0).chars().map(go_lower).collect()));
     pure(funcs, "title", sig(&[Str]), |a| s(title(arg_str(a, 0))));
     pure(funcs, "untitle", sig(&[Str]), |a| s(untitle(arg_str(a, 0))));
     pure(funcs, "trim", sig(&[Str]), |a| {
@@ -198,13 +198,38 @@ fn random_string(count: usize, kind: u8) -> String {
         .collect()
 }
 
+/// Go's `unicode.ToUpper`: one rune to one rune (`ß` stays `ß`).
+pub(super) fn go_upper(c: char) -> char {
+    let mut upper = c.to_uppercase();
+    match (upper.next(), upper.next()) {
+        (Some(u), None) => u,
+        _ => c,
+    }
+}
+
+/// Go's `unicode.ToLower`: one rune to one rune (`İ` becomes `i`).
+pub(super) fn go_lower(c: char) -> char {
+    c.to_lowercase().next().unwrap_or(c)
+}
+
+/// Go's `unicode.ToTitle`: like upper case except for the four Latin digraphs.
+fn go_title(c: char) -> char {
+    match c {
+        'Ǆ' | 'ǅ' | 'ǆ' => 'ǅ',
+        'Ǉ' | 'ǈ' | 'ǉ' => 'ǈ',
+        'Ǌ' | 'ǋ' | 'ǌ' => 'ǋ',
+        'Ǳ' | 'ǲ' | 'ǳ' => 'ǲ',
+        other => go_upper(other),
+    }
+}
+
 /// Go's deprecated `strings.Title`.
 fn title(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut prev_separator = true;
     for c in text.chars() {
         if prev_separator && c.is_alphabetic() {
-            out.extend(c.to_uppercase());
+            out.push(go_title(c));
         } else {
             out.push(c);
         }
@@ -220,7 +245,7 @@ fn untitle(text: &str) -> String {
     let mut last_space = true;
     for c in text.chars() {
         if last_space && c.is_alphabetic() {
-            out.extend(c.to_lowercase());
+            out.push(go_lower(c));
         } else {
             out.push(c);
         }
@@ -402,7 +427,7 @@ fn camel_case(text: &str) -> String {
     let mut r0 = None;
     for c in chars.by_ref() {
         if !is_connector(c) {
-            r0 = Some(c.to_uppercase().next().unwrap_or(c));
+            r0 = Some(go_upper(c));
             break;
         }
         out.push(c);
@@ -418,7 +443,7 @@ fn camel_case(text: &str) -> String {
             continue;
         }
         if is_connector(r1) {
-            r0 = r0.to_uppercase().next().unwrap_or(r0);
+            r0 = go_upper(r0);
         } else {
             out.push(r1);
         }
@@ -431,9 +456,9 @@ fn swap_case(text: &str) -> String {
     text.chars()
         .flat_map(|c| -> Vec<char> {
             if c.is_uppercase() {
-                c.to_lowercase().collect()
+                vec![go_lower(c)]
             } else if c.is_lowercase() {
-                c.to_uppercase().collect()
+                vec![go_upper(c)]
             } else {
                 vec![c]
             }
