@@ -28,5 +28,7 @@ pub use error::Error;
 pub use reference::{DEFAULT_BRANCH, GitRef, Revision};
 pub use url::{RemoteUrl, Scheme, redact_url};
 #[cfg(feature = "verify")]
-pub use verify::{TrustedKeys, VerificationMode};
+pub use verify::{CommitSigningKey, TrustedKeys, VerificationMode};
+#[cfg(feature = "verify")]
+pub use write::commit_all_signed;
 pub use write::{Author, PushOptions, clone_for_write, commit_all, commit_all_and_push, push};

@@ -164,6 +164,80 @@ impl TrustedKeys {
     }
 }
 
+/// An OpenPGP private key that signs commits (`spec.git.commit.signingKey` of image automation).
+pub struct CommitSigningKey {
+    key: pgp::composed::SignedSecretKey,
+    passphrase: String,
+}
+
+impl std::fmt::Debug for CommitSigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use pgp::types::KeyDetails;
+        write!(f, "CommitSigningKey {{ fingerprint: {:X} }}", self.key.primary_key.fingerprint())
+    }
+}
+
+impl CommitSigningKey {
+    /// Read an armoured private key, decrypted with `passphrase` when it is protected.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidAuth`] when the key does not parse or the passphrase does not unlock it.
+    pub fn from_armored(
+        armored: &str,
+        passphrase: Option<&str>,
+    ) -> Result<CommitSigningKey, Error> {
+        use pgp::composed::Deserializable;
+        let (key, _headers) =
+            pgp::composed::SignedSecretKey::from_string(armored).map_err(|err| {
+                Error::InvalidAuth {
+                    reason: format!(
+                        "Secret key 'git.asc' is not an armored PGP private key: {err}"
+                    ),
+                }
+            })?;
+        let signing_key =
+            CommitSigningKey { key, passphrase: passphrase.unwrap_or_default().to_owned() };
+        // Fail now, not at the first commit, when the passphrase is wrong.
+        signing_key.sign(b"sluice signing key check")?;
+        Ok(signing_key)
+    }
+
+    /// Read Flux's signing Secret: `git.asc` and optional `passphrase`.
+    ///
+    /// # Errors
+    ///
+    /// As [`CommitSigningKey::from_armored`], or when `git.asc` is missing.
+    pub fn from_secret_data(data: &BTreeMap<String, Vec<u8>>) -> Result<CommitSigningKey, Error> {
+        let armored = data
+            .get("git.asc")
+            .map(|value| String::from_utf8_lossy(value).into_owned())
+            .ok_or_else(|| Error::InvalidAuth {
+                reason: "Secret key 'git.asc' is required".into(),
+            })?;
+        let passphrase =
+            data.get("passphrase").map(|value| String::from_utf8_lossy(value).into_owned());
+        CommitSigningKey::from_armored(&armored, passphrase.as_deref())
+    }
+
+    /// Make an armoured detached signature of `payload`, as git stores in `gpgsig`.
+    pub(crate) fn sign(&self, payload: &[u8]) -> Result<String, Error> {
+        let failed = |err: pgp::errors::Error| Error::InvalidAuth {
+            reason: format!("signing with the PGP key failed (wrong passphrase?): {err}"),
+        };
+        let password = pgp::types::Password::from(self.passphrase.as_str());
+        let signature = pgp::composed::DetachedSignature::sign_binary_data(
+            rand_pgp::thread_rng(),
+            &self.key.primary_key,
+            &password,
+            pgp::crypto::hash::HashAlgorithm::Sha256,
+            payload,
+        )
+        .map_err(failed)?;
+        signature.to_armored_string(pgp::composed::ArmorOptions::default()).map_err(failed)
+    }
+}
+
 fn check(
     object: String,
     signature: Option<&String>,

@@ -194,6 +194,64 @@ pub fn commit_all(
     Ok(Some(commit))
 }
 
+/// Like [`commit_all`], and sign the commit with an OpenPGP key (`gpgsig` header), as Flux's
+/// image automation does with `spec.git.commit.signingKey`.
+///
+/// # Errors
+///
+/// As [`commit_all`], and [`Error::InvalidAuth`] when signing fails.
+#[cfg(feature = "verify")]
+pub fn commit_all_signed(
+    repo_dir: &Path,
+    author: &Author,
+    message: &str,
+    signing_key: &crate::CommitSigningKey,
+) -> Result<Option<Commit>, Error> {
+    if commit_all(repo_dir, author, message)?.is_none() {
+        return Ok(None);
+    }
+    let local = PreparedAuth::local();
+    let limit = Duration::from_secs(60);
+    let git = |args: &[&str]| -> Result<String, Error> {
+        let output = run_git(repo_dir, args, &local, limit)?;
+        if output.success {
+            Ok(output.stdout)
+        } else {
+            Err(Error::Repository {
+                path: repo_dir.to_owned(),
+                detail: output.stderr.trim().to_owned(),
+            })
+        }
+    };
+    let unsigned_sha = git(&["rev-parse", "HEAD"])?.trim().to_owned();
+    let unsigned = git(&["cat-file", "commit", "HEAD"])?;
+    let Some((header, body)) = unsigned.split_once("\n\n") else {
+        return Err(Error::Repository {
+            path: repo_dir.to_owned(),
+            detail: "commit object has no message separator".into(),
+        });
+    };
+    // The signature covers the commit exactly as it is without the gpgsig header.
+    let signature = signing_key.sign(unsigned.as_bytes())?;
+    let gpgsig = signature.trim_end().replace('\n', "\n ");
+    let signed = format!("{header}\ngpgsig {gpgsig}\n\n{body}");
+    let object_dir = tempfile::tempdir()
+        .map_err(|err| Error::io("creating temporary directory", std::env::temp_dir(), err))?;
+    let object_path = object_dir.path().join("commit");
+    std::fs::write(&object_path, signed).map_err(|err| Error::io("writing", &object_path, err))?;
+    let object_arg = object_path.to_string_lossy().into_owned();
+    let signed_sha =
+        git(&["hash-object", "-t", "commit", "-w", "--", &object_arg])?.trim().to_owned();
+    git(&["update-ref", "-m", "sign commit", "HEAD", &signed_sha, &unsigned_sha])?;
+    let repo = gix::open(repo_dir).map_err(|err| Error::Repository {
+        path: repo_dir.to_owned(),
+        detail: crate::checkout::describe(&err),
+    })?;
+    let commit = read_head_commit(&repo)
+        .map_err(|detail| Error::Repository { path: repo_dir.to_owned(), detail })?;
+    Ok(Some(commit))
+}
+
 /// Push `HEAD` of `repo_dir` to `branch` of its `origin` remote.
 ///
 /// # Errors

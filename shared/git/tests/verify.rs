@@ -138,3 +138,61 @@ fn pgp_signed_commit_verifies_with_the_armored_key() {
     let err = check_verification(&fixture, main, VerificationMode::Head, &ssh_only).unwrap_err();
     assert!(err.to_string().ends_with("no trusted PGP key verifies the signature"), "{err}");
 }
+
+#[test]
+fn signed_automation_commits_verify_in_sluice_and_in_git() {
+    if Command::new("gpg").arg("--version").output().is_err() {
+        eprintln!("skipping: gpg not installed");
+        return;
+    }
+    let fixture = Fixture::new();
+    let home = fixture.root.path().join("gnupg");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut permissions = std::fs::metadata(&home).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o700);
+    std::fs::set_permissions(&home, permissions).unwrap();
+    let output = Command::new("gpg")
+        .env("GNUPGHOME", &home)
+        .args(["--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", "s3cret-pass"])
+        .args(["--quick-gen-key", "Flux Bot <bot@example.com>", "ed25519", "sign", "never"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let private = Command::new("gpg")
+        .env("GNUPGHOME", &home)
+        .args(["--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", "s3cret-pass"])
+        .args(["--armor", "--export-secret-keys", "bot@example.com"])
+        .output()
+        .unwrap();
+    let private = String::from_utf8(private.stdout).unwrap();
+    let public = gpg(&home, &["--armor", "--export", "bot@example.com"]);
+
+    let wrong = sluice_git::CommitSigningKey::from_armored(&private, Some("nope")).unwrap_err();
+    assert_eq!(wrong.reason(), "AuthenticationFailed");
+    let signing_key = sluice_git::CommitSigningKey::from_secret_data(&secret(&[
+        ("git.asc", &private),
+        ("passphrase", "s3cret-pass"),
+    ]))
+    .unwrap();
+
+    let dest = fixture.dest("signed-write");
+    sluice_git::clone_for_write(
+        &fixture.file_url(),
+        &Auth::None,
+        "main",
+        &dest,
+        &CheckoutOptions::default(),
+    )
+    .unwrap();
+    std::fs::write(dest.join("image.yaml"), "image: app:2.0.0\n").unwrap();
+    let author = sluice_git::Author { name: "Flux".into(), email: "bot@example.com".into() };
+    let commit = sluice_git::commit_all_signed(&dest, &author, "Update image\n", &signing_key)
+        .unwrap()
+        .unwrap();
+    assert!(commit.signature.as_deref().unwrap().contains("BEGIN PGP SIGNATURE"));
+    let keys = TrustedKeys::from_secret_data(&secret(&[("bot.asc", &public)])).unwrap();
+    commit.verify_signature(&keys).unwrap();
+    // git itself accepts the signature.
+    git_with_env(&dest, &["verify-commit", "HEAD"], &[("GNUPGHOME", &home)]);
+    assert_eq!(git(&dest, &["log", "-1", "--format=%s"]), "Update image");
+}
