@@ -172,13 +172,7 @@ pub(crate) fn to_int64(value: &Value) -> i64 {
     match value {
         Value::Int(i) => *i,
         // Go's out-of-range float conversion yields the minimum int64 on amd64.
-        Value::Float(f)
-            if f.is_nan()
-                || *f >= 9.223_372_036_854_775_807e18
-                || *f < -9.223_372_036_854_775_808e18 =>
-        {
-            i64::MIN
-        }
+        Value::Float(f) if f.is_nan() || *f >= i64::MAX as f64 || *f < i64::MIN as f64 => i64::MIN,
         Value::Float(f) => *f as i64,
         Value::Bool(b) => i64::from(*b),
         Value::String(s) => parse_go_int(trim_zero_decimal(s)).unwrap_or(0),
