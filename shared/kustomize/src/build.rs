@@ -411,6 +411,17 @@ impl<'a> Builder<'a> {
                 .map_err(|e| e.context("accumulating components"))?;
         }
         self.run_transformers(target, &mut ra, stack)?;
+        // No builtin validators exist and plugins cannot run, as in kustomize without plugins enabled.
+        if let Some((config, _)) =
+            self.plugin_configs(target, &target.kustomization.validators, stack)?.into_iter().next()
+        {
+            require_builtin(&config).map_err(|e| Error::build(target.ctx(), e))?;
+            let kind = config.get("kind").and_then(Value::as_str).unwrap_or("");
+            return Err(Error::build(
+                target.ctx(),
+                format!("unable to load builtin validator {kind}"),
+            ));
+        }
         self.merge_vars(target, &mut ra)?;
         Ok(ra)
     }
@@ -1433,7 +1444,7 @@ fn default_orders() -> (Vec<String>, Vec<String>) {
 }
 
 /// kustomize reads kustomization fields case-insensitively (Go's JSON decoding): map them to their canonical names.
-fn canonical_field_names(value: Value) -> Value {
+pub(crate) fn canonical_field_names(value: Value) -> Value {
     const NAMES: &[&str] = &[
         "apiVersion",
         "kind",

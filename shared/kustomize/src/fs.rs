@@ -80,6 +80,34 @@ impl FileSystem for MemoryFileSystem {
     }
 }
 
+/// In-memory files layered over another file system, e.g. a generated `kustomization.yaml`
+/// placed over an unpacked artifact without writing to it.
+pub struct OverlayFileSystem<'a> {
+    base: &'a dyn FileSystem,
+    overlay: MemoryFileSystem,
+}
+
+impl<'a> OverlayFileSystem<'a> {
+    /// Layers `overlay` over `base`: its files win.
+    pub fn new(base: &'a dyn FileSystem, overlay: MemoryFileSystem) -> Self {
+        OverlayFileSystem { base, overlay }
+    }
+}
+
+impl FileSystem for OverlayFileSystem<'_> {
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        if self.overlay.is_file(path) { self.overlay.read(path) } else { self.base.read(path) }
+    }
+    fn is_dir(&self, path: &Path) -> bool {
+        self.base.is_dir(path)
+            || (self.overlay.files.keys().any(|p| p.starts_with(normalize(path)))
+                && !self.overlay.is_file(path))
+    }
+    fn is_file(&self, path: &Path) -> bool {
+        self.overlay.is_file(path) || self.base.is_file(path)
+    }
+}
+
 /// Lexically normalises a path: drops `.`, resolves `..` against earlier parts.
 pub fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();

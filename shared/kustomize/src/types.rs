@@ -510,6 +510,24 @@ pub struct LegacySortOptions {
 }
 
 impl Kustomization {
+    /// The kustomization as YAML, e.g. to place a generated or amended one in a file system.
+    pub fn to_yaml(&self) -> String {
+        let value = serde_json::to_value(self).unwrap_or(Value::Null);
+        crate::yaml::to_yaml_document(&value)
+    }
+
+    /// Parses a kustomization file's text (keys matched case-insensitively, as kustomize does).
+    ///
+    /// # Errors
+    /// A message when the YAML is invalid or a field is unknown or mistyped.
+    pub fn from_yaml(text: &str) -> Result<Kustomization, String> {
+        let docs = crate::yaml::parse_documents_lenient(text)?;
+        let value =
+            crate::build::canonical_field_names(docs.into_iter().next().unwrap_or(Value::Null));
+        let value = if value.is_null() { Value::Object(Default::default()) } else { value };
+        serde_json::from_value(value).map_err(|e| e.to_string())
+    }
+
     /// Whether this is a `kind: Component`.
     pub fn is_component(&self) -> bool {
         self.kind == "Component"

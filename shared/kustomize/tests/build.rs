@@ -209,3 +209,29 @@ fn errors_name_what_to_fix() {
         "already registered id",
     );
 }
+
+#[test]
+fn generated_kustomization_overlays_a_tree() {
+    let base = fs_of(&[("app/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n")]);
+    let mut kustomization =
+        sluice_kustomize::Kustomization::from_yaml("resources: [cm.yaml]\n").unwrap();
+    kustomization.namespace = "apps".into();
+    kustomization.common_annotations.insert("owner".into(), "flux".into());
+    let overlay =
+        MemoryFileSystem::new().with_file("/src/app/kustomization.yaml", kustomization.to_yaml());
+    let fs = sluice_kustomize::OverlayFileSystem::new(&base, overlay);
+    let objects = build(&fs, Path::new("/src/app")).unwrap();
+    assert_eq!(
+        to_yaml(&objects),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  annotations:\n    owner: flux\n  name: c\n  namespace: apps\n"
+    );
+}
+
+#[test]
+fn kustomization_round_trips_through_yaml() {
+    let text = "namePrefix: p-\nNAMESPACE: x\nimages:\n- name: nginx\n  newTag: \"1.2\"\n";
+    let k = sluice_kustomize::Kustomization::from_yaml(text).unwrap();
+    assert_eq!(k.namespace, "x");
+    let again = sluice_kustomize::Kustomization::from_yaml(&k.to_yaml()).unwrap();
+    assert_eq!(k, again);
+}
