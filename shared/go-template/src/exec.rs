@@ -25,6 +25,12 @@ pub struct Context<'a> {
     current_file: Arc<str>,
 }
 
+/// Nesting levels executed on one native stack before hopping to a new thread.
+const STACK_HOP: usize = 16;
+
+/// Stack reserved for each hop thread (virtual memory; pages are committed as used).
+const HOP_STACK_BYTES: usize = 64 << 20;
+
 /// Control flow out of a list.
 enum Flow {
     Normal,
@@ -133,7 +139,10 @@ impl<'a> Context<'a> {
         Ok(out)
     }
 
-    fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> ExecResult<T>) -> ExecResult<T> {
+    fn nested<T: Send>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> ExecResult<T> + Send,
+    ) -> ExecResult<T> {
         if self.depth >= self.options.max_depth {
             return Err(Error::Message(format!(
                 "exceeded maximum template depth ({})",
@@ -142,7 +151,26 @@ impl<'a> Context<'a> {
         }
         self.depth += 1;
         let saved = (self.current_template.clone(), self.current_file.clone());
-        let result = f(self);
+        // Deep nesting continues on a fresh thread with a large stack every STACK_HOP levels,
+        // so recursion up to `max_depth` never overflows the caller's (possibly small) stack.
+        let result = if self.depth.is_multiple_of(STACK_HOP) {
+            std::thread::scope(|scope| {
+                let spawned = std::thread::Builder::new()
+                    .name("go-template-deep".to_string())
+                    .stack_size(HOP_STACK_BYTES)
+                    .spawn_scoped(scope, || f(self));
+                match spawned {
+                    Ok(handle) => handle.join().unwrap_or_else(|_| {
+                        Err(Error::Message("template execution panicked".to_string()))
+                    }),
+                    Err(err) => Err(Error::Message(format!(
+                        "cannot continue deeply nested template execution: {err}"
+                    ))),
+                }
+            })
+        } else {
+            f(self)
+        };
         self.depth -= 1;
         (self.current_template, self.current_file) = saved;
         result

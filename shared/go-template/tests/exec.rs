@@ -253,3 +253,25 @@ fn missing_key_modes() {
     check_zero("{{ if .Values.missing }}x{{ else }}y{{ end }}", "y");
     check_zero("{{ $v := .Values.missing }}{{ $v.deeper }}", "<no value>");
 }
+
+#[test]
+fn recursion_through_a_registered_include_stops_at_the_depth_limit() {
+    use sluice_go_template::{Func, FuncError, Param, Signature};
+    let mut set = TemplateSet::new();
+    set.add_func(
+        "include",
+        Func::new(Signature::fixed(&[Param::String, Param::Any]), |ctx, args| {
+            let name = args[0].as_str().unwrap_or("").to_string();
+            ctx.execute_template(&name, &args[1]).map(Value::from).map_err(FuncError::from)
+        }),
+    );
+    set.parse(
+        "t",
+        r#"{{ define "r" }}{{ include "r" . | nindent 2 }}{{ end }}{{ include "r" . }}"#,
+    )
+    .unwrap();
+    let err = set.execute("t", &Value::Nil).unwrap_err();
+    assert_eq!(err.innermost().to_string(), "exceeded maximum template depth (200)");
+    assert_eq!(err.frames().len(), 201);
+    assert_eq!(err.frames()[1].template, "r");
+}
