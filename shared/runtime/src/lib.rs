@@ -23,5 +23,5 @@ mod fake_api;
 
 pub use error::{Error, ReconcileError};
 pub use object::FluxObject;
-pub use runtime::{Reconciler, Runtime, RuntimeArgs, run_controller};
+pub use runtime::{Reconciler, Runtime, RuntimeArgs, run_controller, run_controller_with};
 pub use status::{Outcome, StatusWriter, reconcile_not_implemented};

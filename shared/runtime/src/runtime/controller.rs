@@ -100,16 +100,31 @@ where
     K: FluxObject,
     R: Reconciler<K>,
 {
-    let client = runtime.client.clone();
-    let api: Api<K> = if runtime.args.watch_all_namespaces {
-        Api::all(client)
-    } else {
-        Api::namespaced(client, &runtime.namespace)
-    };
-    let mut watcher_config = watcher::Config::default();
-    if let Some(selector) = runtime.args.label_selector() {
-        watcher_config = watcher_config.labels(selector);
-    }
+    run_controller_with(runtime, reconciler, |controller| controller).await
+}
+
+/// [`run_controller`] with extra triggers: `configure` receives kube's `Controller` and may add
+/// `watches` of related kinds (e.g. a source whose new artifact must wake its consumers).
+///
+/// Use [`Runtime::watched_api`] and [`Runtime::watcher_config`] for the related watches so
+/// they honour `--watch-all-namespaces` and `--watch-label-selector`, and
+/// `Controller::store()` inside `configure` to map a related object to the objects that
+/// reference it. Related triggers bypass the generation predicate: map only real changes.
+///
+/// # Errors
+/// As [`run_controller`].
+pub async fn run_controller_with<K, R, F>(
+    runtime: Arc<Runtime>,
+    reconciler: Arc<R>,
+    configure: F,
+) -> Result<(), Error>
+where
+    K: FluxObject,
+    R: Reconciler<K>,
+    F: FnOnce(Controller<K>) -> Controller<K>,
+{
+    let api: Api<K> = runtime.watched_api();
+    let watcher_config = runtime.watcher_config();
     let name = K::kind(&()).to_lowercase();
     runtime.metrics.set_max_concurrent(&name, runtime.args.concurrent);
     tracing::info!(controller = %name, concurrent = runtime.args.concurrent,
@@ -124,7 +139,7 @@ where
         .predicate_filter(trigger_hash::<K>, PredicateConfig::default());
     let shutdown = runtime.shutdown.clone();
     let context = Arc::new(Context { runtime: runtime.clone(), reconciler, name: name.clone() });
-    Controller::for_stream(trigger, reader)
+    configure(Controller::for_stream(trigger, reader))
         .with_config(ControllerConfig::default().concurrency(runtime.args.concurrent))
         .graceful_shutdown_on(async move { shutdown.wait().await })
         .run(reconcile::<K, R>, error_policy::<K, R>, context)

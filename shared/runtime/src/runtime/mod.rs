@@ -21,7 +21,7 @@ use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
 
 pub use backoff::{Backoff, backoff_delay};
-pub use controller::{Reconciler, run_controller, trigger_hash};
+pub use controller::{Reconciler, run_controller, run_controller_with, trigger_hash};
 pub use flags::{LogEncoding, LogLevel, RuntimeArgs, parse_args, parse_args_from};
 pub use jitter::{jitter, jittered};
 pub use leader::{
@@ -259,6 +259,29 @@ impl Runtime {
                 kube::runtime::controller::Action::requeue(self.requeue_interval(interval))
             }
             _ => kube::runtime::controller::Action::await_change(),
+        }
+    }
+
+    /// An `Api` over the namespaces this process watches: all of them, or only
+    /// [`Runtime::namespace`] with `--watch-all-namespaces=false`.
+    pub fn watched_api<W>(&self) -> kube::Api<W>
+    where
+        W: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
+        W::DynamicType: Default,
+    {
+        if self.args.watch_all_namespaces {
+            kube::Api::all(self.client.clone())
+        } else {
+            kube::Api::namespaced(self.client.clone(), &self.namespace)
+        }
+    }
+
+    /// The watcher configuration with `--watch-label-selector` applied.
+    pub fn watcher_config(&self) -> kube::runtime::watcher::Config {
+        let config = kube::runtime::watcher::Config::default();
+        match self.args.label_selector() {
+            Some(selector) => config.labels(selector),
+            None => config,
         }
     }
 
