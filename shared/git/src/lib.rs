@@ -1,13 +1,32 @@
 //! Git for sluice: checkout with gix, remote-head checks, Flux revision strings, commit and push.
 //!
 //! The source-controller checks out a [`GitRef`] with [`checkout`] and records the returned
-//! [`Commit::revision`]; before cloning it asks [`remote_head`] whether the ref moved.
-//! Image automation and bootstrap use [`clone_for_write`] and [`commit_all_and_push`].
+//! [`Commit::revision`]; before cloning it asks [`remote_revision`] (or [`remote_head`]) whether
+//! the ref moved, and with the `verify` feature checks signatures with [`Commit::verify`].
+//! Image automation and bootstrap use [`clone_for_write`], [`commit_all`] (or
+//! `commit_all_signed`), [`push`] and [`commit_all_and_push`].
 //! Everything here is blocking: call it from `tokio::task::spawn_blocking`.
 //!
-//! Transports: `https`/`http` through gix's reqwest backend (rustls with the ring provider),
-//! `ssh` through the external `ssh` binary with the Secret's key and known_hosts (strict host key
-//! checking), `git://` and `file://` through `git-upload-pack`. Pushing runs the `git` CLI.
+//! Transports: `https`/`http` through gix's reqwest backend (rustls with the ring provider,
+//! installed on first use if the process has none), `ssh` through the external `ssh` binary with
+//! the Secret's key and known_hosts (strict host key checking), `git://` and `file://` through
+//! `git-upload-pack`. Pushing, submodules and commits run the `git` CLI, with credentials in its
+//! environment (`GIT_CONFIG_*`), never in argv.
+//!
+//! ```no_run
+//! use sluice_git::{Auth, CheckoutOptions, GitRef, checkout, remote_revision};
+//!
+//! # fn main() -> Result<(), sluice_git::Error> {
+//! let url = "https://github.com/stefanprodan/podinfo";
+//! let reference = GitRef::Semver(">=6.0.0".into());
+//! let options = CheckoutOptions::default();
+//! let head = remote_revision(url, &Auth::None, &reference, &options)?;
+//! let commit = checkout(url, &Auth::None, &reference, "/tmp/podinfo".as_ref(), &options)?;
+//! assert_eq!(head, Some(commit.revision.clone()));
+//! println!("{}", commit.revision); // e.g. 6.9.2@sha1:…
+//! # Ok(())
+//! # }
+//! ```
 
 mod auth;
 mod checkout;
