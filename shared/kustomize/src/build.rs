@@ -873,8 +873,8 @@ impl<'a> Builder<'a> {
         allow_name: bool,
         allow_kind: bool,
     ) -> Result<Vec<SmPatch>> {
-        let docs = match yaml::parse_documents(entry) {
-            Ok(docs) if !docs.is_empty() && docs.iter().all(Value::is_object) => docs,
+        let docs = match resources_from_text(entry) {
+            Ok(rs) if !rs.is_empty() => rs.into_iter().map(|r| r.obj).collect(),
             _ => {
                 let p = self.file_in(target, entry)?;
                 let text = self.read_text(&p)?;
@@ -1523,9 +1523,27 @@ pub(crate) fn resources_from_text(text: &str) -> std::result::Result<Vec<Resourc
         if doc.as_object().is_some_and(Map::is_empty) {
             continue;
         }
+        // kyaml's GetValidatedMetadata: a kind, and a name unless the kind is a list.
+        if kind.is_empty() {
+            return Err(format!("missing kind in object {}", compact(&doc)));
+        }
+        if !kind.ends_with("List")
+            && crate::resource::str_at(&doc, &["metadata", "name"]).is_empty()
+        {
+            return Err(format!("missing metadata.name in object {}", compact(&doc)));
+        }
         out.push(Resource::new(doc));
     }
     Ok(out)
+}
+
+fn compact(doc: &Value) -> String {
+    let text = serde_json::to_string(doc).unwrap_or_default();
+    if text.len() > 200 {
+        format!("{}...", &text[..text.char_indices().nth(200).map_or(text.len(), |(i, _)| i)])
+    } else {
+        text
+    }
 }
 
 fn make_generated(
