@@ -187,7 +187,7 @@ fn write_value_at(out: &mut String, value: &Value, depth: usize) {
         }
         Value::Map(map) => {
             out.push_str("map[");
-            for (idx, (key, item)) in map.read().iter().enumerate() {
+            for (idx, (key, item)) in map.entries().iter().enumerate() {
                 if idx > 0 {
                     out.push(' ');
                 }

@@ -335,7 +335,7 @@ impl Value {
                 serde_json::Value::Array(l.iter().map(|v| v.to_json_at(depth + 1)).collect())
             }
             Value::Map(m) => serde_json::Value::Object(
-                m.read().iter().map(|(k, v)| (k.clone(), v.to_json_at(depth + 1))).collect(),
+                m.entries().into_iter().map(|(k, v)| (k, v.to_json_at(depth + 1))).collect(),
             ),
             Value::Object(o) => o.to_value().to_json_at(depth + 1),
         }
@@ -354,7 +354,7 @@ impl Value {
             Value::List(l) => Value::list(l.iter().map(|v| v.deep_copy_at(depth + 1)).collect()),
             Value::Map(m) => {
                 let copy: Map =
-                    m.read().iter().map(|(k, v)| (k.clone(), v.deep_copy_at(depth + 1))).collect();
+                    m.entries().into_iter().map(|(k, v)| (k, v.deep_copy_at(depth + 1))).collect();
                 Value::Map(match m.type_name() {
                     Some(name) => copy.with_type_name(name),
                     None => copy,

@@ -5,7 +5,7 @@ use crate::Param::{Any, Float, Int, String as Str};
 use crate::value::Value;
 
 /// Largest list `until`/`seq` may build.
-const MAX_ITEMS: i64 = 10_000_000;
+const MAX_ITEMS: i64 = 1_000_000;
 
 pub(super) fn register(funcs: &mut Funcs) {
     pure(funcs, "atoi", sig(&[Str]), |a| Ok(Value::Int(arg_str(a, 0).parse::<i64>().unwrap_or(0))));
