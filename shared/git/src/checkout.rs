@@ -93,6 +93,9 @@ struct Resolved {
     revision_ref: Option<String>,
     /// The expected commit, when the listing told us.
     sha: Option<String>,
+    /// A commit to check out after fetching the whole branch in `fetch` (`ref.commit` with
+    /// `ref.branch`): Flux then requires the commit to be in the branch's history.
+    commit_on_branch: Option<String>,
 }
 
 /// Check out `reference` of the repository at `url` into `dest`, which must be empty or absent.
@@ -163,11 +166,14 @@ fn missing_commit_or(
     deadline: &Deadline,
 ) -> Error {
     let GitRef::Commit { sha, branch } = reference else { return err };
-    let probe = match branch {
-        Some(branch) => format!("refs/heads/{branch}"),
-        None => "HEAD".to_owned(),
-    };
-    match list_refs(remote, prepared, &probe, deadline) {
+    if branch.is_some() {
+        // The branch was fetched, so a missing branch is the answer if there is one.
+        return match resolve(remote, prepared, reference, deadline) {
+            Err(missing @ Error::RefNotFound { .. }) => missing,
+            _ => err,
+        };
+    }
+    match list_refs(remote, prepared, "HEAD", deadline) {
         Ok(_) => {
             Error::RefNotFound { kind: "commit", name: sha.clone(), url: remote.to_redacted() }
         }
@@ -219,20 +225,41 @@ fn resolve_without_listing(reference: &GitRef) -> Resolved {
             fetch: format!("refs/heads/{branch}"),
             revision_ref: Some(branch.clone()),
             sha: None,
+            commit_on_branch: None,
         },
         GitRef::Tag(tag) => Resolved {
             fetch: format!("refs/tags/{tag}"),
             revision_ref: Some(tag.clone()),
             sha: None,
+            commit_on_branch: None,
         },
-        GitRef::Name(name) => {
-            Resolved { fetch: name.clone(), revision_ref: Some(name.clone()), sha: None }
-        }
+        GitRef::Name(name) => Resolved {
+            fetch: name.clone(),
+            revision_ref: Some(name.clone()),
+            sha: None,
+            commit_on_branch: None,
+        },
         GitRef::Commit { sha, branch } => {
-            Resolved { fetch: sha.to_ascii_lowercase(), revision_ref: branch.clone(), sha: None }
+            match branch {
+                // Fetch the branch's history and check the commit out of it, as Flux does.
+                Some(branch) => Resolved {
+                    fetch: format!("refs/heads/{branch}"),
+                    revision_ref: Some(branch.clone()),
+                    sha: None,
+                    commit_on_branch: Some(sha.to_ascii_lowercase()),
+                },
+                None => Resolved {
+                    fetch: sha.to_ascii_lowercase(),
+                    revision_ref: None,
+                    sha: None,
+                    commit_on_branch: None,
+                },
+            }
         }
         // Ranges are resolved by listing tags first.
-        GitRef::Semver(range) => Resolved { fetch: range.clone(), revision_ref: None, sha: None },
+        GitRef::Semver(range) => {
+            Resolved { fetch: range.clone(), revision_ref: None, sha: None, commit_on_branch: None }
+        }
     }
 }
 
@@ -251,7 +278,12 @@ fn resolve(
             ("branch", format!("refs/heads/{branch}"), branch.clone())
         }
         GitRef::Commit { sha, branch: None } => {
-            return Ok(Resolved { fetch: sha.clone(), revision_ref: None, sha: Some(sha.clone()) });
+            return Ok(Resolved {
+                fetch: sha.clone(),
+                revision_ref: None,
+                sha: Some(sha.clone()),
+                commit_on_branch: None,
+            });
         }
         GitRef::Semver(_) => ("tag", "refs/tags/*:refs/tags/*".to_owned(), String::new()),
     };
@@ -270,20 +302,27 @@ fn resolve(
                 fetch: format!("refs/tags/{}", tag.name),
                 revision_ref: Some(tag.name),
                 sha: Some(tag.sha),
+                commit_on_branch: None,
             })
         }
         GitRef::Commit { sha, branch } => {
             refs.iter().find(|listed| listed.name == refspec).ok_or_else(not_found)?;
             Ok(Resolved {
-                fetch: sha.clone(),
+                fetch: refspec,
                 revision_ref: branch.clone(),
                 sha: Some(sha.clone()),
+                commit_on_branch: Some(sha.clone()),
             })
         }
         _ => {
             let listed =
                 refs.into_iter().find(|listed| listed.name == refspec).ok_or_else(not_found)?;
-            Ok(Resolved { fetch: refspec, revision_ref: Some(wanted), sha: listed.sha })
+            Ok(Resolved {
+                fetch: refspec,
+                revision_ref: Some(wanted),
+                sha: listed.sha,
+                commit_on_branch: None,
+            })
         }
     }
 }
@@ -422,14 +461,16 @@ fn clone(
 ) -> Result<Commit, Error> {
     let transport_url = remote.to_transport_url();
     let fetch = resolved.fetch.clone();
-    let shallow = options.shallow;
+    let commit_on_branch = resolved.commit_on_branch.clone();
+    // A commit is looked up in the branch's history, which a shallow fetch would cut.
+    let shallow = options.shallow && commit_on_branch.is_none();
     let dest_owned: PathBuf = dest.to_owned();
     // gix wants the destination to exist; an empty directory it created is removed on failure.
     std::fs::create_dir_all(dest).map_err(|err| Error::io("creating directory", dest, err))?;
     let worker_prepared = Arc::clone(prepared);
     let client = prepared.client.clone();
     ensure_crypto_provider();
-    let outcome = deadline.run(move |interrupt| -> Result<Commit, String> {
+    let outcome = deadline.run(move |interrupt| -> Result<Commit, CloneFailure> {
         let mut prepare = gix::prepare_clone(transport_url.as_str(), &dest_owned)
             .map_err(|err| describe(&err))?
             .with_in_memory_config_overrides(worker_prepared.config.iter().map(String::as_str))
@@ -447,6 +488,9 @@ fn clone(
         let (mut checkout, fetched) = prepare
             .fetch_then_checkout(gix::progress::Discard, &interrupt)
             .map_err(|err| describe(&err))?;
+        if let Some(sha) = &commit_on_branch {
+            detach_head_at(checkout.repo(), sha)?;
+        }
         let (repo, _outcome) = checkout
             .main_worktree(gix::progress::Discard, &interrupt)
             .map_err(|err| describe(&err))?;
@@ -466,17 +510,63 @@ fn clone(
     });
     let revision_ref = resolved.revision_ref.clone();
     match outcome {
+        Some(Err(CloneFailure::CommitNotOnBranch { sha })) => Err(Error::RefNotFound {
+            kind: "commit",
+            name: format!("{sha}' on branch '{}", revision_ref.unwrap_or_default()),
+            url: remote.to_redacted(),
+        }),
+        Some(Err(CloneFailure::Other(detail))) => {
+            Err(classify("clone", &detail, remote, prepared, deadline))
+        }
         Some(Ok(mut commit)) => {
             commit.revision = Revision { reference: revision_ref, sha: commit.sha.clone() };
             Ok(commit)
         }
-        Some(Err(detail)) => Err(classify("clone", &detail, remote, prepared, deadline)),
         None => Err(Error::Timeout {
             operation: "clone",
             url: remote.to_redacted(),
             timeout: deadline.limit,
         }),
     }
+}
+
+/// Why the clone worker failed.
+enum CloneFailure {
+    /// `ref.commit` is not in the history of `ref.branch`.
+    CommitNotOnBranch { sha: String },
+    /// Anything else, as text to classify.
+    Other(String),
+}
+
+impl From<String> for CloneFailure {
+    fn from(detail: String) -> Self {
+        CloneFailure::Other(detail)
+    }
+}
+
+/// Point `HEAD` of a fetched, not yet checked-out clone at `sha`, which must be in its history.
+fn detach_head_at(repo: &gix::Repository, sha: &str) -> Result<(), CloneFailure> {
+    use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit};
+    let id = gix::ObjectId::from_hex(sha.as_bytes())
+        .map_err(|err| CloneFailure::Other(format!("invalid commit {sha}: {err}")))?;
+    // Only the branch's history was fetched, so presence means the commit is on the branch.
+    if repo.find_commit(id).is_err() {
+        return Err(CloneFailure::CommitNotOnBranch { sha: sha.to_owned() });
+    }
+    let head = "HEAD"
+        .try_into()
+        .map_err(|err: gix::refs::name::Error| CloneFailure::Other(err.to_string()))?;
+    repo.edit_reference(RefEdit {
+        change: Change::Update {
+            log: LogChange::default(),
+            expected: PreviousValue::Any,
+            new: gix::refs::Target::Object(id),
+        },
+        name: head,
+        deref: false,
+    })
+    .map_err(|err| CloneFailure::Other(format!("detaching HEAD at {sha}: {}", describe(&err))))?;
+    Ok(())
 }
 
 /// Read `HEAD` of a freshly cloned repository (a detached commit, or a tag peeled to one).

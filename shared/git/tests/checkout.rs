@@ -133,6 +133,28 @@ fn unknown_refs_are_clear_errors() {
         let err = remote_head(&url, &Auth::None, &reference).unwrap_err();
         assert_eq!(err.to_string(), format!("{expected}{url}"));
     }
+    // A commit that exists, but only on another branch, is not on `main`.
+    let dev_only = fixture.rev("dev");
+    let on_main = GitRef::Commit { sha: dev_only.clone(), branch: Some("main".into()) };
+    let err = checkout(
+        &url,
+        &Auth::None,
+        &on_main,
+        &fixture.dest("dev-on-main"),
+        &CheckoutOptions::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err.to_string(), format!("commit '{dev_only}' on branch 'main' not found in {url}"));
+    let on_nope = GitRef::Commit { sha: dev_only, branch: Some("nope".into()) };
+    let err = checkout(
+        &url,
+        &Auth::None,
+        &on_nope,
+        &fixture.dest("dev-on-nope"),
+        &CheckoutOptions::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err.to_string(), format!("branch 'nope' not found in {url}"));
     let missing = "0123456789abcdef0123456789abcdef01234567".to_owned();
     let err = checkout(
         &url,
