@@ -235,6 +235,8 @@ pub(crate) struct PreparedAuth {
     pub(crate) client: ClientSettings,
     /// Inherited variables a `git` child must not see.
     pub(crate) unset_env: Vec<&'static str>,
+    /// `scheme://host[:port]/` of an HTTP remote, the scope of its credentials for the git CLI.
+    http_origin: Option<String>,
 }
 
 impl PreparedAuth {
@@ -247,6 +249,7 @@ impl PreparedAuth {
             has_credentials: false,
             client: ClientSettings::default(),
             unset_env: Vec::new(),
+            http_origin: None,
         }
     }
 
@@ -263,6 +266,7 @@ impl PreparedAuth {
             has_credentials: false,
             client: ClientSettings::default(),
             unset_env: Vec::new(),
+            http_origin: None,
         };
         prepared.config.push("credential.helper=".into());
         let from_url;
@@ -299,6 +303,8 @@ impl PreparedAuth {
             }
         }
         if matches!(url.scheme, Scheme::Http | Scheme::Https) {
+            let scheme = if url.scheme == Scheme::Https { "https" } else { "http" };
+            prepared.http_origin = Some(format!("{scheme}://{}/", url.host_port()));
             prepared.add_http_options(http)?;
         }
         Ok(prepared)
@@ -379,7 +385,13 @@ impl PreparedAuth {
         ];
         for (idx, entry) in self.config.iter().enumerate() {
             let (key, value) = entry.split_once('=').unwrap_or((entry.as_str(), ""));
-            env.push((format!("GIT_CONFIG_KEY_{idx}"), key.to_owned()));
+            // Scope the Authorization header to the remote's origin, so that submodules on
+            // other hosts never receive it.
+            let key = match (&self.http_origin, key) {
+                (Some(origin), "http.extraHeader") => format!("http.{origin}.extraHeader"),
+                _ => key.to_owned(),
+            };
+            env.push((format!("GIT_CONFIG_KEY_{idx}"), key));
             env.push((format!("GIT_CONFIG_VALUE_{idx}"), value.to_owned()));
         }
         env
@@ -540,6 +552,20 @@ mod tests {
         assert_eq!(proxy.unwrap().address, "http://p:3128");
         let missing = Proxy::from_secret_data(&data(&[("username", "u")])).unwrap_err();
         assert!(missing.to_string().contains("'address'"), "{missing}");
+    }
+
+    #[test]
+    fn git_cli_credentials_are_scoped_to_the_remote_host() {
+        let url = RemoteUrl::parse("https://git.example.com:8443/org/app.git").unwrap();
+        let auth = Auth::Bearer("t0ken".into());
+        let prepared = PreparedAuth::new(&auth, &url, &HttpOptions::default()).unwrap();
+        let env = prepared.git_env();
+        let key =
+            env.iter().find(|(_, value)| value.contains("Bearer")).map(|(name, _)| name).unwrap();
+        let idx = key.trim_start_matches("GIT_CONFIG_VALUE_");
+        let scoped = env.iter().find(|(name, _)| *name == format!("GIT_CONFIG_KEY_{idx}")).unwrap();
+        assert_eq!(scoped.1, "http.https://git.example.com:8443/.extraHeader");
+        assert!(env.iter().all(|(name, _)| !name.contains("t0ken")));
     }
 
     #[test]
