@@ -207,8 +207,19 @@ impl<'a> Builder<'a> {
         let text = self.read_text(&file)?;
         let docs = yaml::parse_documents_lenient(&text)
             .map_err(|message| Error::Yaml { path: file.clone(), message })?;
-        let value =
-            canonical_field_names(docs.into_iter().next().unwrap_or(Value::Object(Map::new())));
+        let Some(first) = docs.into_iter().next() else {
+            return Err(Error::InvalidKustomization {
+                path: file.clone(),
+                message: "kustomization.yaml is empty".into(),
+            });
+        };
+        if !first.is_object() {
+            return Err(Error::InvalidKustomization {
+                path: file.clone(),
+                message: "expected a map of kustomization fields".into(),
+            });
+        }
+        let value = canonical_field_names(first);
         let mut kustomization: Kustomization = serde_json::from_value(value).map_err(|e| {
             Error::InvalidKustomization { path: file.clone(), message: e.to_string() }
         })?;
@@ -1552,8 +1563,8 @@ fn make_generated(
     is_secret: bool,
     loader: &dyn KvLoader,
 ) -> std::result::Result<Resource, String> {
-    let behavior = Behavior::parse(&args.behavior)
-        .ok_or_else(|| format!("invalid generator behavior '{}'", args.behavior))?;
+    // kustomize treats an unknown behavior as unspecified.
+    let behavior = Behavior::parse(&args.behavior).unwrap_or_default();
     let obj = generators::generate(args, options, is_secret, loader)?;
     let mut r = Resource::new(obj);
     r.behavior = behavior;
