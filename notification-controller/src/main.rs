@@ -1,15 +1,34 @@
-//! The notification-controller binary: flags, logging, client, probes, metrics, leader election, watches.
+//! The notification-controller binary: flags, logging, client, probes, metrics, leader election, servers, watches.
 
-use clap::Parser;
-use notification_controller::{ABOUT, CONTROLLER_NAME, DEFAULT_CONCURRENT};
-use sluice_runtime::runtime::{RuntimeArgs, init_logging, parse_args};
+use std::time::Duration;
+
+use clap::{CommandFactory, FromArgMatches, Parser};
+use notification_controller::{
+    ABOUT, Addresses, CONTROLLER_NAME, DEFAULT_CONCURRENT, ServerConfig,
+};
+use sluice_runtime::runtime::{RuntimeArgs, init_logging, listen_address};
 
 /// Command-line flags of notification-controller.
+///
+/// `--events-addr` is the address the event server listens on here (Flux's meaning for this
+/// binary), not where events are forwarded: this controller does not post events to itself.
 #[derive(Parser, Debug)]
 #[command(name = "notification-controller", version, about = ABOUT)]
 struct Cli {
     #[command(flatten)]
     runtime: RuntimeArgs,
+
+    /// The address the webhook receiver binds to.
+    #[arg(long = "receiverAddr", alias = "receiver-addr", default_value = ":9292")]
+    receiver_addr: String,
+
+    /// Identical events are sent at most once per this interval.
+    #[arg(long, default_value = "5m", value_parser = duration)]
+    rate_limit_interval: Duration,
+}
+
+fn duration(raw: &str) -> Result<Duration, String> {
+    sluice_runtime::object::parse_go_duration(raw)
 }
 
 #[tokio::main]
@@ -18,9 +37,24 @@ async fn main() -> anyhow::Result<()> {
     rustls::crypto::ring::default_provider()
         .install_default()
         .map_err(|_| anyhow::anyhow!("a rustls crypto provider was already installed"))?;
-    let cli: Cli = parse_args(DEFAULT_CONCURRENT);
+    let command = Cli::command()
+        .mut_arg("concurrent", |arg| arg.default_value(DEFAULT_CONCURRENT))
+        .mut_arg("events_addr", |arg| {
+            arg.default_value(":9090").help("The address the event server binds to")
+        });
+    let mut matches = command.clone().get_matches();
+    let mut cli = Cli::from_arg_matches_mut(&mut matches)
+        .unwrap_or_else(|error| error.format(&mut command.clone()).exit());
     init_logging(&cli.runtime)?;
+    let addresses = Addresses {
+        events: notification_controller::events_listen_address(&cli.runtime.events_addr),
+        receiver: listen_address(&cli.receiver_addr),
+    };
+    // The flag names this server's listen address; the runtime must not forward to it.
+    cli.runtime.events_addr.clear();
+    let config =
+        ServerConfig { rate_limit_interval: cli.rate_limit_interval, ..Default::default() };
     let runtime = sluice_runtime::Runtime::start(CONTROLLER_NAME, cli.runtime).await?;
-    notification_controller::run(runtime).await?;
+    notification_controller::run(runtime, addresses, config).await?;
     Ok(())
 }
