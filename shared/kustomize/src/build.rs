@@ -304,12 +304,13 @@ impl<'a> Builder<'a> {
                 legacy_sort(&mut ra.resources, &first, &last);
             }
         }
+        // The reference, kustomize as built into kubectl, reports its version as "(devel)".
         if build_metadata.iter().any(|b| b == "managedByLabel") {
             let fs =
                 [FieldSpec { gvk: Gvk::default(), path: "metadata/labels".into(), create: true }];
             transformers::set_map_entries(
                 &mut ra.resources,
-                &[("app.kubernetes.io/managed-by".into(), "kustomize-v5.5.0".into())],
+                &[("app.kubernetes.io/managed-by".into(), "kustomize-(devel)".into())],
                 &fs,
             )
             .map_err(|e| Error::build(target.ctx(), e))?;
