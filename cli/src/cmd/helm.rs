@@ -50,6 +50,9 @@ pub struct TemplateArgs {
     /// Print the chart's `crds/` files first.
     #[arg(long = "include-crds")]
     pub include_crds: bool,
+    /// Leave hooks out of the output.
+    #[arg(long = "no-hooks")]
+    pub no_hooks: bool,
     /// Set .Release.IsUpgrade instead of .Release.IsInstall.
     #[arg(long = "is-upgrade")]
     pub is_upgrade: bool,
@@ -77,6 +80,7 @@ fn run_template(args: TemplateArgs) -> anyhow::Result<()> {
         api_versions: args.api_versions,
         skip_tests: args.skip_tests,
         include_crds: args.include_crds,
+        no_hooks: args.no_hooks,
         is_upgrade: args.is_upgrade,
     };
     let output = sluice_helm::template_chart_dir(std::path::Path::new(&chart), &options)

@@ -140,6 +140,8 @@ pub struct TemplateOptions {
     pub skip_tests: bool,
     /// `--include-crds`: print `crds/` files first.
     pub include_crds: bool,
+    /// `--no-hooks`: leave hooks out of the output.
+    pub no_hooks: bool,
     /// `.Release.IsUpgrade` (and not IsInstall).
     pub is_upgrade: bool,
 }
@@ -155,6 +157,7 @@ impl Default for TemplateOptions {
             api_versions: Vec::new(),
             skip_tests: false,
             include_crds: false,
+            no_hooks: false,
             is_upgrade: false,
         }
     }
@@ -209,6 +212,18 @@ pub struct Rendered {
     pub crds: Vec<(String, String)>,
 }
 
+impl Rendered {
+    /// The release manifest as Helm stores it (`rel.Manifest`): every non-hook document as
+    /// `---\n# Source: PATH\nDOC\n`, in install order.
+    pub fn manifest(&self) -> String {
+        self.sorted
+            .manifests
+            .iter()
+            .map(|doc| format!("---\n# Source: {}\n{}\n", doc.path, doc.content))
+            .collect()
+    }
+}
+
 /// Read values files and `--set` expressions into one values map (`helm/helm:pkg/cli/values`).
 ///
 /// # Errors
@@ -256,6 +271,7 @@ pub fn template_chart_dir(path: &Path, options: &TemplateOptions) -> Result<Stri
     let rendered = render_chart(chart, &user_values, options)?;
     let output_options = OutputOptions {
         skip_tests: options.skip_tests,
+        no_hooks: options.no_hooks,
         crds: if options.include_crds { rendered.crds.clone() } else { Vec::new() },
     };
     Ok(output::format_output(&rendered.sorted, &output_options))

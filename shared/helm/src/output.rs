@@ -206,6 +206,8 @@ fn annotation_text(value: &Json) -> String {
 pub struct OutputOptions {
     /// Drop test hooks (`--skip-tests`).
     pub skip_tests: bool,
+    /// Leave hooks out (`--no-hooks`).
+    pub no_hooks: bool,
     /// CRD files to print first (`--include-crds`), as (path, content).
     pub crds: Vec<(String, String)>,
 }
@@ -223,6 +225,9 @@ pub fn format_output(sorted: &Sorted, options: &OutputOptions) -> String {
     out.push_str(manifest.trim());
     out.push('\n');
     for hook in &sorted.hooks {
+        if options.no_hooks {
+            break;
+        }
         if options.skip_tests && hook.is_test_hook() {
             continue;
         }
@@ -261,7 +266,8 @@ mod tests {
         let kinds: Vec<&str> = sorted.manifests.iter().map(|d| d.kind.as_str()).collect();
         assert_eq!(kinds, vec!["Service", "Deployment", "Abc", "Zed"]);
         assert_eq!(sorted.hooks.len(), 1);
-        let out = format_output(&sorted, &OutputOptions { skip_tests: true, crds: vec![] });
+        let out =
+            format_output(&sorted, &OutputOptions { skip_tests: true, ..OutputOptions::default() });
         assert!(out.starts_with("---\n# Source: c/templates/a.yaml\nkind: Service"));
         assert!(!out.contains("kind: Job"));
     }
