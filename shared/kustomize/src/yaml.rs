@@ -188,15 +188,21 @@ fn write_scalar(out: &mut String, value: &Value, level: usize) {
     }
 }
 
+/// Numbers as kustomize prints them after its JSON round trip: whole floats as integers, other
+/// floats in Go's shortest `%g` form (exponent from 1e+06 up and below 1e-04).
 fn format_number(n: &serde_json::Number) -> String {
-    if let Some(f) = n.as_f64().filter(|_| n.is_f64()) {
-        if f.is_finite() && f == f.trunc() && f.abs() < 1e21 {
-            // Go prints whole floats without a fraction when they came from JSON numbers.
-            return format!("{}", f as i128);
-        }
+    let Some(f) = n.as_f64().filter(|_| n.is_f64()) else { return n.to_string() };
+    if f.is_finite() && f == f.trunc() && f.abs() < 1e21 {
+        return format!("{}", f as i128);
+    }
+    let sci = format!("{f:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if (-4..6).contains(&exp) {
         return format!("{f}");
     }
-    n.to_string()
+    let sign = if exp < 0 { '-' } else { '+' };
+    format!("{mantissa}e{sign}{:02}", exp.abs())
 }
 
 fn write_string(out: &mut String, s: &str, level: usize) {
