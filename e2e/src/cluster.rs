@@ -100,16 +100,10 @@ impl Cluster {
     }
 
     fn write_credentials(&self) -> Result<()> {
-        let key = self.dir.join("sa.key");
-        process::run_tool(Command::new("openssl").args(["genrsa", "-out"]).arg(&key).arg("2048"))
-            .context("generating the service-account signing key (apt-get install openssl)")?;
-        process::run_tool(
-            Command::new("openssl")
-                .args(["rsa", "-in"])
-                .arg(&key)
-                .args(["-pubout", "-out"])
-                .arg(self.dir.join("sa.pub")),
-        )?;
+        // Generating an RSA key takes up to a second on a busy machine: make one per cache.
+        let (key, public) = service_account_keys()?;
+        fs::copy(&key, self.dir.join("sa.key")).context("copying the service-account key")?;
+        fs::copy(&public, self.dir.join("sa.pub")).context("copying the service-account key")?;
         fs::write(
             self.dir.join("tokens.csv"),
             format!("{},admin,admin-uid,\"system:masters\"\n", self.token),
@@ -173,7 +167,8 @@ impl Cluster {
                 .arg(format!("--service-account-signing-key-file={}", dir.join("sa.key").display()))
                 // Configuration only: nothing routes traffic to service IPs here.
                 .args(["--service-cluster-ip-range", "10.0.0.0/24"])
-                .args(["--allow-privileged=true", "-v", "1"]);
+                .args(["--allow-privileged=true", "-v", "1"])
+                .args(extra_args("SLUICE_APISERVER_EXTRA_ARGS"));
             let mut apiserver = ServerProcess::spawn(
                 "kube-apiserver",
                 command,
@@ -256,7 +251,8 @@ impl Cluster {
                 "--service-account-private-key-file={}",
                 self.dir.join("sa.key").display()
             ))
-            .args(["-v", "1"]);
+            .args(["-v", "1"])
+            .args(extra_args("SLUICE_CONTROLLER_MANAGER_EXTRA_ARGS"));
         let mut controller_manager = ServerProcess::spawn(
             "kube-controller-manager",
             command,
@@ -358,6 +354,43 @@ pub async fn client_from_kubeconfig(path: &Path) -> Result<kube::Client> {
     .await
     .with_context(|| format!("loading kubeconfig {}", path.display()))?;
     kube::Client::try_from(config).context("building a kube client")
+}
+
+/// The service-account signing key pair `(private, public)`, generated once into the cache.
+fn service_account_keys() -> Result<(PathBuf, PathBuf)> {
+    let cache = crate::paths::cache_dir();
+    let dir = cache.join("sa-keys");
+    let pair = |dir: &Path| (dir.join("sa.key"), dir.join("sa.pub"));
+    if dir.join("sa.pub").is_file() {
+        return Ok(pair(&dir));
+    }
+    // Generate in a private directory and rename it into place: concurrent test processes
+    // then see either no pair or a complete, matching one.
+    fs::create_dir_all(&cache).with_context(|| format!("creating {}", cache.display()))?;
+    let staging = cache.join(format!("sa-keys.{}", process::random_hex(4)));
+    fs::create_dir_all(&staging)?;
+    let (key, public) = pair(&staging);
+    process::run_tool(Command::new("openssl").args(["genrsa", "-out"]).arg(&key).arg("2048"))
+        .context("generating the service-account signing key (apt-get install openssl)")?;
+    process::run_tool(
+        Command::new("openssl")
+            .args(["rsa", "-in"])
+            .arg(&key)
+            .args(["-pubout", "-out"])
+            .arg(&public),
+    )?;
+    if fs::rename(&staging, &dir).is_err() {
+        // Another process won the race; use its pair.
+        let _ = fs::remove_dir_all(&staging);
+    }
+    Ok(pair(&dir))
+}
+
+/// Extra command-line arguments from a whitespace-separated environment variable.
+fn extra_args(var: &str) -> Vec<String> {
+    std::env::var(var)
+        .map(|value| value.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
 }
 
 /// Runs [`Cluster::start`] on a runtime of its own (for synchronous callers such as xtask).

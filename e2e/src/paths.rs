@@ -7,6 +7,8 @@
 //! | `SLUICE_KUBE_CONTROLLER_MANAGER` | `$SLUICE_CACHE_DIR/k8s-v1.20.2/bin/kube-controller-manager` |
 //! | `SLUICE_ETCD` | `/usr/bin/etcd` (Debian `etcd-server` 3.4.23) |
 //! | `SLUICE_MOTO_SERVER` | `$SLUICE_CACHE_DIR/venv/bin/moto_server` |
+//! | `SLUICE_APISERVER_EXTRA_ARGS` | extra kube-apiserver flags, whitespace-separated (e.g. `--feature-gates=…`) |
+//! | `SLUICE_CONTROLLER_MANAGER_EXTRA_ARGS` | extra kube-controller-manager flags |
 
 use std::path::{Path, PathBuf};
 
