@@ -136,7 +136,9 @@ pub fn sort_manifests(files: &BTreeMap<String, String>) -> Result<Sorted, String
             continue;
         }
         for doc in split_manifests(content) {
-            let head = from_yaml(&doc).map_err(|e| format!("YAML parse error on {path}: {e}"))?;
+            let head = from_yaml(&doc).map_err(|e| {
+                format!("YAML parse error on {path}: error converting YAML to JSON: {e}")
+            })?;
             let head = match head {
                 Json::Object(map) => Json::Object(map),
                 Json::Null => Json::Null,
