@@ -33,6 +33,52 @@ impl FileSystem for DiskFileSystem {
     }
 }
 
+/// The real file system, confined to a root: paths that resolve (through symlinks) outside it are
+/// refused, as kustomize's loader refuses them. Use it for untrusted trees such as Git artifacts.
+#[derive(Debug, Clone)]
+pub struct ConfinedDiskFileSystem {
+    root: PathBuf,
+}
+
+impl ConfinedDiskFileSystem {
+    /// Confines reads to `root` (which must exist).
+    ///
+    /// # Errors
+    /// When `root` cannot be resolved.
+    pub fn new(root: impl AsRef<Path>) -> io::Result<Self> {
+        Ok(ConfinedDiskFileSystem { root: std::fs::canonicalize(root)? })
+    }
+
+    fn resolve(&self, path: &Path) -> io::Result<PathBuf> {
+        let real = std::fs::canonicalize(path)?;
+        if real.starts_with(&self.root) {
+            Ok(real)
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "'{}' resolves to '{}', outside '{}'",
+                    path.display(),
+                    real.display(),
+                    self.root.display()
+                ),
+            ))
+        }
+    }
+}
+
+impl FileSystem for ConfinedDiskFileSystem {
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        std::fs::read(self.resolve(path)?)
+    }
+    fn is_dir(&self, path: &Path) -> bool {
+        self.resolve(path).is_ok_and(|p| p.is_dir())
+    }
+    fn is_file(&self, path: &Path) -> bool {
+        self.resolve(path).is_ok_and(|p| p.is_file())
+    }
+}
+
 /// Files held in memory; directories exist implicitly as parents of files.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryFileSystem {
@@ -123,4 +169,39 @@ pub fn normalize(path: &Path) -> PathBuf {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confined_disk_refuses_symlinks_out_of_root() {
+        let base = std::env::temp_dir().join(format!("sluice-kustomize-fs-{}", std::process::id()));
+        let root = base.join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(base.join("secret.txt"), "s").unwrap();
+        std::fs::write(root.join("ok.yaml"), "ok").unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(base.join("secret.txt"), root.join("link.yaml")).unwrap();
+        let fs = ConfinedDiskFileSystem::new(&root).unwrap();
+        assert_eq!(fs.read(&root.join("ok.yaml")).unwrap(), b"ok");
+        #[cfg(unix)]
+        assert_eq!(
+            fs.read(&root.join("link.yaml")).unwrap_err().kind(),
+            io::ErrorKind::PermissionDenied
+        );
+        assert!(!fs.is_file(&base.join("secret.txt")));
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn memory_directories_are_implied_by_files() {
+        let fs = MemoryFileSystem::new().with_file("/a/b/c.yaml", "x");
+        assert!(fs.is_dir(Path::new("/a")) && fs.is_dir(Path::new("/a/b")));
+        assert!(
+            !fs.is_dir(Path::new("/a/b/c.yaml")) && fs.is_file(Path::new("/a/./b/../b/c.yaml"))
+        );
+        assert!(!fs.is_dir(Path::new("/a/bb")));
+    }
 }

@@ -20,7 +20,10 @@ mod yaml;
 
 pub use build::{BuildOptions, build, build_with_options};
 pub use error::{Error, Result};
-pub use fs::{DiskFileSystem, FileSystem, MemoryFileSystem, OverlayFileSystem, normalize};
+pub use fs::{
+    ConfinedDiskFileSystem, DiskFileSystem, FileSystem, MemoryFileSystem, OverlayFileSystem,
+    normalize,
+};
 pub use resource::ResId;
 pub use types::*;
 pub use yaml::{parse_documents, to_yaml, to_yaml_document};
