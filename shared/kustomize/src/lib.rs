@@ -1,8 +1,23 @@
 //! A kustomize-compatible engine: builds a kustomization tree into Kubernetes objects the way kustomize v5.5.0 does.
 //!
 //! Entry points: [`build`] (or [`build_with_options`]) reads a kustomization directory through a
-//! [`FileSystem`] and returns the objects; [`to_yaml`] prints them as `kustomize build` does.
-//! The engine does no network IO: remote bases are rejected, and loads stay inside the root.
+//! [`FileSystem`] and returns the objects in output order; [`to_yaml`] prints them byte for byte as
+//! `kubectl kustomize` does. [`Kustomization`] is the file format, for callers that generate or
+//! amend a kustomization (place it over a tree with [`OverlayFileSystem`]).
+//!
+//! The pipeline follows `kubernetes-sigs/kustomize:api/internal/target/kusttarget.go`: per
+//! kustomization, resources (files and bases, recursively), configurations, CRDs, generators,
+//! components, then the builtin transformers in kustomize's order (strategic merge patches,
+//! patches, namespace, prefix, suffix, labels, annotations, JSON 6902 patches, replicas, images,
+//! replacements) and the `transformers:` plugin configurations; once for the whole tree, name
+//! hashes, name reference fixing, vars, local-config removal and sorting.
+//!
+//! # Caveats
+//! No network IO: remote bases are rejected. Only builtin plugins (`apiVersion: builtin`) run;
+//! exec, Go and KRM function plugins, Helm charts and validators are errors. Paths stay inside
+//! each kustomization's directory (kustomize's `LoadRestrictionsRootOnly`) and bases inside the
+//! caller's root. Unquoted YAML timestamps stay strings (kustomize turns them into RFC 3339).
+//! Strategic merge patches come from `sluice-smp`.
 
 mod build;
 mod config;
