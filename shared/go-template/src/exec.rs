@@ -751,7 +751,8 @@ impl<'a> Context<'a> {
     ) -> ExecResult<Value> {
         let ident = &cmd.args[0];
         // Like Go's findFunction, registered functions shadow builtins (Sprig's `slice`).
-        let Some(func) = self.set.funcs.get(name).cloned() else {
+        let set = self.set;
+        let Some(func) = set.funcs.get(name) else {
             if let Some(builtin) = funcs::builtin(name) {
                 return self.eval_builtin(st, dot, builtin, name, cmd, args, final_value);
             }
@@ -762,8 +763,8 @@ impl<'a> Context<'a> {
                 format!("{name:?} is not a defined function"),
             ));
         };
-        let values = self.eval_call_args(st, dot, &func, name, ident, args, final_value)?;
-        self.call(st, &func, name, cmd, &values)
+        let values = self.eval_call_args(st, dot, func, name, ident, args, final_value)?;
+        self.call(st, func, name, cmd, &values)
     }
 
     /// Evaluates arguments for a function with a signature, like Go's evalCall.
@@ -824,9 +825,8 @@ impl<'a> Context<'a> {
         cmd: &Command,
         values: &[Value],
     ) -> ExecResult<Value> {
-        let saved = (self.current_template.clone(), self.current_file.clone());
+        // Nested executions restore the current template themselves (see `nested`).
         let result = (func.body)(self, values);
-        (self.current_template, self.current_file) = saved;
         match result {
             Ok(value) => Ok(value),
             Err(FuncError::Call(message)) => {
@@ -945,7 +945,8 @@ impl<'a> Context<'a> {
         name: &str,
         cmd: &Command,
     ) -> ExecResult<Value> {
-        let Some(func) = self.set.funcs.get(name).cloned() else {
+        let set = self.set;
+        let Some(func) = set.funcs.get(name) else {
             if let Some(builtin) = funcs::builtin(name) {
                 // A builtin used as a bare argument gets no arguments.
                 let (min, _) = funcs::builtin_arity(builtin);
@@ -975,7 +976,7 @@ impl<'a> Context<'a> {
             };
             return Err(self.error_at(st, cmd.pos, cmd, message));
         }
-        self.call(st, &func, name, cmd, &[])
+        self.call(st, func, name, cmd, &[])
     }
 
     fn literal_mismatch(&self, st: &State<'_>, arg: &Arg, param: Param) -> Error {

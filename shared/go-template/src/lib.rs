@@ -146,6 +146,29 @@ impl Func {
     }
 }
 
+/// Function names are hashed on every call; FNV-1a is much cheaper than SipHash for short keys
+/// (the table is built by the caller, so hash flooding is not a concern).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FnvHasher(u64);
+
+impl std::hash::Hasher for FnvHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for byte in bytes {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
+}
+
+/// The function table.
+pub(crate) type FuncMap = HashMap<String, Func, std::hash::BuildHasherDefault<FnvHasher>>;
+
 /// The names of Go's builtin template functions (handled by the executor).
 pub const BUILTINS: &[&str] = &[
     "and", "call", "html", "index", "slice", "js", "len", "not", "or", "print", "printf",
@@ -156,7 +179,7 @@ pub const BUILTINS: &[&str] = &[
 #[derive(Clone)]
 pub struct TemplateSet {
     pub(crate) trees: TreeMap,
-    pub(crate) funcs: Arc<HashMap<String, Func>>,
+    pub(crate) funcs: Arc<FuncMap>,
     pub(crate) options: Options,
 }
 
@@ -170,7 +193,7 @@ impl TemplateSet {
     /// A set with Go's builtins and every Sprig v3 function Helm exposes (minus `env` and
     /// `expandenv`).
     pub fn new() -> TemplateSet {
-        let mut funcs = HashMap::new();
+        let mut funcs = FuncMap::default();
         sprig::register(&mut funcs);
         TemplateSet { trees: TreeMap::new(), funcs: Arc::new(funcs), options: Options::default() }
     }
@@ -179,7 +202,7 @@ impl TemplateSet {
     pub fn without_sprig() -> TemplateSet {
         TemplateSet {
             trees: TreeMap::new(),
-            funcs: Arc::new(HashMap::new()),
+            funcs: Arc::new(FuncMap::default()),
             options: Options::default(),
         }
     }

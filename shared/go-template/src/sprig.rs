@@ -1,8 +1,6 @@
 //! Sprig v3 functions (`Masterminds/sprig`), as Helm exposes them, with Go's conversion rules
 //! (`spf13/cast` for numbers, `strval` for strings, `empty` for defaults).
 
-use std::collections::HashMap;
-
 use crate::error::FuncError;
 use crate::exec::Context;
 use crate::gofmt;
@@ -17,7 +15,7 @@ mod misc;
 mod numbers;
 mod strings;
 
-type Funcs = HashMap<String, Func>;
+type Funcs = crate::FuncMap;
 type FuncResult = Result<Value, FuncError>;
 
 /// Registers a function in the map.
