@@ -7,6 +7,7 @@ use crate::gofmt;
 use crate::value::Value;
 use crate::{Func, Param, Signature};
 
+mod aes;
 mod certs;
 mod crypto;
 mod dates;

@@ -290,3 +290,17 @@ fn go_type_rules_for_arguments() {
         "ERROR: template: t:1:3: executing \"t\" at <upper>: wrong number of args for upper: want 1 got 0",
     );
 }
+
+#[test]
+fn aes_interoperates_with_helm() {
+    // Ciphertexts produced by Helm v4.2.3's `encryptAES`.
+    check(
+        r#"{{ decryptAES "pw-longer-than-32-bytes-xxxxxxxxxxxxxxxx" "mYTJZcjI0DCUSJYQGCE/eVfAFOqg1h+tXk/CQy2nzkbvGSnqzF3QE+cj3wopkNCWSoolaHKjihLQxlHk1xP9lQ==" }}"#,
+        "hello world 1234 exactly16bytes!",
+    );
+    check(r#"{{ decryptAES "pw" "TDvgoCDYye87XX4mkkcmaQdmLfnPZavNp+GJyAVrGNg=" }}"#, "hi");
+    check(
+        r#"{{ encryptAES "k" "round trip" | decryptAES "k" }}|{{ encryptAES "k" "" }}"#,
+        "round trip|",
+    );
+}

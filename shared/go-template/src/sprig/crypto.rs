@@ -2,8 +2,8 @@
 
 use sha2::Digest as _;
 
-use super::{Funcs, arg_str, pure, sig, var};
-use crate::Param::{Any, Int, String as Str};
+use super::{Funcs, arg_str, pure, sig};
+use crate::Param::{Int, String as Str};
 use crate::value::Value;
 
 pub(super) fn register(funcs: &mut Funcs) {
@@ -27,11 +27,32 @@ pub(super) fn register(funcs: &mut Funcs) {
             arg_str(a, 4),
         )))
     });
-    for name in ["encryptAES", "decryptAES"] {
-        pure(funcs, name, var(&[], Any), move |_| {
-            Err(crate::FuncError::Call(format!("{name} is not supported by this engine yet")))
-        });
-    }
+    pure(funcs, "encryptAES", sig(&[Str, Str]), |a| {
+        use base64::Engine as _;
+        let plaintext = arg_str(a, 1);
+        if plaintext.is_empty() {
+            return Ok(Value::str(""));
+        }
+        let iv: [u8; 16] = rand::random();
+        let data = super::aes::encrypt(arg_str(a, 0), plaintext.as_bytes(), iv);
+        Ok(Value::from(base64::engine::general_purpose::STANDARD.encode(data)))
+    });
+    pure(funcs, "decryptAES", sig(&[Str, Str]), |a| {
+        use base64::Engine as _;
+        let encoded = arg_str(a, 1);
+        if encoded.is_empty() {
+            return Ok(Value::str(""));
+        }
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|err| crate::FuncError::Call(super::misc::go_base64_error(&err, encoded)))?;
+        let Some(decrypted) = super::aes::decrypt(arg_str(a, 0), &data) else {
+            return Err(crate::FuncError::Call("crypto/cipher: input not full blocks".to_string()));
+        };
+        // Sprig strips as many bytes as the last byte says, without validating the padding.
+        let strip = usize::from(*decrypted.last().unwrap_or(&0)).min(decrypted.len());
+        Ok(Value::from(String::from_utf8_lossy(&decrypted[..decrypted.len() - strip]).into_owned()))
+    });
     pure(funcs, "randBytes", sig(&[Int]), |a| {
         use base64::Engine as _;
         use rand::RngCore as _;

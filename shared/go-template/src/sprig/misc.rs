@@ -142,7 +142,7 @@ fn from_json(text: &str) -> Result<Value, FuncError> {
     Ok(Value::from_json(&json))
 }
 
-fn go_base64_error(err: &base64::DecodeError, input: &str) -> String {
+pub(super) fn go_base64_error(err: &base64::DecodeError, input: &str) -> String {
     match err {
         base64::DecodeError::InvalidByte(offset, _) => {
             format!("illegal base64 data at input byte {offset}")
