@@ -171,7 +171,7 @@ pub(super) fn encrypt(password: &str, plaintext: &[u8], iv: [u8; 16]) -> Vec<u8>
 
 /// Reverses [`encrypt`]; `None` when the input is not whole blocks after the IV.
 pub(super) fn decrypt(password: &str, data: &[u8]) -> Option<Vec<u8>> {
-    if data.len() < 16 || data.len() % 16 != 0 {
+    if data.len() < 16 || !data.len().is_multiple_of(16) {
         return None;
     }
     let keys = expand_key(&sprig_key(password));
