@@ -551,13 +551,9 @@ impl Files {
     }
 
     fn glob(&self, pattern: &str) -> Files {
-        let matcher = globset::GlobBuilder::new(pattern)
-            .literal_separator(true)
-            .build()
-            .map(|g| g.compile_matcher());
-        let files = match matcher {
-            Ok(m) => self.files.iter().filter(|f| m.is_match(&f.name)).cloned().collect(),
-            Err(_) => Vec::new(),
+        let files = match glob_regex(pattern) {
+            Some(re) => self.files.iter().filter(|f| re.is_match(&f.name)).cloned().collect(),
+            None => Vec::new(),
         };
         Files { files }
     }
@@ -573,6 +569,57 @@ impl Files {
         }
         crate::yaml_emit::to_yaml(&Json::Object(map)).trim_end_matches('\n').to_string()
     }
+}
+
+/// Compile a gobwas/glob pattern with `/` as separator (what `.Files.Glob` uses): `*` and `?`
+/// stop at `/`, `**` crosses it, `[...]`/`[!...]` classes and `{a,b}` alternatives.
+fn glob_regex(pattern: &str) -> Option<regex::Regex> {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut out = String::from("^");
+    let mut i = 0;
+    let mut depth = 0usize;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '*' if chars.get(i + 1) == Some(&'*') => {
+                out.push_str(".*");
+                i += 1;
+            }
+            '*' => out.push_str("[^/]*"),
+            '?' => out.push_str("[^/]"),
+            '[' => {
+                let close = chars[i + 1..].iter().position(|&x| x == ']')? + i + 1;
+                let mut class: String = chars[i + 1..close].iter().collect();
+                if let Some(rest) = class.strip_prefix('!') {
+                    class = format!("^{rest}");
+                }
+                out.push('[');
+                out.push_str(&class.replace('\\', "\\\\"));
+                out.push(']');
+                i = close;
+            }
+            '{' => {
+                depth += 1;
+                out.push_str("(?:");
+            }
+            '}' if depth > 0 => {
+                depth -= 1;
+                out.push(')');
+            }
+            ',' if depth > 0 => out.push('|'),
+            '\\' if i + 1 < chars.len() => {
+                i += 1;
+                out.push_str(&regex::escape(&chars[i].to_string()));
+            }
+            other => out.push_str(&regex::escape(&other.to_string())),
+        }
+        i += 1;
+    }
+    if depth > 0 {
+        return None;
+    }
+    out.push('$');
+    regex::Regex::new(&out).ok()
 }
 
 fn base64_encode(data: &[u8]) -> String {
@@ -753,6 +800,22 @@ mod tests {
             ),
             "parse error at (c/templates/a.yaml:3): unexpected \"}\" in operand"
         );
+    }
+
+    #[test]
+    fn glob_like_gobwas() {
+        for (pattern, name, expected) in [
+            ("files/*", "files/a.txt", true),
+            ("files/*", "files/a/b.txt", false),
+            ("files/**.yaml", "files/a/b/c.yaml", true),
+            ("**/*.txt", "files/a/2.txt", true),
+            ("{conf,files}/*.{conf,txt}", "conf/app.conf", true),
+            ("files/[0-9].txt", "files/1.txt", true),
+            ("files/[!0-9].txt", "files/1.txt", false),
+            ("a?c", "a/c", false),
+        ] {
+            assert_eq!(glob_regex(pattern).unwrap().is_match(name), expected, "{pattern} {name}");
+        }
     }
 
     #[test]
