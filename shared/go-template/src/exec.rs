@@ -116,22 +116,9 @@ impl<'a> Context<'a> {
     /// # Errors
     /// A parse error or the execution error.
     pub fn execute_text(&mut self, name: &str, text: &str, data: &Value) -> Result<String, Error> {
-        let funcs = &self.set.funcs;
-        let is_func = |f: &str| crate::BUILTINS.contains(&f) || funcs.contains_key(f);
-        let parsed = parse::parse(name, text, &is_func)?;
-        let mut overlay = TreeMap::new();
-        let mut body = None;
-        for (idx, tree) in parsed.trees.into_iter().enumerate() {
-            if idx == 0 {
-                body = Some(Arc::new(tree));
-            } else {
-                crate::add_tree(&mut overlay, tree);
-            }
-        }
-        let Some(body) = body else {
-            return Ok(String::new());
-        };
-        self.overlays.push(Arc::new(overlay));
+        let parsed = self.set.parse_text(name, text)?;
+        let (body, overlay) = (parsed.body.clone(), parsed.overlay.clone());
+        self.overlays.push(overlay);
         let mut out = String::new();
         let result = self.nested(|ctx| ctx.run_tree(&body, data, &mut out));
         self.overlays.pop();

@@ -181,6 +181,7 @@ pub struct TemplateSet {
     pub(crate) trees: TreeMap,
     pub(crate) funcs: Arc<FuncMap>,
     pub(crate) options: Options,
+    pub(crate) text_cache: Arc<std::sync::Mutex<HashMap<String, Arc<ParsedText>>>>,
 }
 
 impl Default for TemplateSet {
@@ -195,7 +196,12 @@ impl TemplateSet {
     pub fn new() -> TemplateSet {
         let mut funcs = FuncMap::default();
         sprig::register(&mut funcs);
-        TemplateSet { trees: TreeMap::new(), funcs: Arc::new(funcs), options: Options::default() }
+        TemplateSet {
+            trees: TreeMap::new(),
+            funcs: Arc::new(funcs),
+            options: Options::default(),
+            text_cache: Arc::default(),
+        }
     }
 
     /// A set with only Go's builtin functions.
@@ -204,6 +210,7 @@ impl TemplateSet {
             trees: TreeMap::new(),
             funcs: Arc::new(FuncMap::default()),
             options: Options::default(),
+            text_cache: Arc::default(),
         }
     }
 
@@ -221,11 +228,14 @@ impl TemplateSet {
     /// that call them: like Go, parsing rejects unknown function names.
     pub fn add_func(&mut self, name: &str, func: Func) {
         Arc::make_mut(&mut self.funcs).insert(name.to_string(), func);
+        // Parses depend on which functions exist.
+        self.text_cache = Arc::default();
     }
 
     /// Removes function `name` (e.g. Helm removes Sprig's `env` and `expandenv`).
     pub fn remove_func(&mut self, name: &str) {
         Arc::make_mut(&mut self.funcs).remove(name);
+        self.text_cache = Arc::default();
     }
 
     /// Whether function `name` is registered (builtins included).
@@ -266,6 +276,45 @@ impl TemplateSet {
     /// template "NAME"` when the name is unknown.
     pub fn execute(&self, name: &str, data: &Value) -> Result<String, Error> {
         exec::execute(self, name, data)
+    }
+}
+
+/// A string parsed for `Context::execute_text`: its body and its defines.
+pub(crate) struct ParsedText {
+    pub(crate) body: Arc<parse::Tree>,
+    pub(crate) overlay: Arc<TreeMap>,
+}
+
+/// Entries kept in the `execute_text` parse cache before it is cleared.
+const TEXT_CACHE_LIMIT: usize = 4096;
+
+impl TemplateSet {
+    /// Parses text for `execute_text`, reusing earlier parses of the same name and text (charts
+    /// call `tpl` on the same strings many times).
+    pub(crate) fn parse_text(&self, name: &str, text: &str) -> Result<Arc<ParsedText>, Error> {
+        let key = format!("{name}\0{text}");
+        if let Some(hit) = self.text_cache.lock().ok().and_then(|cache| cache.get(&key).cloned()) {
+            return Ok(hit);
+        }
+        let funcs = &self.funcs;
+        let is_func = |f: &str| BUILTINS.contains(&f) || funcs.contains_key(f);
+        let mut trees = parse::parse(name, text, &is_func)?.trees.into_iter();
+        let body = match trees.next() {
+            Some(tree) => Arc::new(tree),
+            None => return Err(Error::Message(format!("template: {name}: empty parse result"))),
+        };
+        let mut overlay = TreeMap::new();
+        for tree in trees {
+            add_tree(&mut overlay, tree);
+        }
+        let parsed = Arc::new(ParsedText { body, overlay: Arc::new(overlay) });
+        if let Ok(mut cache) = self.text_cache.lock() {
+            if cache.len() >= TEXT_CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.insert(key, parsed.clone());
+        }
+        Ok(parsed)
     }
 }
 

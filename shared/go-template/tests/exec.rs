@@ -275,3 +275,33 @@ fn recursion_through_a_registered_include_stops_at_the_depth_limit() {
     assert_eq!(err.frames().len(), 201);
     assert_eq!(err.frames()[1].template, "r");
 }
+
+#[test]
+fn execute_text_sees_and_scopes_its_defines() {
+    use sluice_go_template::{Func, FuncError, Param, Signature};
+    let mut set = TemplateSet::new();
+    set.add_func(
+        "include",
+        Func::new(Signature::fixed(&[Param::String, Param::Any]), |ctx, args| {
+            let name = args[0].as_str().unwrap_or("").to_string();
+            ctx.execute_template(&name, &args[1]).map(Value::from).map_err(FuncError::from)
+        }),
+    );
+    set.add_func(
+        "tpl",
+        Func::new(Signature::fixed(&[Param::String, Param::Any]), |ctx, args| {
+            let text = args[0].as_str().unwrap_or("").to_string();
+            ctx.execute_text("gotpl", &text, &args[1]).map(Value::from).map_err(FuncError::from)
+        }),
+    );
+    set.parse(
+        "t",
+        r#"{{ define "base" }}base{{ end }}{{ range list 1 2 }}{{ tpl "{{ define \"x\" }}X{{ . }}{{ end }}{{ include \"x\" . }}{{ include \"base\" . }}" . }};{{ end }}{{ tpl "{{ .a }}" (dict "a" "A") }}"#,
+    )
+    .unwrap();
+    assert_eq!(set.execute("t", &Value::Nil).unwrap(), "X1base;X2base;A");
+    // Defines made inside `tpl` do not leak into the set.
+    set.parse("u", r#"{{ tpl "{{ define \"y\" }}Y{{ end }}" . }}{{ include "y" . }}"#).unwrap();
+    let err = set.execute("u", &Value::Nil).unwrap_err();
+    assert!(err.to_string().contains(r#"no template "y""#), "{err}");
+}
