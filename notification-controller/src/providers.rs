@@ -265,10 +265,8 @@ fn discord(settings: &ProviderSettings, event: &Event) -> Result<Request, Provid
         url.set_path(&path);
     }
     let mut payload = slack_payload(settings, event, false);
-    if let Some(object) = payload.as_object_mut() {
-        object.remove("channel");
-        object.insert("channel".into(), settings.channel.clone().into());
-    }
+    // Flux's Discord notifier never fills the channel: the webhook decides it.
+    payload["channel"] = "".into();
     Ok(json_request(url.to_string(), &payload, Vec::new()))
 }
 
@@ -744,6 +742,7 @@ mod tests {
         let request = build_request(&s, &event("info", &[])).unwrap().unwrap();
         assert_eq!(request.url, "https://discord.com/api/webhooks/1/abc/slack");
         assert!(body(&request)["attachments"][0].get("fallback").is_none());
+        assert_eq!(body(&request)["channel"], "");
         let s = settings("discord", "https://discord.com/api/webhooks/1/abc/slack");
         assert_eq!(build_request(&s, &event("info", &[])).unwrap().unwrap().url, s.address);
     }
