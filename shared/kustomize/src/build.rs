@@ -1514,7 +1514,12 @@ fn fix_legacy(k: &mut Kustomization) {
 
 /// Parses resources from YAML text: documents, with `*List` kinds expanded.
 pub(crate) fn resources_from_text(text: &str) -> std::result::Result<Vec<Resource>, String> {
-    let mut queue: std::collections::VecDeque<Value> = yaml::parse_documents(text)?.into();
+    let marked = yaml::normalize_timestamps(text);
+    let mut docs = yaml::parse_documents(&marked)?;
+    if matches!(marked, std::borrow::Cow::Owned(_)) {
+        docs.iter_mut().for_each(yaml::resolve_timestamps);
+    }
+    let mut queue: std::collections::VecDeque<Value> = docs.into();
     let mut out = Vec::new();
     while let Some(doc) = queue.pop_front() {
         if !doc.is_object() {

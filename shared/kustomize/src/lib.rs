@@ -16,7 +16,7 @@
 //! No network IO: remote bases are rejected. Only builtin plugins (`apiVersion: builtin`) run;
 //! exec, Go and KRM function plugins, Helm charts and validators are errors. Paths stay inside
 //! each kustomization's directory (kustomize's `LoadRestrictionsRootOnly`) and bases inside the
-//! caller's root. Unquoted YAML timestamps stay strings (kustomize turns them into RFC 3339).
+//! caller's root.
 //! Strategic merge patches come from `sluice-smp`.
 
 mod build;

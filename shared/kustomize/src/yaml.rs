@@ -375,14 +375,12 @@ fn looks_numeric(s: &str) -> bool {
     t.parse::<f64>().is_ok() || t.chars().all(|c| c.is_ascii_digit() || c == '_' || c == ':')
 }
 
+/// go-yaml v2 quotes strings that its reader would take for a timestamp.
 fn looks_like_timestamp(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() >= 10
-        && b[..4].iter().all(u8::is_ascii_digit)
-        && b[4] == b'-'
-        && b[5..7].iter().all(u8::is_ascii_digit)
-        && b[7] == b'-'
-        && b[8..10].iter().all(u8::is_ascii_digit)
+    s.len() >= 8
+        && s.as_bytes()[0].is_ascii_digit()
+        && s.as_bytes()[4] == b'-'
+        && to_rfc3339(s).is_some()
 }
 
 fn is_plain_safe(s: &str) -> bool {
@@ -480,5 +478,177 @@ mod tests {
             let back = parse_documents(&text).unwrap();
             assert_eq!(back, vec![json!({ "k": s })], "{text}");
         }
+    }
+}
+
+/// Marks a plain timestamp found by [`normalize_timestamps`] until [`resolve_timestamps`] runs.
+const TIMESTAMP_MARK: char = '\u{E000}';
+
+/// Replaces marked timestamps by their RFC 3339 form, except in `metadata.annotations`, which
+/// kustomize rewrites from the original text.
+pub(crate) fn resolve_timestamps(doc: &mut Value) {
+    fn walk(v: &mut Value, in_annotations: bool) {
+        match v {
+            Value::String(s) => {
+                if let Some(orig) = s.strip_prefix(TIMESTAMP_MARK) {
+                    *s = if in_annotations {
+                        orig.to_string()
+                    } else {
+                        to_rfc3339(orig).unwrap_or_else(|| orig.to_string())
+                    };
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|i| walk(i, false)),
+            Value::Object(m) => m.values_mut().for_each(|i| walk(i, false)),
+            _ => {}
+        }
+    }
+    if let Some(Value::Object(meta)) = doc.get_mut("metadata") {
+        for (k, v) in meta.iter_mut() {
+            if k == "annotations"
+                && let Value::Object(a) = v
+            {
+                a.values_mut().for_each(|x| walk(x, true));
+            }
+        }
+    }
+    walk(doc, false);
+}
+
+/// kyaml reads plain YAML timestamps (`2020-01-01`, `2020-01-01T10:00:00Z`) as times and writes
+/// them back in RFC 3339; this rewrites such plain scalars in block context to that quoted form
+/// before parsing (quoted scalars and block scalar contents are left alone).
+pub(crate) fn normalize_timestamps(text: &str) -> std::borrow::Cow<'_, str> {
+    use std::sync::OnceLock;
+    static QUICK: OnceLock<regex::Regex> = OnceLock::new();
+    static LINE: OnceLock<regex::Regex> = OnceLock::new();
+    let quick = QUICK.get_or_init(|| {
+        regex::Regex::new(r"(?m)(:|-)[ \t]+\d{4}-\d\d?-\d\d?").expect("valid regex")
+    });
+    if !quick.is_match(text) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let line_re = LINE.get_or_init(|| {
+        regex::Regex::new(
+            r"^(?P<lead>[ \t]*(?:- )*(?:[A-Za-z0-9_./-]+:[ \t]+|- ))(?P<ts>\d{4}-\d\d?-\d\d?(?:(?:[Tt]|[ \t]+)\d\d?:\d\d:\d\d(?:\.\d*)?(?:Z|[-+]\d\d?(?::\d\d)?)?)?)(?P<tail>[ \t]*(?:#.*)?)$",
+        )
+        .expect("valid regex")
+    });
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut block_indent: Option<usize> = None;
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\n', '\r']);
+        let indent = body.len() - body.trim_start().len();
+        if let Some(parent) = block_indent {
+            if body.trim().is_empty() || indent > parent {
+                out.push_str(line);
+                continue;
+            }
+            block_indent = None;
+        }
+        let content = body.split(" #").next().unwrap_or(body).trim_end();
+        if content.ends_with(['|', '>'])
+            || content.rsplit_once(' ').is_some_and(|(_, last)| {
+                last.starts_with(['|', '>'])
+                    && last[1..].chars().all(|c| c == '-' || c == '+' || c.is_ascii_digit())
+            })
+        {
+            block_indent = Some(indent);
+        }
+        let rewritten = line_re.captures(body).and_then(|c| {
+            let ts = to_rfc3339(c.name("ts")?.as_str())?;
+            Some((c, ts))
+        });
+        match rewritten {
+            Some((caps, _)) => {
+                out.push_str(&caps["lead"]);
+                out.push('"');
+                out.push(TIMESTAMP_MARK);
+                out.push_str(&caps["ts"]);
+                out.push('"');
+                out.push_str(&caps["tail"]);
+                out.push_str(&line[body.len()..]);
+            }
+            None => out.push_str(line),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Go's `time.Time` JSON form of a YAML timestamp accepted by go-yaml v3, or `None` when it would
+/// stay a string.
+fn to_rfc3339(ts: &str) -> Option<String> {
+    let (date, rest) = match ts.find(['T', 't', ' ', '\t']) {
+        Some(i) => (&ts[..i], ts[i..].trim_start_matches(['T', 't', ' ', '\t'])),
+        None => (ts, ""),
+    };
+    let mut parts = date.split('-');
+    let (y, m, d): (u32, u32, u32) =
+        (parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next()?.parse().ok()?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    if rest.is_empty() {
+        return Some(format!("{y:04}-{m:02}-{d:02}T00:00:00Z"));
+    }
+    let zone_at = rest.find(['Z', '+', '-']).unwrap_or(rest.len());
+    let (clock, zone) = (&rest[..zone_at], &rest[zone_at..]);
+    // go-yaml's formats: a space-separated time carries no zone.
+    if ts.contains([' ', '\t']) && !zone.is_empty() {
+        return None;
+    }
+    let (hms, frac) = clock.split_once('.').unwrap_or((clock, ""));
+    let mut hms = hms.split(':');
+    let (h, mi, s): (u32, u32, u32) =
+        (hms.next()?.parse().ok()?, hms.next()?.parse().ok()?, hms.next()?.parse().ok()?);
+    if h > 23 || mi > 59 || s > 59 {
+        return None;
+    }
+    let frac = frac.trim_end_matches('0');
+    let frac =
+        if frac.is_empty() { String::new() } else { format!(".{}", &frac[..frac.len().min(9)]) };
+    let zone = match zone {
+        "" | "Z" => "Z".to_string(),
+        z => {
+            let sign = &z[..1];
+            let (zh, zm) = z[1..].split_once(':').unwrap_or((&z[1..], "0"));
+            let (zh, zm): (u32, u32) = (zh.parse().ok()?, zm.parse().ok()?);
+            if zh == 0 && zm == 0 { "Z".to_string() } else { format!("{sign}{zh:02}:{zm:02}") }
+        }
+    };
+    Some(format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}{frac}{zone}"))
+}
+
+#[cfg(test)]
+mod timestamp_tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(input: &str, expected: &str) {
+        let marked = normalize_timestamps(input);
+        let resolved: String = marked
+            .split('"')
+            .map(|part| match part.strip_prefix(TIMESTAMP_MARK) {
+                Some(orig) => to_rfc3339(orig).unwrap_or_default(),
+                None => part.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\"");
+        assert_eq!(resolved, expected);
+    }
+
+    #[test]
+    fn plain_timestamps_become_rfc3339() {
+        check("a: 2020-01-01\n", "a: \"2020-01-01T00:00:00Z\"\n");
+        check("- 2020-1-2 # c\n", "- \"2020-01-02T00:00:00Z\" # c\n");
+        check("a: 2001-12-14T21:59:43.10-05:00\n", "a: \"2001-12-14T21:59:43.1-05:00\"\n");
+        check("a: 2001-12-14 21:59:43\n", "a: \"2001-12-14T21:59:43Z\"\n");
+        check("a: \"2020-01-01\"\n", "a: \"2020-01-01\"\n");
+        check(
+            "a: |\n  b: 2020-01-01\nc: 2020-01-01\n",
+            "a: |\n  b: 2020-01-01\nc: \"2020-01-01T00:00:00Z\"\n",
+        );
+        check("a: 2020-01-01x\n", "a: 2020-01-01x\n");
+        check("a: 8.6.2\n", "a: 8.6.2\n");
     }
 }
