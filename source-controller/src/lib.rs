@@ -1,12 +1,16 @@
 //! source-controller: reconciles `GitRepository`, `OCIRepository`, `Bucket`, `HelmRepository`, `HelmChart` (`source.toolkit.fluxcd.io/v1`).
 //!
-//! This build wires the shared runtime only. Every kind gets what the runtime gives for free:
-//! the `finalizers.fluxcd.io` finalizer, the suspend gate, `observedGeneration`,
-//! `lastHandledReconcileAt`, and an honest `Ready=Unknown` (`Progressing`) condition whose
-//! message says the reconciliation of the kind is not implemented yet. Fetching sources and serving artifacts come with the source-controller issue.
+//! The runtime gives the finalizer, the suspend gate, `observedGeneration` and
+//! `lastHandledReconcileAt`. [`gitrepository`] turns GitRepositories into artifacts stored in
+//! a [`sluice_artifact::Storage`] served over HTTP on `--storage-addr`. OCIRepository, Bucket,
+//! HelmRepository and HelmChart still get the runtime's honest `Ready=Unknown` status saying
+//! their reconciliation is not implemented in this build.
+
+pub mod gitrepository;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use kube::runtime::controller::Action;
 use sluice_api::source::{Bucket, GitRepository, HelmChart, HelmRepository, OCIRepository};
@@ -46,21 +50,61 @@ impl ReconcileError for Error {
     }
 }
 
+/// Flags of the artifact storage (fluxcd/pkg artifact/config).
+#[derive(clap::Args, Debug, Clone)]
+pub struct StorageArgs {
+    /// Local directory of the artifact storage.
+    #[arg(long, env = "STORAGE_PATH", default_value = "/data")]
+    pub storage_path: std::path::PathBuf,
+    /// Address the artifact server listens on.
+    #[arg(long, env = "STORAGE_ADDRESS", default_value = ":9090")]
+    pub storage_addr: String,
+    /// Address advertised in artifact URLs (default: the listen address).
+    #[arg(long, env = "STORAGE_ADV_ADDR", default_value = "")]
+    pub storage_adv_addr: String,
+    /// How long superseded artifacts are kept.
+    #[arg(long, default_value = "1m", value_parser = parse_duration_flag)]
+    pub artifact_retention_ttl: Duration,
+    /// How many artifacts per object are kept.
+    #[arg(long, default_value_t = 2)]
+    pub artifact_retention_records: usize,
+}
+
+fn parse_duration_flag(raw: &str) -> Result<Duration, String> {
+    sluice_runtime::object::parse_go_duration(raw)
+}
+
+impl StorageArgs {
+    /// The listen address as a socket address (`:9090` listens on all interfaces).
+    pub fn listen_address(&self) -> String {
+        if self.storage_addr.starts_with(':') {
+            format!("0.0.0.0{}", self.storage_addr)
+        } else {
+            self.storage_addr.clone()
+        }
+    }
+
+    /// The address put in artifact URLs.
+    pub fn advertised_address(&self) -> String {
+        if !self.storage_adv_addr.is_empty() {
+            return self.storage_adv_addr.clone();
+        }
+        match self.storage_addr.strip_prefix(':') {
+            Some(port) => format!(
+                "{}:{port}",
+                std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into())
+            ),
+            None => self.storage_addr.clone(),
+        }
+    }
+}
+
 /// State shared by the reconcilers of this controller.
 pub struct Context {
     /// The shared runtime: client, flags, events, metrics.
     pub runtime: Arc<Runtime>,
-}
-
-/// Reconciles a GitRepository.
-///
-/// The runtime has already added the finalizer and skipped suspended objects; the
-/// GitRepository-specific steps are not in this build, so the status says so.
-pub async fn reconcile_git_repository(
-    obj: Arc<GitRepository>,
-    ctx: &Context,
-) -> Result<Action, Error> {
-    Ok(reconcile_not_implemented(&*obj, &ctx.runtime).await?)
+    /// The GitRepository reconciler.
+    pub git: gitrepository::Reconciler,
 }
 
 /// Reconciles a OCIRepository.
@@ -102,13 +146,20 @@ pub async fn reconcile_helm_chart(obj: Arc<HelmChart>, ctx: &Context) -> Result<
 }
 
 impl Reconciler<GitRepository> for Context {
-    type Error = Error;
+    type Error = gitrepository::Error;
 
     fn reconcile(
         &self,
         obj: Arc<GitRepository>,
-    ) -> impl Future<Output = Result<Action, Error>> + Send {
-        reconcile_git_repository(obj, self)
+    ) -> impl Future<Output = Result<Action, gitrepository::Error>> + Send {
+        self.git.reconcile(obj)
+    }
+
+    fn cleanup(
+        &self,
+        obj: Arc<GitRepository>,
+    ) -> impl Future<Output = Result<Action, gitrepository::Error>> + Send {
+        self.git.cleanup(obj)
     }
 }
 
@@ -154,8 +205,33 @@ impl Reconciler<HelmChart> for Context {
 ///
 /// # Errors
 /// When leadership was lost or a controller could not start.
-pub async fn run(runtime: Arc<Runtime>) -> Result<(), sluice_runtime::Error> {
-    let context = Arc::new(Context { runtime: runtime.clone() });
+pub async fn run(
+    runtime: Arc<Runtime>,
+    storage_args: StorageArgs,
+) -> Result<(), sluice_runtime::Error> {
+    let storage = sluice_artifact::Storage::new(
+        &storage_args.storage_path,
+        storage_args.advertised_address(),
+        storage_args.artifact_retention_ttl,
+        storage_args.artifact_retention_records,
+    )
+    .map_err(|err| sluice_runtime::Error::Flag {
+        flag: "storage-path",
+        message: sluice_runtime::conditions::error_message(&err),
+    })?;
+    let listen = storage_args.listen_address();
+    let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|source| {
+        sluice_runtime::Error::Serve { what: "artifacts", addr: listen.clone(), source }
+    })?;
+    tracing::info!(address = %listen, path = %storage_args.storage_path.display(), "serving artifacts");
+    let shutdown = runtime.shutdown.clone();
+    tokio::spawn(sluice_artifact::server::serve(
+        storage_args.storage_path.clone(),
+        listener,
+        async move { shutdown.wait().await },
+    ));
+    let git = gitrepository::Reconciler { runtime: runtime.clone(), storage };
+    let context = Arc::new(Context { runtime: runtime.clone(), git });
     let watched = futures::try_join!(
         run_controller::<GitRepository, _>(runtime.clone(), context.clone()),
         run_controller::<OCIRepository, _>(runtime.clone(), context.clone()),

@@ -10,6 +10,8 @@ use source_controller::{ABOUT, CONTROLLER_NAME, DEFAULT_CONCURRENT};
 struct Cli {
     #[command(flatten)]
     runtime: RuntimeArgs,
+    #[command(flatten)]
+    storage: source_controller::StorageArgs,
 }
 
 #[tokio::main]
@@ -21,6 +23,6 @@ async fn main() -> anyhow::Result<()> {
     let cli: Cli = parse_args(DEFAULT_CONCURRENT);
     init_logging(&cli.runtime)?;
     let runtime = sluice_runtime::Runtime::start(CONTROLLER_NAME, cli.runtime).await?;
-    source_controller::run(runtime).await?;
+    source_controller::run(runtime, cli.storage).await?;
     Ok(())
 }
