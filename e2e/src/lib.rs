@@ -10,8 +10,9 @@
 //!
 //! Every process is stopped by PID: servers when their handle drops, and everything (cluster
 //! included) when the test process exits, even by a panic or `SIGKILL`, by a watchdog that
-//! notices the process's death (see [`process`]). Prepare the machine with `cargo xtask e2e`,
-//! which installs the packages, builds the binaries when missing and runs the tests.
+//! notices the process's death (see [`process`]). Prepare the machine with
+//! `cargo xtask cluster prepare` (Debian packages, the apiserver build, the moto venv; each
+//! step skipped when done); `cargo xtask e2e` prepares and then runs this crate's tests.
 //!
 //! ```no_run
 //! use std::time::Duration;

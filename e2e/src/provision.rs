@@ -382,6 +382,16 @@ pub fn ensure_moto_venv() -> Result<PathBuf> {
 pub fn prepare_e2e() -> Result<ClusterBinaries> {
     let binaries = build_kubernetes(false)?;
     ensure_apt_packages(SERVER_PACKAGES)?;
+    if !on_path("kubectl") {
+        // Debian's kubectl 1.20 matches the apiserver; a newer one on PATH is fine too.
+        ensure_apt_packages(&["kubernetes-client"])?;
+    }
     ensure_moto_venv()?;
     Ok(binaries)
+}
+
+/// Whether an executable named `program` is on `PATH`.
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
