@@ -31,20 +31,24 @@ fn duration(raw: &str) -> Result<Duration, String> {
     sluice_runtime::object::parse_go_duration(raw)
 }
 
+/// The clap command with this binary's defaults for the shared flags.
+fn command() -> clap::Command {
+    Cli::command()
+        .mut_arg("concurrent", |arg| arg.default_value(DEFAULT_CONCURRENT))
+        .mut_arg("events_addr", |arg| {
+            arg.default_value(":9090").help("The address the event server binds to")
+        })
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // kube and reqwest build TLS configs from the process-wide provider; install ring first.
     rustls::crypto::ring::default_provider()
         .install_default()
         .map_err(|_| anyhow::anyhow!("a rustls crypto provider was already installed"))?;
-    let command = Cli::command()
-        .mut_arg("concurrent", |arg| arg.default_value(DEFAULT_CONCURRENT))
-        .mut_arg("events_addr", |arg| {
-            arg.default_value(":9090").help("The address the event server binds to")
-        });
-    let mut matches = command.clone().get_matches();
+    let mut matches = command().get_matches();
     let mut cli = Cli::from_arg_matches_mut(&mut matches)
-        .unwrap_or_else(|error| error.format(&mut command.clone()).exit());
+        .unwrap_or_else(|error| error.format(&mut command()).exit());
     init_logging(&cli.runtime)?;
     let addresses = Addresses {
         events: notification_controller::events_listen_address(&cli.runtime.events_addr),
@@ -57,4 +61,39 @@ async fn main() -> anyhow::Result<()> {
     let runtime = sluice_runtime::Runtime::start(CONTROLLER_NAME, cli.runtime).await?;
     notification_controller::run(runtime, addresses, config).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        let mut matches = command()
+            .try_get_matches_from(
+                std::iter::once("notification-controller").chain(args.iter().copied()),
+            )
+            .unwrap();
+        Cli::from_arg_matches_mut(&mut matches).unwrap()
+    }
+
+    #[test]
+    fn flux_defaults_and_names() {
+        let cli = parse(&[]);
+        assert_eq!(cli.runtime.events_addr, ":9090");
+        assert_eq!(cli.receiver_addr, ":9292");
+        assert_eq!(cli.rate_limit_interval, Duration::from_secs(300));
+        assert_eq!(cli.runtime.concurrent, 4);
+        let cli = parse(&[
+            "--events-addr=http://localhost:9090/",
+            "--receiverAddr=:9393",
+            "--rate-limit-interval=1m",
+        ]);
+        assert_eq!(
+            notification_controller::events_listen_address(&cli.runtime.events_addr).as_deref(),
+            Some("localhost:9090")
+        );
+        assert_eq!(cli.receiver_addr, ":9393");
+        assert_eq!(cli.rate_limit_interval, Duration::from_secs(60));
+        assert_eq!(parse(&["--receiver-addr=:1"]).receiver_addr, ":1");
+    }
 }
