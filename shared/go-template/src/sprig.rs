@@ -8,6 +8,7 @@ use crate::value::Value;
 use crate::{Func, Param, Signature};
 
 mod aes;
+mod bcrypt;
 mod certs;
 mod crypto;
 mod dates;

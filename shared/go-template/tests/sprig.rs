@@ -304,3 +304,13 @@ fn aes_interoperates_with_helm() {
         "round trip|",
     );
 }
+
+#[test]
+fn htpasswd_is_bcrypt() {
+    let mut set = TemplateSet::new();
+    set.parse("t", r#"{{ htpasswd "alice" "pw" }}|{{ htpasswd "a:b" "pw" }}"#).unwrap();
+    let out = set.execute("t", &Value::Nil).unwrap();
+    let (entry, invalid) = out.split_once('|').unwrap();
+    assert!(entry.starts_with("alice:$2a$10$") && entry.len() == "alice:".len() + 60, "{entry}");
+    assert_eq!(invalid, "invalid username: a:b");
+}

@@ -65,11 +65,9 @@ pub(super) fn register(funcs: &mut Funcs) {
         if user.contains(':') {
             return Ok(Value::from(format!("invalid username: {user}")));
         }
-        // Sprig hashes with bcrypt (random salt); without a bcrypt implementation here the
-        // Apache `{SHA}` scheme is used, which htpasswd consumers also accept.
-        use base64::Engine as _;
-        let digest = base64::engine::general_purpose::STANDARD.encode(sha1(password.as_bytes()));
-        Ok(Value::from(format!("{user}:{{SHA}}{digest}")))
+        // Sprig hashes with bcrypt at Go's default cost 10 and a random salt.
+        let salt: [u8; 16] = rand::random();
+        Ok(Value::from(format!("{user}:{}", super::bcrypt::hash(password.as_bytes(), 10, &salt))))
     });
 }
 
