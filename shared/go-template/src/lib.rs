@@ -26,6 +26,24 @@
 //! and `template: NAME:LINE: MSG` for parse errors; the nested error of a function (e.g. an
 //! `include` that failed) stays available as data through [`Error::source_error`] and
 //! [`Error::frames`].
+//!
+//! # Limits
+//! Nesting of `template`/`include`/`tpl` is capped by [`Options::max_depth`] (deep nesting moves
+//! to fresh large-stack threads, so the cap holds even on small tokio stacks); parsing caps
+//! control/paren nesting at 100; output, loop steps, `until`/`seq` sizes and `repeat` are
+//! bounded; printing, JSON, `deepCopy` and `deepEqual` stop at 100 levels (cyclic maps built with
+//! `set` do not hang).
+//!
+//! # Caveats
+//! Known differences from Helm v4.2.3 (Go 1.24, Sprig v3.3):
+//! - Go's `int` and `int64` are both [`Value::Int`]: `typeOf (add 1 2)` prints `int`, and
+//!   `duration` of an integer literal formats it instead of Go's `0s`.
+//! - Strings are UTF-8: byte-slicing functions (`trunc`, `substr`) cannot split a rune the way
+//!   Go does, and typed Go slices (`[]string` from `splitList`, `[]int` from `until`) print
+//!   `[]interface {}` under `typeOf`.
+//! - `genCA`/`genSelfSignedCert`/`genSignedCert`/`genPrivateKey` make ECDSA P-256 keys
+//!   (Sprig: RSA-2048); `genPrivateKey "rsa"`/`"dsa"` fail with a clear error.
+//! - `printf "%x"` of a float prints `%g`, not Go's hexadecimal float.
 
 mod error;
 mod exec;
