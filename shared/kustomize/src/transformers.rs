@@ -296,10 +296,14 @@ pub(crate) fn set_replicas(
     let mut found = false;
     for fs in specs {
         for r in resources.iter_mut() {
-            if !r
-                .all_ids()
-                .iter()
-                .any(|id| id.name == replica.name && id.gvk.is_selected_by(&fs.gvk))
+            // Cheap name test first: ids are only built for resources that carry the name.
+            let named =
+                r.name() == replica.name || r.prev_ids.iter().any(|(_, n, _)| *n == replica.name);
+            if !named
+                || !r
+                    .all_ids()
+                    .iter()
+                    .any(|id| id.name == replica.name && id.gvk.is_selected_by(&fs.gvk))
             {
                 continue;
             }
