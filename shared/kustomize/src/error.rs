@@ -59,13 +59,17 @@ pub enum Error {
         message: String,
     },
     /// Any other failure, with the context chain that led to it.
-    #[error("{context}: {message}")]
+    #[error("{}", join_context(context, message))]
     Build {
         /// Where (kustomization file, resource id, field).
         context: String,
         /// What went wrong.
         message: String,
     },
+}
+
+fn join_context(context: &str, message: &str) -> String {
+    if context.is_empty() { message.to_string() } else { format!("{context}: {message}") }
 }
 
 impl Error {

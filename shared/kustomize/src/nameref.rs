@@ -151,7 +151,7 @@ fn role_binding_namespaces(referrer: &Resource, rid: &ResId) -> Result<Vec<Strin
                     None => {
                         return Err(Error::build(
                             "",
-                            format!("Invalid Input: namespace is blank for resource {rid:?}"),
+                            format!("Invalid Input: namespace is blank for resource \"{rid}\""),
                         ));
                     }
                 }
