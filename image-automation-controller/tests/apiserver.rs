@@ -1,4 +1,4 @@
-//! The source-controller binary against a real kube-apiserver: finalizer, honest status,
+//! The image-automation-controller binary against a real kube-apiserver: finalizer, honest status,
 //! reconcile requests, suspend, Kubernetes Events, leader election, deletion and shutdown.
 
 use std::collections::BTreeMap;
@@ -9,8 +9,8 @@ use anyhow::{Context, Result, bail};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use sluice_api::image::{ImageRepository, ImageRepositorySpec};
 use sluice_api::meta::{FINALIZER, RECONCILE_REQUEST_ANNOTATION};
-use sluice_api::source::{GitRepository, GitRepositorySpec};
 use sluice_e2e::{TestEnv, wait_for};
 use sluice_runtime::conditions;
 
@@ -22,11 +22,11 @@ fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-fn repository(name: &str, request: &str) -> GitRepository {
-    let mut obj = GitRepository::new(
+fn image_repository(name: &str, request: &str) -> ImageRepository {
+    let mut obj = ImageRepository::new(
         name,
-        GitRepositorySpec {
-            url: "https://example.com/org/repo.git".into(),
+        ImageRepositorySpec {
+            image: Some("ghcr.io/org/app".into()),
             interval: "10m".into(),
             ..Default::default()
         },
@@ -37,42 +37,43 @@ fn repository(name: &str, request: &str) -> GitRepository {
 }
 
 /// Whether `obj` has been reconciled for its current generation and request token.
-fn is_reconciled(obj: &GitRepository, request: &str) -> bool {
+fn is_reconciled(obj: &ImageRepository, request: &str) -> bool {
     let Some(status) = &obj.status else { return false };
     status.observed_generation == obj.metadata.generation
         && status.last_handled_reconcile_at.as_deref() == Some(request)
 }
 
 #[tokio::test]
-async fn source_controller_binary_reconciles_with_the_runtime() -> Result<()> {
+async fn image_automation_controller_binary_reconciles_with_the_runtime() -> Result<()> {
     sluice_e2e::install_crypto_provider();
     let env = TestEnv::shared().await?;
     env.install_crds().await?;
-    let ns = env.namespace("source-runtime").await?;
+    let ns = env.namespace("image-runtime").await?;
     let logs = tempfile::NamedTempFile::new()?;
     let metrics_port = free_port()?;
-    let mut controller = tokio::process::Command::new(env!("CARGO_BIN_EXE_source-controller"))
-        .env("KUBECONFIG", env.kubeconfig())
-        .env("RUNTIME_NAMESPACE", ns.name())
-        .env("HOSTNAME", "test-pod")
-        .args([
-            "--watch-all-namespaces=false",
-            "--enable-leader-election",
-            "--log-encoding=console",
-            "--log-level=debug",
-            &format!("--metrics-addr=127.0.0.1:{metrics_port}"),
-            "--health-addr=127.0.0.1:0",
-        ])
-        .stdout(Stdio::null())
-        .stderr(logs.reopen()?)
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting source-controller")?;
+    let mut controller =
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_image-automation-controller"))
+            .env("KUBECONFIG", env.kubeconfig())
+            .env("RUNTIME_NAMESPACE", ns.name())
+            .env("HOSTNAME", "test-pod")
+            .args([
+                "--watch-all-namespaces=false",
+                "--enable-leader-election",
+                "--log-encoding=console",
+                "--log-level=debug",
+                &format!("--metrics-addr=127.0.0.1:{metrics_port}"),
+                "--health-addr=127.0.0.1:0",
+            ])
+            .stdout(Stdio::null())
+            .stderr(logs.reopen()?)
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting image-automation-controller")?;
 
     let result = exercise(&env, ns.name(), metrics_port, &mut controller).await;
     if result.is_err() {
         let _ = controller.start_kill();
-        eprintln!("source-controller logs:\n{}", std::fs::read_to_string(logs.path())?);
+        eprintln!("image-automation-controller logs:\n{}", std::fs::read_to_string(logs.path())?);
     }
     result
 }
@@ -84,11 +85,11 @@ async fn exercise(
     controller: &mut tokio::process::Child,
 ) -> Result<()> {
     let client = env.client();
-    let repos: Api<GitRepository> = Api::namespaced(client.clone(), namespace);
-    repos.create(&PostParams::default(), &repository("podinfo", "t1")).await?;
+    let repos: Api<ImageRepository> = Api::namespaced(client.clone(), namespace);
+    repos.create(&PostParams::default(), &image_repository("podinfo", "t1")).await?;
 
     // The finalizer is added and the status says honestly that nothing was reconciled.
-    let reconciled = wait_for(TIMEOUT, "finalizer and status on GitRepository", || async {
+    let reconciled = wait_for(TIMEOUT, "finalizer and status on ImageRepository", || async {
         let obj = repos.get("podinfo").await?;
         let has_finalizer = obj.metadata.finalizers.iter().flatten().any(|f| f == FINALIZER);
         Ok((has_finalizer && is_reconciled(&obj, "t1")).then_some(obj))
@@ -107,7 +108,7 @@ async fn exercise(
     assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("Unknown", "Progressing"));
     assert_eq!(
         ready.message,
-        "reconciliation of GitRepository is not implemented yet in this build"
+        "reconciliation of ImageRepository is not implemented yet in this build"
     );
     let managers: Vec<String> = reconciled
         .metadata
@@ -116,7 +117,7 @@ async fn exercise(
         .flatten()
         .filter_map(|entry| entry.manager.clone())
         .collect();
-    assert!(managers.iter().any(|m| m == "gotk-source-controller"), "{managers:?}");
+    assert!(managers.iter().any(|m| m == "gotk-image-automation-controller"), "{managers:?}");
 
     // The status transition was recorded as a Kubernetes Event.
     let events: Api<Event> = Api::namespaced(client.clone(), namespace);
@@ -127,7 +128,7 @@ async fn exercise(
             .iter()
             .any(|event| {
                 event.reason.as_deref() == Some("Progressing")
-                    && event.reporting_controller.as_deref() == Some("source-controller")
+                    && event.reporting_controller.as_deref() == Some("image-automation-controller")
                     && event.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("podinfo")
             })
             .then_some(()))
@@ -148,7 +149,7 @@ async fn exercise(
     repos.patch("podinfo", &PatchParams::default(), &Patch::Merge(&suspend)).await?;
     let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
     let expected = format!(
-        "gotk_suspend_status{{kind=\"GitRepository\",name=\"podinfo\",namespace=\"{namespace}\"}} 1"
+        "gotk_suspend_status{{kind=\"ImageRepository\",name=\"podinfo\",namespace=\"{namespace}\"}} 1"
     );
     let http = sluice_e2e::http_client();
     wait_for(TIMEOUT, "gotk_suspend_status 1", || async {
@@ -162,13 +163,13 @@ async fn exercise(
 
     // The leader holds the Lease in the runtime namespace.
     let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
-    let lease = leases.get("source-controller-leader-election").await?;
+    let lease = leases.get("image-automation-controller-leader-election").await?;
     let holder = lease.spec.and_then(|s| s.holder_identity).unwrap_or_default();
     assert!(holder.starts_with("test-pod_"), "{holder}");
 
     // Deletion goes through the finalizer and completes.
     repos.delete("podinfo", &DeleteParams::default()).await?;
-    wait_for(TIMEOUT, "GitRepository podinfo to be deleted", || async {
+    wait_for(TIMEOUT, "ImageRepository podinfo to be deleted", || async {
         Ok(repos.get_opt("podinfo").await?.is_none().then_some(()))
     })
     .await?;
@@ -180,7 +181,7 @@ async fn exercise(
     assert!(status.success());
     let exit = tokio::time::timeout(TIMEOUT, controller.wait()).await??;
     assert!(exit.success(), "controller exited with {exit}");
-    let lease = leases.get("source-controller-leader-election").await?;
+    let lease = leases.get("image-automation-controller-leader-election").await?;
     assert_eq!(lease.spec.and_then(|s| s.holder_identity), None);
     Ok(())
 }
