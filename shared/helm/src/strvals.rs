@@ -16,7 +16,14 @@ pub fn parse_into(expression: &str, values: &mut Map<String, Json>) -> Result<()
             return Err(format!("key \"{pair}\" has no value"));
         };
         let path = parse_path(&key)?;
-        set_path(values, &path, typed(&unescape(&raw)))?;
+        let value = match raw.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
+            // `name={a,b}` sets a list (the commas were protected by the braces).
+            Some(items) => Json::Array(
+                split_unescaped(items, ',').iter().map(|i| typed(&unescape(i))).collect(),
+            ),
+            None => typed(&unescape(&raw)),
+        };
+        set_path(values, &path, value)?;
     }
     Ok(())
 }
@@ -30,14 +37,20 @@ enum Segment {
 fn split_unescaped(text: &str, separator: char) -> Vec<String> {
     let mut parts = vec![String::new()];
     let mut chars = text.chars();
+    let mut braces = 0usize;
     while let Some(c) = chars.next() {
+        if c == '{' {
+            braces += 1;
+        } else if c == '}' {
+            braces = braces.saturating_sub(1);
+        }
         if c == '\\' {
             if let Some(next) = chars.next() {
                 let last = parts.last_mut().expect("non-empty");
                 last.push('\\');
                 last.push(next);
             }
-        } else if c == separator {
+        } else if c == separator && braces == 0 {
             parts.push(String::new());
         } else {
             parts.last_mut().expect("non-empty").push(c);
@@ -173,5 +186,6 @@ mod tests {
         check("a=x\\,y", json!({"a": "x,y"}));
         check("n=null", json!({"n": null}));
         check("z=007", json!({"z": "007"}));
+        check("l={a,1,true},x=y", json!({"l": ["a", 1, true], "x": "y"}));
     }
 }
