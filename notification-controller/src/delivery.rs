@@ -48,7 +48,9 @@ impl RetryPolicy {
 }
 
 /// How to reach a provider: proxy, TLS material and timeout.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// `Debug` says which parts are set, not their values.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Transport {
     /// Proxy URL (may carry credentials; never logged).
     pub proxy: Option<String>,
@@ -60,6 +62,17 @@ pub struct Transport {
     pub timeout: Duration,
 }
 
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("proxy", &self.proxy.is_some())
+            .field("ca", &self.ca_pem.is_some())
+            .field("identity", &self.identity_pem.is_some())
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
 /// The Alert a delivery belongs to.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct AlertRef {
@@ -69,8 +82,8 @@ pub struct AlertRef {
     pub name: String,
 }
 
-/// One notification waiting to be sent.
-#[derive(Clone, Debug)]
+/// One notification waiting to be sent (`Debug` leaves the secrets out).
+#[derive(Clone)]
 pub struct Delivery {
     /// The Alert that matched.
     pub alert: AlertRef,
@@ -84,6 +97,18 @@ pub struct Delivery {
     pub transport: Transport,
     /// Values to mask out of messages.
     pub secrets: Vec<String>,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("alert", &self.alert)
+            .field("provider", &self.provider)
+            .field("object", &self.object)
+            .field("request", &self.request)
+            .field("transport", &self.transport)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The outcome of one attempt.
@@ -188,7 +213,11 @@ fn build_client(transport: &Transport) -> Result<reqwest::Client, SendError> {
 /// # Errors
 /// A [`SendError`] saying whether a retry may help.
 pub async fn send(request: &Request, transport: &Transport) -> Result<(), SendError> {
-    let client = build_client(transport)?;
+    send_with(&build_client(transport)?, request).await
+}
+
+/// [`send`] with a client built for the request's transport.
+async fn send_with(client: &reqwest::Client, request: &Request) -> Result<(), SendError> {
     let mut builder = client
         .post(&request.url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -297,11 +326,23 @@ async fn work(
     policy: RetryPolicy,
     results: mpsc::UnboundedSender<DeliveryResult>,
 ) {
+    // A provider's notifications share one transport; building a client (TLS roots, proxy)
+    // per notification would cost more than the POST.
+    let mut cached: Option<(Transport, reqwest::Client)> = None;
     while let Some(delivery) = receiver.recv().await {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let result = send(&delivery.request, &delivery.transport).await;
+            let client = match &cached {
+                Some((transport, client)) if *transport == delivery.transport => Ok(client.clone()),
+                _ => build_client(&delivery.transport).inspect(|client| {
+                    cached = Some((delivery.transport.clone(), client.clone()));
+                }),
+            };
+            let result = match client {
+                Ok(client) => send_with(&client, &delivery.request).await,
+                Err(error) => Err(error),
+            };
             let (outcome, message) = match result {
                 Ok(()) => (DeliveryOutcome::Succeeded, String::new()),
                 Err(error) if error.retryable && attempts < policy.max_attempts => {

@@ -35,7 +35,9 @@ pub const SLACK_CHAT_POST_MESSAGE: &str = "https://slack.com/api/chat.postMessag
 pub const COMPONENT_HEADER: &str = "gotk-component";
 
 /// Everything a Provider resolves to, with secrets already read.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// `Debug` prints the type and channel only: the other fields may be secret.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ProviderSettings {
     /// `spec.type`.
     pub type_: String,
@@ -53,6 +55,15 @@ pub struct ProviderSettings {
     pub headers: BTreeMap<String, String>,
     /// The commit status context of git providers.
     pub commit_status: String,
+}
+
+impl std::fmt::Debug for ProviderSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderSettings")
+            .field("type_", &self.type_)
+            .field("channel", &self.channel)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ProviderSettings {
@@ -76,7 +87,9 @@ pub enum ResponseCheck {
 }
 
 /// One HTTP POST to a provider.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// `Debug` prints header names only and no URL: both may carry secrets.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Request {
     /// Where to POST; may carry secrets, never logged.
     pub url: String,
@@ -86,6 +99,17 @@ pub struct Request {
     pub body: Vec<u8>,
     /// How to judge the response.
     pub check: ResponseCheck,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("Request")
+            .field("headers", &names)
+            .field("body_bytes", &self.body.len())
+            .field("check", &self.check)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a provider cannot make a request for an event.
@@ -870,6 +894,19 @@ mod tests {
                    "description": "reconciliation succeeded"}),
         );
         assert_eq!(request.headers, [("PRIVATE-TOKEN".into(), "glpat".into())]);
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let mut s = settings("slack", "https://hooks.slack.com/services/T/B/SECRET");
+        s.token = "TOKEN".into();
+        s.headers = BTreeMap::from([("X-Key".into(), "HEADER".into())]);
+        let request = build_request(&s, &event("info", &[])).unwrap().unwrap();
+        let printed = format!("{s:?} {request:?}");
+        for secret in ["SECRET", "TOKEN", "HEADER"] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
+        assert!(printed.contains("Authorization"), "{printed}");
     }
 
     #[test]
