@@ -27,10 +27,16 @@ pub enum KustomizeCommand {
 pub fn run(args: KustomizeArgs) -> anyhow::Result<()> {
     match args.command {
         KustomizeCommand::Build { dir } => {
-            let abs = std::path::absolute(&dir).with_context(|| format!("resolving {}", dir.display()))?;
+            let abs = std::path::absolute(&dir)
+                .with_context(|| format!("resolving {}", dir.display()))?;
             // Like `kubectl kustomize`: bases may live anywhere, files must stay in their kustomization's directory.
-            let options = sluice_kustomize::BuildOptions { root: Some(std::path::PathBuf::from("/")) };
-            let objects = sluice_kustomize::build_with_options(&sluice_kustomize::DiskFileSystem, &abs, &options)?;
+            let options =
+                sluice_kustomize::BuildOptions { root: Some(std::path::PathBuf::from("/")) };
+            let objects = sluice_kustomize::build_with_options(
+                &sluice_kustomize::DiskFileSystem,
+                &abs,
+                &options,
+            )?;
             let text = sluice_kustomize::to_yaml(&objects);
             let mut stdout = std::io::stdout().lock();
             stdout.write_all(text.as_bytes()).context("writing to stdout")?;
