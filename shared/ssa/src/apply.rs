@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PropagationPolicy};
-use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
+use kube::discovery::{ApiCapabilities, ApiResource, Scope};
 use serde_json::Value;
 use sluice_api::kustomize::{
     FORCE_ANNOTATION, PRUNE_ANNOTATION, RECONCILE_ANNOTATION, ResourceRef, SSA_ANNOTATION,
@@ -229,7 +229,9 @@ pub struct ResourceManager {
     client: kube::Client,
     field_manager: String,
     owner_labels: BTreeMap<String, String>,
-    discovery: RwLock<Option<Discovery>>,
+    /// Resolved kinds; only the group/version of each kind is queried, so a group that
+    /// disappears concurrently (a CRD being deleted) cannot fail unrelated lookups.
+    discovery: RwLock<BTreeMap<(String, String, String), (ApiResource, ApiCapabilities)>>,
 }
 
 impl std::fmt::Debug for ResourceManager {
@@ -349,36 +351,38 @@ impl ResourceManager {
             client,
             field_manager: field_manager.into(),
             owner_labels,
-            discovery: RwLock::new(None),
+            discovery: RwLock::new(BTreeMap::new()),
         }
     }
 
     async fn refresh_discovery(&self) -> Result<(), Error> {
-        let discovery = Discovery::new(self.client.clone())
-            .run()
-            .await
-            .map_err(|err| Error::Discovery(err.to_string()))?;
-        *self.discovery.write().await = Some(discovery);
+        self.discovery.write().await.clear();
         Ok(())
     }
 
     async fn resolve(&self, id: &ObjectId) -> Result<(ApiResource, ApiCapabilities), Error> {
-        let gvk = kube::api::GroupVersionKind::gvk(&id.group, &id.version, &id.kind);
-        for attempt in 0..2 {
-            if attempt == 1 || self.discovery.read().await.is_none() {
-                self.refresh_discovery().await?;
-            }
-            if let Some(found) =
-                self.discovery.read().await.as_ref().and_then(|d| d.resolve_gvk(&gvk))
-            {
-                return Ok(found);
-            }
+        let key = (id.group.clone(), id.version.clone(), id.kind.clone());
+        if let Some(found) = self.discovery.read().await.get(&key) {
+            return Ok(found.clone());
         }
-        Err(Error::UnknownKind {
-            id: id.to_string(),
-            kind: id.kind.clone(),
-            api_version: id.api_version(),
-        })
+        let gvk = kube::api::GroupVersionKind::gvk(&id.group, &id.version, &id.kind);
+        match kube::discovery::oneshot::pinned_kind(&self.client, &gvk).await {
+            Ok(found) => {
+                self.discovery.write().await.insert(key, found.clone());
+                Ok(found)
+            }
+            Err(kube::Error::Api(status)) if status.code == 404 => Err(Error::UnknownKind {
+                id: id.to_string(),
+                kind: id.kind.clone(),
+                api_version: id.api_version(),
+            }),
+            Err(kube::Error::Discovery(_)) => Err(Error::UnknownKind {
+                id: id.to_string(),
+                kind: id.kind.clone(),
+                api_version: id.api_version(),
+            }),
+            Err(err) => Err(Error::Discovery(err.to_string())),
+        }
     }
 
     async fn api(&self, id: &ObjectId) -> Result<Api<DynamicObject>, Error> {
