@@ -472,3 +472,83 @@ spec:
     assert_eq!(requested(repos.get("labelled-2").await.unwrap()), None);
     runtime.shutdown.trigger();
 }
+
+#[tokio::test]
+async fn commit_statuses_go_to_git_providers_only() {
+    let env = TestEnv::shared().await.unwrap();
+    env.install_crds().await.unwrap();
+    let ns = env.namespace("notify-git").await.unwrap();
+    let (runtime, bound) = start_controller(&env).await;
+    let events_url = format!("http://{}/", bound.events.unwrap());
+    let github = CaptureServer::start().unwrap();
+    github.respond_with(201);
+    let chat = CaptureServer::start().unwrap();
+    let yaml = format!(
+        r#"apiVersion: v1
+kind: Secret
+metadata: {{name: github-token}}
+stringData: {{token: ghp_GITHUBSECRET}}
+---
+apiVersion: notification.toolkit.fluxcd.io/v1beta3
+kind: Provider
+metadata: {{name: github}}
+spec: {{type: github, address: "{github}/acme/app", secretRef: {{name: github-token}}}}
+---
+apiVersion: notification.toolkit.fluxcd.io/v1beta3
+kind: Provider
+metadata: {{name: chat}}
+spec: {{type: slack, address: "{chat}/hook"}}
+---
+apiVersion: notification.toolkit.fluxcd.io/v1beta3
+kind: Alert
+metadata: {{name: github}}
+spec:
+  providerRef: {{name: github}}
+  eventSources: [{{kind: Kustomization, name: webapp}}]
+---
+apiVersion: notification.toolkit.fluxcd.io/v1beta3
+kind: Alert
+metadata: {{name: chat}}
+spec:
+  providerRef: {{name: chat}}
+  eventSources: [{{kind: Kustomization, name: webapp}}]
+"#,
+        github = github.url(),
+        chat = chat.url()
+    );
+    env.create_yaml(ns.name(), &yaml).await.unwrap();
+    let sha = "4f2e1c0d9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e";
+    let revision = format!("main@sha1:{sha}");
+
+    // A plain info event is chat news, not a commit status.
+    let applied = event(ns.name(), "webapp", "info", "Applied revision", &revision);
+    assert_eq!(post(&events_url, &applied).await, 202);
+    chat.wait_for_requests(1, Duration::from_secs(30)).await.unwrap();
+    // A commit status update goes to GitHub only; a failure goes to both.
+    let mut update = event(ns.name(), "webapp", "info", "Health checks passed", &revision);
+    update["metadata"]["kustomize.toolkit.fluxcd.io/commit_status"] = "update".into();
+    assert_eq!(post(&events_url, &update).await, 202);
+    let failure = event(ns.name(), "webapp", "error", "health check failed", &revision);
+    assert_eq!(post(&events_url, &failure).await, 202);
+    let statuses = github.wait_for_requests(2, Duration::from_secs(30)).await.unwrap();
+    let path = format!("/api/v3/repos/acme/app/statuses/{sha}");
+    assert_eq!(statuses[0].path, path);
+    assert_eq!(statuses[0].header("authorization"), Some("Bearer ghp_GITHUBSECRET"));
+    assert_eq!(
+        statuses[0].body_json().unwrap(),
+        json!({"state": "success", "description": "reconciliation succeeded",
+               "context": statuses[0].body_json().unwrap()["context"]})
+    );
+    let context = statuses[0].body_json().unwrap()["context"].as_str().unwrap().to_string();
+    assert!(context.starts_with("kustomization/webapp/"), "{context}");
+    assert_eq!(statuses[1].body_json().unwrap()["state"], "failure");
+    assert_eq!(statuses[1].body_json().unwrap()["description"], "health check failed");
+    let chat_requests = chat.wait_for_requests(2, Duration::from_secs(30)).await.unwrap();
+    let texts: Vec<Value> = chat_requests
+        .iter()
+        .map(|r| r.body_json().unwrap()["attachments"][0]["text"].clone())
+        .collect();
+    assert_eq!(texts, [json!("Applied revision"), json!("health check failed")]);
+    assert_eq!(github.requests().len(), 2);
+    runtime.shutdown.trigger();
+}
