@@ -224,6 +224,9 @@ pub struct ApplyOptions {
     pub wait_timeout: Option<Duration>,
 }
 
+/// Resolved kinds by (group, version, kind).
+type KindCache = BTreeMap<(String, String, String), (ApiResource, ApiCapabilities)>;
+
 /// Applies, prunes and checks sets of objects for one owner.
 pub struct ResourceManager {
     client: kube::Client,
@@ -231,7 +234,7 @@ pub struct ResourceManager {
     owner_labels: BTreeMap<String, String>,
     /// Resolved kinds; only the group/version of each kind is queried, so a group that
     /// disappears concurrently (a CRD being deleted) cannot fail unrelated lookups.
-    discovery: RwLock<BTreeMap<(String, String, String), (ApiResource, ApiCapabilities)>>,
+    discovery: RwLock<KindCache>,
 }
 
 impl std::fmt::Debug for ResourceManager {
