@@ -461,6 +461,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn requests_go_through_the_proxy() {
+        install_crypto();
+        let (proxy_url, count) = server(vec![], "{}").await;
+        let proxy = proxy_url.trim_end_matches("/hook").to_string();
+        let mut d = delivery("http://provider.invalid/hook");
+        d.transport.proxy = Some(proxy);
+        send(&d.request, &d.transport).await.unwrap();
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+        d.transport.proxy = Some("::not a url::".into());
+        let error = send(&d.request, &d.transport).await.unwrap_err();
+        assert!(!error.retryable);
+        assert!(error.message.starts_with("invalid proxy address"), "{}", error.message);
+    }
+
+    #[tokio::test]
     async fn connection_errors_do_not_leak_the_url() {
         install_crypto();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
