@@ -53,7 +53,9 @@ pub enum BuildError {
         source: sluice_envsubst::Error,
     },
     /// A SOPS-encrypted Secret would be applied as-is.
-    #[error("{object} is encrypted with SOPS and spec.decryption is not set: set spec.decryption with the key Secret")]
+    #[error(
+        "{object} is encrypted with SOPS and spec.decryption is not set: set spec.decryption with the key Secret"
+    )]
     EncryptedWithoutDecryption {
         /// The Secret.
         object: String,
@@ -98,26 +100,26 @@ pub fn secure_join(root: &Path, path: &str, revision: &str) -> Result<PathBuf, B
     Ok(joined)
 }
 
-fn io<'a>(operation: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> BuildError + 'a {
+fn io<'a>(
+    operation: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> BuildError + 'a {
     move |source| BuildError::Io { operation, path: path.to_path_buf(), source }
 }
 
 /// Whether a YAML file holds at least one Kubernetes object (apiVersion and kind).
 fn holds_objects(path: &Path) -> bool {
     let Ok(text) = std::fs::read_to_string(path) else { return false };
-    sluice_kustomize::parse_documents(&text).is_ok_and(|docs| {
-        docs.iter().any(|d| d["apiVersion"].is_string() && d["kind"].is_string())
-    })
+    sluice_kustomize::parse_documents(&text)
+        .is_ok_and(|docs| docs.iter().any(|d| d["apiVersion"].is_string() && d["kind"].is_string()))
 }
 
 /// Lists the resources of a generated kustomization for `dir`, as Flux's generator does:
 /// YAML files holding Kubernetes objects, and sub-directories (recursively, a sub-directory
 /// with its own kustomization.yaml is included as one resource).
 fn generated_resources(dir: &Path, base: &Path, out: &mut Vec<String>) -> Result<(), BuildError> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(io("reading directory", dir))?
-        .flatten()
-        .collect();
+    let mut entries: Vec<_> =
+        std::fs::read_dir(dir).map_err(io("reading directory", dir))?.flatten().collect();
     entries.sort_by_key(|entry| entry.file_name());
     for entry in entries {
         let path = entry.path();
@@ -150,7 +152,10 @@ pub fn prepare_kustomization(dir: &Path, spec: &KustomizationSpec) -> Result<Pat
                 .map_err(|message| BuildError::Kustomization { path: path.clone(), message })?;
             let doc = docs.into_iter().next().unwrap_or(Value::Object(Map::new()));
             if !doc.is_object() {
-                return Err(BuildError::Kustomization { path, message: "is not a YAML mapping".into() });
+                return Err(BuildError::Kustomization {
+                    path,
+                    message: "is not a YAML mapping".into(),
+                });
             }
             (path, doc)
         }
@@ -186,29 +191,44 @@ pub fn prepare_kustomization(dir: &Path, spec: &KustomizationSpec) -> Result<Pat
     };
     append(
         "patches",
-        spec.patches.iter().flatten().map(|p| serde_json::to_value(p).unwrap_or_default()).collect(),
+        spec.patches
+            .iter()
+            .flatten()
+            .map(|p| serde_json::to_value(p).unwrap_or_default())
+            .collect(),
     );
     append(
         "images",
         spec.images.iter().flatten().map(|i| serde_json::to_value(i).unwrap_or_default()).collect(),
     );
-    append("components", spec.components.iter().flatten().map(|c| Value::String(c.clone())).collect());
+    append(
+        "components",
+        spec.components.iter().flatten().map(|c| Value::String(c.clone())).collect(),
+    );
     let text = sluice_kustomize::to_yaml_document(&kustomization);
     std::fs::write(&path, text).map_err(io("writing", &path))?;
     Ok(path)
 }
 
 /// Builds the manifests of `spec.path` in the unpacked artifact at `root`.
-pub fn build_manifests(root: &Path, spec: &KustomizationSpec, revision: &str) -> Result<Vec<Value>, BuildError> {
-    let dir = secure_join(root, spec.path.as_deref().unwrap_or("./"), revision)?;
+pub fn build_manifests(
+    root: &Path,
+    spec: &KustomizationSpec,
+    revision: &str,
+) -> Result<Vec<Value>, BuildError> {
+    // Symlinks resolving outside the artifact are refused by the confined file system, which
+    // compares canonical paths.
+    let root = std::fs::canonicalize(root).map_err(io("resolving", root))?;
+    let dir = secure_join(&root, spec.path.as_deref().unwrap_or("./"), revision)?;
     prepare_kustomization(&dir, spec)?;
-    let options = sluice_kustomize::BuildOptions { root: Some(root.to_path_buf()) };
-    sluice_kustomize::build_with_options(&sluice_kustomize::DiskFileSystem, &dir, &options)
-        .map_err(BuildError::Kustomize)
+    let fs = sluice_kustomize::ConfinedDiskFileSystem::new(&root).map_err(io("opening", &root))?;
+    let options = sluice_kustomize::BuildOptions { root: Some(root.clone()) };
+    sluice_kustomize::build_with_options(&fs, &dir, &options).map_err(BuildError::Kustomize)
 }
 
 fn object_name(obj: &Value) -> String {
-    let namespace = obj["metadata"]["namespace"].as_str().map(|ns| format!("{ns}/")).unwrap_or_default();
+    let namespace =
+        obj["metadata"]["namespace"].as_str().map(|ns| format!("{ns}/")).unwrap_or_default();
     format!(
         "{}/{}{}",
         obj["kind"].as_str().unwrap_or("?"),
@@ -218,14 +238,23 @@ fn object_name(obj: &Value) -> String {
 }
 
 fn is_disabled(obj: &Value, annotation: &str) -> bool {
-    obj["metadata"]["annotations"][annotation].as_str().is_some_and(|v| v.eq_ignore_ascii_case("disabled"))
-        || obj["metadata"]["labels"][annotation].as_str().is_some_and(|v| v.eq_ignore_ascii_case("disabled"))
+    obj["metadata"]["annotations"][annotation]
+        .as_str()
+        .is_some_and(|v| v.eq_ignore_ascii_case("disabled"))
+        || obj["metadata"]["labels"][annotation]
+            .as_str()
+            .is_some_and(|v| v.eq_ignore_ascii_case("disabled"))
 }
 
 /// Substitutes `${var}` in every object not annotated `substitute: disabled`.
 ///
 /// With the `WithVariables` strategy (the default) nothing happens when there are no variables.
-pub fn substitute(objects: Vec<Value>, vars: &BTreeMap<String, String>, always: bool, strict: bool) -> Result<Vec<Value>, BuildError> {
+pub fn substitute(
+    objects: Vec<Value>,
+    vars: &BTreeMap<String, String>,
+    always: bool,
+    strict: bool,
+) -> Result<Vec<Value>, BuildError> {
     if vars.is_empty() && !always {
         return Ok(objects);
     }
@@ -270,7 +299,10 @@ pub fn add_common_metadata(objects: &mut [Value], spec: &KustomizationSpec) {
 
 /// Refuses SOPS-encrypted Secrets: without `spec.decryption` they would be applied encrypted,
 /// and this build has no SOPS decryption yet.
-pub fn check_encrypted_secrets(objects: &[Value], decryption_configured: bool) -> Result<(), BuildError> {
+pub fn check_encrypted_secrets(
+    objects: &[Value],
+    decryption_configured: bool,
+) -> Result<(), BuildError> {
     for obj in objects {
         if obj["kind"] == "Secret" && obj["sops"].is_object() {
             let object = object_name(obj);
@@ -309,7 +341,11 @@ mod tests {
         write(root.path(), "apps/cm.yaml", CM);
         write(root.path(), "apps/README.md", "not yaml");
         write(root.path(), "apps/notes.yaml", "just: data\n");
-        write(root.path(), "apps/sub/deploy.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n");
+        write(
+            root.path(),
+            "apps/sub/deploy.yaml",
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n",
+        );
         let spec = spec(json!({"path": "./apps", "targetNamespace": "prod", "namePrefix": "p-"}));
         let objects = build_manifests(root.path(), &spec, "main@sha1:abc").unwrap();
         let names: Vec<String> = objects.iter().map(object_name).collect();
@@ -319,9 +355,16 @@ mod tests {
     #[test]
     fn paths_must_stay_in_the_artifact() {
         let root = tempfile::tempdir().unwrap();
-        let err = build_manifests(root.path(), &spec(json!({"path": "../../etc"})), "main@sha1:abc").unwrap_err();
-        assert_eq!(err.to_string(), "spec.path \"../../etc\" leaves the artifact in revision main@sha1:abc");
-        let err = build_manifests(root.path(), &spec(json!({"path": "./missing"})), "main@sha1:abc").unwrap_err();
+        let err =
+            build_manifests(root.path(), &spec(json!({"path": "../../etc"})), "main@sha1:abc")
+                .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "spec.path \"../../etc\" leaves the artifact in revision main@sha1:abc"
+        );
+        let err =
+            build_manifests(root.path(), &spec(json!({"path": "./missing"})), "main@sha1:abc")
+                .unwrap_err();
         assert_eq!(err.to_string(), "spec.path \"./missing\" not found in revision main@sha1:abc");
     }
 
@@ -335,23 +378,36 @@ mod tests {
         assert_eq!(substitute(objects.clone(), &BTreeMap::new(), false, true).unwrap(), objects);
         // Strict mode names the variable.
         let err = substitute(vec![json!({"kind": "ConfigMap", "metadata": {"name": "b"}, "data": {"x": "${missing}"}})], &vars, false, true).unwrap_err();
-        assert_eq!(sluice_runtime::conditions::error_message(&err), "post build substitutions failed on ConfigMap/b: variable not set (strict mode): \"missing\"");
+        assert_eq!(
+            sluice_runtime::conditions::error_message(&err),
+            "post build substitutions failed on ConfigMap/b: variable not set (strict mode): \"missing\""
+        );
         // Opt-out annotation.
         let opted_out = json!({"kind": "ConfigMap", "metadata": {"name": "c", "annotations": {"kustomize.toolkit.fluxcd.io/substitute": "disabled"}}, "data": {"x": "${missing}"}});
-        assert_eq!(substitute(vec![opted_out.clone()], &vars, false, true).unwrap(), vec![opted_out]);
+        assert_eq!(
+            substitute(vec![opted_out.clone()], &vars, false, true).unwrap(),
+            vec![opted_out]
+        );
     }
 
     #[test]
     fn sops_secrets_are_refused() {
         let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "a"}, "sops": {"mac": "x"}});
         let err = check_encrypted_secrets(std::slice::from_ref(&secret), false).unwrap_err();
-        assert!(err.to_string().contains("Secret/a/s is encrypted with SOPS and spec.decryption is not set"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("Secret/a/s is encrypted with SOPS and spec.decryption is not set"),
+            "{err}"
+        );
     }
 
     #[test]
     fn common_metadata_is_stamped() {
         let mut objects = vec![json!({"kind": "ConfigMap", "metadata": {"name": "a"}})];
-        add_common_metadata(&mut objects, &spec(json!({"commonMetadata": {"labels": {"team": "web"}}})));
+        add_common_metadata(
+            &mut objects,
+            &spec(json!({"commonMetadata": {"labels": {"team": "web"}}})),
+        );
         assert_eq!(objects[0]["metadata"]["labels"], json!({"team": "web"}));
     }
 }

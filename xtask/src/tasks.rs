@@ -59,13 +59,18 @@ pub fn lint(root: &Path) -> anyhow::Result<()> {
 }
 
 /// `cargo xtask test`: unit, conformance and real-cluster tests of the whole workspace.
+///
+/// Prepares the real-cluster harness first (packages, the cached kube-apiserver build, moto),
+/// then runs every crate's tests in one `cargo test --workspace` with the harness's `SLUICE_*`
+/// variables set, since controller and e2e tests start the real apiserver.
 pub fn test(args: TestArgs, root: &Path) -> anyhow::Result<()> {
-    // The e2e crate's tests need the cluster binaries and servers; `cargo xtask e2e` prepares
-    // them and runs those tests, so the first run excludes that crate.
-    run_cmd(root, "cargo", &["test", "--workspace", "--exclude", "sluice-e2e", "--no-fail-fast"])?;
     if args.no_e2e {
-        eprintln!("skipping the end-to-end tests (--no-e2e)");
-        return Ok(());
+        eprintln!("skipping the real-cluster tests (--no-e2e)");
+        return run_cmd(
+            root,
+            "cargo",
+            &["test", "--workspace", "--exclude", "sluice-e2e", "--no-fail-fast"],
+        );
     }
-    crate::cluster::e2e(crate::cluster::E2eArgs { rest: Vec::new() })
+    crate::cluster::e2e(crate::cluster::E2eArgs { rest: vec!["--workspace".to_string()] })
 }
