@@ -6,14 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::ResourceExt;
 use kube::api::{Api, DynamicObject};
 use kube::core::ApiResource;
 use kube::runtime::controller::Action;
-use kube::ResourceExt;
 use serde_json::Value;
 use sluice_api::kustomize::{
-    FIELD_MANAGER, Kustomization, KustomizationSpec, NAME_LABEL, NAMESPACE_LABEL,
-    ResourceInventory,
+    FIELD_MANAGER, Kustomization, KustomizationSpec, NAME_LABEL, NAMESPACE_LABEL, ResourceInventory,
 };
 use sluice_api::meta::{Artifact, reason};
 use sluice_api::source::{Bucket, GitRepository, OCIRepository};
@@ -104,13 +103,19 @@ pub enum Error {
 impl ReconcileError for Error {
     fn reason(&self) -> &'static str {
         match self {
-            Error::SourceNotFound { .. } | Error::ArtifactNotReady { .. } | Error::Fetch(_) => reason::ARTIFACT_FAILED,
+            Error::SourceNotFound { .. } | Error::ArtifactNotReady { .. } | Error::Fetch(_) => {
+                reason::ARTIFACT_FAILED
+            }
             Error::DependencyNotReady(_) => reason::DEPENDENCY_NOT_READY,
             Error::AccessDenied(_) => reason::ACCESS_DENIED,
-            Error::InvalidSpec(_) | Error::Build { .. } | Error::SubstituteFromNotFound { .. } => reason::BUILD_FAILED,
+            Error::InvalidSpec(_) | Error::Build { .. } | Error::SubstituteFromNotFound { .. } => {
+                reason::BUILD_FAILED
+            }
             Error::Prune(_) => reason::PRUNE_FAILED,
             Error::Health(_) | Error::Timeout(_) => reason::HEALTH_CHECK_FAILED,
-            Error::Apply(_) | Error::Kube { .. } | Error::TempDir(_) | Error::Status(_) => reason::RECONCILIATION_FAILED,
+            Error::Apply(_) | Error::Kube { .. } | Error::TempDir(_) | Error::Status(_) => {
+                reason::RECONCILIATION_FAILED
+            }
         }
     }
 
@@ -130,7 +135,8 @@ struct Applied {
 fn duration(field: &str, raw: Option<&str>, default: Duration) -> Result<Duration, Error> {
     match raw {
         None => Ok(default),
-        Some(raw) => parse_go_duration(raw).map_err(|message| Error::InvalidSpec(format!("spec.{field} {raw:?}: {message}"))),
+        Some(raw) => parse_go_duration(raw)
+            .map_err(|message| Error::InvalidSpec(format!("spec.{field} {raw:?}: {message}"))),
     }
 }
 
@@ -152,37 +158,60 @@ fn kube_error(what: impl Into<String>, err: kube::Error) -> Error {
 async fn source_artifact(obj: &Kustomization, runtime: &Runtime) -> Result<Artifact, Error> {
     let namespace = obj.namespace().unwrap_or_default();
     let source = &obj.spec.source_ref;
-    runtime.check_namespace_ref(&namespace, source.namespace.as_deref()).map_err(Error::AccessDenied)?;
+    runtime
+        .check_namespace_ref(&namespace, source.namespace.as_deref())
+        .map_err(Error::AccessDenied)?;
     let source_namespace = source.namespace.clone().unwrap_or_else(|| namespace.clone());
     let resource = match source.kind.as_str() {
         "GitRepository" => ApiResource::erase::<GitRepository>(&()),
         "OCIRepository" => ApiResource::erase::<OCIRepository>(&()),
         "Bucket" => ApiResource::erase::<Bucket>(&()),
-        other => return Err(Error::InvalidSpec(format!("spec.sourceRef.kind {other:?} is not supported: use GitRepository, OCIRepository or Bucket"))),
+        other => {
+            return Err(Error::InvalidSpec(format!(
+                "spec.sourceRef.kind {other:?} is not supported: use GitRepository, OCIRepository or Bucket"
+            )));
+        }
     };
-    let api: Api<DynamicObject> = Api::namespaced_with(runtime.client.clone(), &source_namespace, &resource);
-    let found = api.get_opt(&source.name).await.map_err(|err| kube_error(format!("{} {}", source.kind, source.name), err))?;
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(runtime.client.clone(), &source_namespace, &resource);
+    let found = api
+        .get_opt(&source.name)
+        .await
+        .map_err(|err| kube_error(format!("{} {}", source.kind, source.name), err))?;
     let Some(found) = found else {
-        return Err(Error::SourceNotFound { kind: source.kind.clone(), namespace: source_namespace, name: source.name.clone() });
+        return Err(Error::SourceNotFound {
+            kind: source.kind.clone(),
+            namespace: source_namespace,
+            name: source.name.clone(),
+        });
     };
     let artifact = found.data["status"]["artifact"].clone();
-    serde_json::from_value(artifact).map_err(|_| Error::ArtifactNotReady { retry: runtime.args.requeue_dependency })
+    serde_json::from_value(artifact)
+        .map_err(|_| Error::ArtifactNotReady { retry: runtime.args.requeue_dependency })
 }
 
 /// Checks `spec.dependsOn`: each Kustomization must be Ready for its current generation and,
 /// when it uses the same source, have applied the same revision.
-async fn check_dependencies(obj: &Kustomization, runtime: &Runtime, revision: &str) -> Result<(), Error> {
+async fn check_dependencies(
+    obj: &Kustomization,
+    runtime: &Runtime,
+    revision: &str,
+) -> Result<(), Error> {
     let namespace = obj.namespace().unwrap_or_default();
     for dependency in obj.spec.depends_on.iter().flatten() {
-        runtime.check_namespace_ref(&namespace, dependency.namespace.as_deref()).map_err(Error::AccessDenied)?;
+        runtime
+            .check_namespace_ref(&namespace, dependency.namespace.as_deref())
+            .map_err(Error::AccessDenied)?;
         let dep_namespace = dependency.namespace.clone().unwrap_or_else(|| namespace.clone());
         let api: Api<Kustomization> = Api::namespaced(runtime.client.clone(), &dep_namespace);
         let id = format!("{dep_namespace}/{}", dependency.name);
-        let Some(dep) = api.get_opt(&dependency.name).await.map_err(|err| kube_error(&id, err))? else {
+        let Some(dep) = api.get_opt(&dependency.name).await.map_err(|err| kube_error(&id, err))?
+        else {
             return Err(Error::DependencyNotReady(id));
         };
         let status = dep.status.clone().unwrap_or_default();
-        let ready = status.conditions.iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True");
+        let ready =
+            status.conditions.iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True");
         let observed = status.observed_generation == dep.metadata.generation;
         let same_source = dep.spec.source_ref.kind == obj.spec.source_ref.kind
             && dep.spec.source_ref.name == obj.spec.source_ref.name
@@ -197,7 +226,10 @@ async fn check_dependencies(obj: &Kustomization, runtime: &Runtime, revision: &s
 }
 
 /// Collects `postBuild` variables: `substituteFrom` in order, then `substitute` on top.
-async fn substitution_vars(obj: &Kustomization, runtime: &Runtime) -> Result<BTreeMap<String, String>, Error> {
+async fn substitution_vars(
+    obj: &Kustomization,
+    runtime: &Runtime,
+) -> Result<BTreeMap<String, String>, Error> {
     let namespace = obj.namespace().unwrap_or_default();
     let mut vars = BTreeMap::new();
     let Some(post_build) = &obj.spec.post_build else { return Ok(vars) };
@@ -211,7 +243,11 @@ async fn substitution_vars(obj: &Kustomization, runtime: &Runtime) -> Result<BTr
         let data: BTreeMap<String, String> = match reference.kind.as_str() {
             "ConfigMap" => {
                 let api: Api<ConfigMap> = Api::namespaced(runtime.client.clone(), &namespace);
-                match api.get_opt(&reference.name).await.map_err(|err| kube_error(&reference.name, err))? {
+                match api
+                    .get_opt(&reference.name)
+                    .await
+                    .map_err(|err| kube_error(&reference.name, err))?
+                {
                     Some(cm) => cm.data.unwrap_or_default(),
                     None if optional => continue,
                     None => return Err(not_found()),
@@ -219,7 +255,11 @@ async fn substitution_vars(obj: &Kustomization, runtime: &Runtime) -> Result<BTr
             }
             "Secret" => {
                 let api: Api<Secret> = Api::namespaced(runtime.client.clone(), &namespace);
-                match api.get_opt(&reference.name).await.map_err(|err| kube_error(&reference.name, err))? {
+                match api
+                    .get_opt(&reference.name)
+                    .await
+                    .map_err(|err| kube_error(&reference.name, err))?
+                {
                     Some(secret) => secret
                         .data
                         .unwrap_or_default()
@@ -230,12 +270,17 @@ async fn substitution_vars(obj: &Kustomization, runtime: &Runtime) -> Result<BTr
                     None => return Err(not_found()),
                 }
             }
-            other => return Err(Error::InvalidSpec(format!("postBuild.substituteFrom kind {other:?}: use ConfigMap or Secret"))),
+            other => {
+                return Err(Error::InvalidSpec(format!(
+                    "postBuild.substituteFrom kind {other:?}: use ConfigMap or Secret"
+                )));
+            }
         };
         vars.extend(data);
     }
     vars.extend(post_build.substitute.clone().unwrap_or_default());
-    sluice_envsubst::validate_names(vars.keys()).map_err(|err| Error::InvalidSpec(err.to_string()))?;
+    sluice_envsubst::validate_names(vars.keys())
+        .map_err(|err| Error::InvalidSpec(err.to_string()))?;
     Ok(vars)
 }
 
@@ -265,16 +310,27 @@ pub struct Reconciler {
 
 impl Reconciler {
     /// Fetches, builds, applies, prunes and checks health for the current source revision.
-    async fn apply_revision(&self, obj: &Kustomization, status: &mut StatusWriter<'_, Kustomization>) -> Result<Applied, Error> {
+    async fn apply_revision(
+        &self,
+        obj: &Kustomization,
+        status: &mut StatusWriter<'_, Kustomization>,
+    ) -> Result<Applied, Error> {
         let artifact = source_artifact(obj, &self.runtime).await?;
         let revision = artifact.revision.clone();
         status.set_field("lastAttemptedRevision", &revision);
         check_dependencies(obj, &self.runtime, &revision).await?;
         let interval = duration("interval", Some(&obj.spec.interval), Duration::from_secs(600))?;
         let timeout = timeout(&obj.spec, interval)?;
-        status.progress(&format!("Building manifests for revision {revision} with a timeout of {timeout:?}")).await?;
+        status
+            .progress(&format!(
+                "Building manifests for revision {revision} with a timeout of {timeout:?}"
+            ))
+            .await?;
         let work = async {
-            let dir = tempfile::Builder::new().prefix("kustomization-").tempdir().map_err(Error::TempDir)?;
+            let dir = tempfile::Builder::new()
+                .prefix("kustomization-")
+                .tempdir()
+                .map_err(Error::TempDir)?;
             let digest = artifact.digest.clone().unwrap_or_default();
             self.fetcher.fetch(&artifact.url, &digest, dir.path()).await.map_err(Error::Fetch)?;
             let vars = substitution_vars(obj, &self.runtime).await?;
@@ -283,7 +339,9 @@ impl Reconciler {
             let build_revision = revision.clone();
             let objects = tokio::task::spawn_blocking(move || -> Result<Vec<Value>, BuildError> {
                 let mut objects = build::build_manifests(&root, &spec, &build_revision)?;
-                let strategy_always = spec.post_build.as_ref().and_then(|p| p.substitute_strategy.as_deref()) == Some("Always");
+                let strategy_always =
+                    spec.post_build.as_ref().and_then(|p| p.substitute_strategy.as_deref())
+                        == Some("Always");
                 let has_post_build = spec.post_build.is_some();
                 if has_post_build {
                     objects = build::substitute(objects, &vars, strategy_always, true)?;
@@ -297,15 +355,28 @@ impl Reconciler {
             .map_err(|source| Error::Build { revision: revision.clone(), source })?;
             drop(dir);
 
-            let manager = ResourceManager::new(self.runtime.client.clone(), FIELD_MANAGER, owner_labels(obj));
-            let options = ApplyOptions { force: obj.spec.force.unwrap_or(false), wait_timeout: Some(timeout) };
-            let mut change_set = manager.apply_all_staged(&objects, &options).await.map_err(Error::Apply)?;
+            let manager =
+                ResourceManager::new(self.runtime.client.clone(), FIELD_MANAGER, owner_labels(obj));
+            let options = ApplyOptions {
+                force: obj.spec.force.unwrap_or(false),
+                wait_timeout: Some(timeout),
+            };
+            let mut change_set =
+                manager.apply_all_staged(&objects, &options).await.map_err(Error::Apply)?;
             let new_ids: BTreeSet<ObjectId> = objects.iter().filter_map(ObjectId::of).collect();
-            let inventory = ResourceInventory { entries: new_ids.iter().map(ObjectId::to_inventory).collect() };
+            let inventory =
+                ResourceInventory { entries: new_ids.iter().map(ObjectId::to_inventory).collect() };
             if obj.spec.prune {
                 let stale: Vec<ObjectId> = inventory_ids(obj)
                     .into_iter()
-                    .filter(|id| !new_ids.iter().any(|n| n.group == id.group && n.kind == id.kind && n.namespace == id.namespace && n.name == id.name))
+                    .filter(|id| {
+                        !new_ids.iter().any(|n| {
+                            n.group == id.group
+                                && n.kind == id.kind
+                                && n.namespace == id.namespace
+                                && n.name == id.name
+                        })
+                    })
                     .collect();
                 let pruned = manager.delete_all(&stale).await.map_err(Error::Prune)?;
                 change_set.entries.extend(pruned.entries);
@@ -317,19 +388,29 @@ impl Reconciler {
                     .iter()
                     .map(|check| {
                         let api_version = check.api_version.clone().unwrap_or_else(|| "v1".into());
-                        let (group, version) = api_version.rsplit_once('/').map(|(g, v)| (g.to_string(), v.to_string())).unwrap_or((String::new(), api_version.clone()));
+                        let (group, version) = api_version
+                            .rsplit_once('/')
+                            .map(|(g, v)| (g.to_string(), v.to_string()))
+                            .unwrap_or((String::new(), api_version.clone()));
                         ObjectId {
                             group,
                             version,
                             kind: check.kind.clone(),
-                            namespace: check.namespace.clone().unwrap_or_else(|| obj.namespace().unwrap_or_default()),
+                            namespace: check
+                                .namespace
+                                .clone()
+                                .unwrap_or_else(|| obj.namespace().unwrap_or_default()),
                             name: check.name.clone(),
                         }
                     })
                     .collect();
                 manager.wait_for_ids(&ids, timeout).await.map_err(Error::Health)?;
             }
-            let origin_revision = artifact.metadata.as_ref().and_then(|m| m.get("org.opencontainers.image.revision")).cloned();
+            let origin_revision = artifact
+                .metadata
+                .as_ref()
+                .and_then(|m| m.get("org.opencontainers.image.revision"))
+                .cloned();
             Ok(Applied { revision: revision.clone(), origin_revision, inventory, change_set })
         };
         match tokio::time::timeout(timeout + Duration::from_secs(5), work).await {
@@ -341,7 +422,12 @@ impl Reconciler {
     /// Reconciles a Kustomization and writes its status.
     pub async fn reconcile(&self, obj: Arc<Kustomization>) -> Result<Action, Error> {
         let interval = duration("interval", Some(&obj.spec.interval), Duration::from_secs(600));
-        let mut status = StatusWriter::new(&*obj, self.runtime.client.clone(), self.runtime.controller, &self.runtime.events);
+        let mut status = StatusWriter::new(
+            &*obj,
+            self.runtime.client.clone(),
+            self.runtime.controller,
+            &self.runtime.events,
+        );
         let interval = match interval {
             Ok(interval) => interval,
             Err(err) => {
@@ -349,7 +435,8 @@ impl Reconciler {
                 return Ok(Action::await_change());
             }
         };
-        let retry = duration("retryInterval", obj.spec.retry_interval.as_deref(), interval).unwrap_or(interval);
+        let retry = duration("retryInterval", obj.spec.retry_interval.as_deref(), interval)
+            .unwrap_or(interval);
         match self.apply_revision(&obj, &mut status).await {
             Ok(applied) => {
                 status.set_field("lastAppliedRevision", &applied.revision);
@@ -373,12 +460,19 @@ impl Reconciler {
                         )
                         .await;
                 }
-                status.finish(&Outcome::Ready { reason: reason::RECONCILIATION_SUCCEEDED.into(), message }).await?;
+                status
+                    .finish(&Outcome::Ready {
+                        reason: reason::RECONCILIATION_SUCCEEDED.into(),
+                        message,
+                    })
+                    .await?;
                 Ok(self.runtime.next_action(Some(interval)))
             }
             Err(err) => {
                 let requeue = match err {
-                    Error::SourceNotFound { .. } | Error::ArtifactNotReady { .. } | Error::DependencyNotReady(_) => self.runtime.args.requeue_dependency,
+                    Error::SourceNotFound { .. }
+                    | Error::ArtifactNotReady { .. }
+                    | Error::DependencyNotReady(_) => self.runtime.args.requeue_dependency,
                     _ => retry,
                 };
                 let stalled = err.is_stalled();
@@ -399,7 +493,11 @@ impl Reconciler {
             _ => obj.spec.prune,
         };
         if prune && !obj.spec.suspend.unwrap_or(false) {
-            let manager = ResourceManager::new(self.runtime.client.clone(), FIELD_MANAGER, owner_labels(&obj));
+            let manager = ResourceManager::new(
+                self.runtime.client.clone(),
+                FIELD_MANAGER,
+                owner_labels(&obj),
+            );
             manager.delete_all(&inventory_ids(&obj)).await.map_err(Error::Prune)?;
         }
         Ok(Action::await_change())
@@ -426,18 +524,33 @@ mod tests {
 
     #[test]
     fn timeout_defaults_like_flux() {
-        assert_eq!(timeout(&spec("10m", None), Duration::from_secs(600)).unwrap(), Duration::from_secs(570));
-        assert_eq!(timeout(&spec("40s", None), Duration::from_secs(40)).unwrap(), Duration::from_secs(30));
-        assert_eq!(timeout(&spec("10m", Some("2m")), Duration::from_secs(600)).unwrap(), Duration::from_secs(120));
+        assert_eq!(
+            timeout(&spec("10m", None), Duration::from_secs(600)).unwrap(),
+            Duration::from_secs(570)
+        );
+        assert_eq!(
+            timeout(&spec("40s", None), Duration::from_secs(40)).unwrap(),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            timeout(&spec("10m", Some("2m")), Duration::from_secs(600)).unwrap(),
+            Duration::from_secs(120)
+        );
         assert!(timeout(&spec("10m", Some("2 minutes")), Duration::from_secs(600)).is_err());
     }
 
     #[test]
     fn error_reasons_and_stalling() {
         assert_eq!(Error::DependencyNotReady("a/b".into()).reason(), "DependencyNotReady");
-        assert_eq!(Error::ArtifactNotReady { retry: Duration::from_secs(30) }.reason(), "ArtifactFailed");
+        assert_eq!(
+            Error::ArtifactNotReady { retry: Duration::from_secs(30) }.reason(),
+            "ArtifactFailed"
+        );
         assert!(Error::InvalidSpec("x".into()).is_stalled());
         assert!(!Error::Timeout(Duration::from_secs(1)).is_stalled());
-        assert_eq!(Error::ArtifactNotReady { retry: Duration::from_secs(30) }.to_string(), "source artifact not found, retrying in 30s");
+        assert_eq!(
+            Error::ArtifactNotReady { retry: Duration::from_secs(30) }.to_string(),
+            "source artifact not found, retrying in 30s"
+        );
     }
 }

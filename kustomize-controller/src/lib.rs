@@ -67,4 +67,3 @@ pub async fn run(runtime: Arc<Runtime>) -> Result<(), sluice_runtime::Error> {
     watched?;
     finished
 }
-
