@@ -530,17 +530,31 @@ spec:
     assert_eq!(post(&events_url, &update).await, 202);
     let failure = event(ns.name(), "webapp", "error", "health check failed", &revision);
     assert_eq!(post(&events_url, &failure).await, 202);
-    let statuses = github.wait_for_requests(2, Duration::from_secs(30)).await.unwrap();
+    let posts = |github: &CaptureServer| -> Vec<sluice_e2e::CapturedRequest> {
+        github.requests().into_iter().filter(|r| r.method == "POST").collect()
+    };
+    wait_for(Duration::from_secs(30), "two commit statuses", || async {
+        Ok((posts(&github).len() >= 2).then_some(()))
+    })
+    .await
+    .unwrap();
+    let requests = github.requests();
     let path = format!("/api/v3/repos/acme/app/statuses/{sha}");
+    // Each status is listed first (GET) so an equal status is not set twice.
+    assert_eq!(requests[0].method, "GET");
+    assert_eq!(
+        requests[0].path,
+        format!("/api/v3/repos/acme/app/commits/{sha}/statuses?per_page=50")
+    );
+    let statuses = posts(&github);
     assert_eq!(statuses[0].path, path);
     assert_eq!(statuses[0].header("authorization"), Some("Bearer ghp_GITHUBSECRET"));
-    assert_eq!(
-        statuses[0].body_json().unwrap(),
-        json!({"state": "success", "description": "reconciliation succeeded",
-               "context": statuses[0].body_json().unwrap()["context"]})
-    );
     let context = statuses[0].body_json().unwrap()["context"].as_str().unwrap().to_string();
     assert!(context.starts_with("kustomization/webapp/"), "{context}");
+    assert_eq!(
+        statuses[0].body_json().unwrap(),
+        json!({"state": "success", "description": "reconciliation succeeded", "context": context})
+    );
     assert_eq!(statuses[1].body_json().unwrap()["state"], "failure");
     assert_eq!(statuses[1].body_json().unwrap()["description"], "health check failed");
     let chat_requests = chat.wait_for_requests(2, Duration::from_secs(30)).await.unwrap();
@@ -549,6 +563,26 @@ spec:
         .map(|r| r.body_json().unwrap()["attachments"][0]["text"].clone())
         .collect();
     assert_eq!(texts, [json!("Applied revision"), json!("health check failed")]);
-    assert_eq!(github.requests().len(), 2);
+
+    // GitHub already shows this failure: the next failure report is not posted again. The
+    // provider's queue is ordered, so once the later success is posted the duplicate was seen.
+    github.respond_body(
+        &json!([{"context": context, "state": "failure", "description": "health check failed"}])
+            .to_string(),
+    );
+    let again = event(ns.name(), "webapp", "error", "health check failed again", &revision);
+    assert_eq!(post(&events_url, &again).await, 202);
+    let mut recovered = event(ns.name(), "webapp", "info", "Health checks passed again", &revision);
+    recovered["metadata"]["kustomize.toolkit.fluxcd.io/commit_status"] = "update".into();
+    assert_eq!(post(&events_url, &recovered).await, 202);
+    wait_for(Duration::from_secs(30), "the third commit status", || async {
+        Ok((posts(&github).len() >= 3).then_some(()))
+    })
+    .await
+    .unwrap();
+    let states: Vec<Value> =
+        posts(&github).iter().map(|r| r.body_json().unwrap()["state"].clone()).collect();
+    assert_eq!(states, [json!("success"), json!("failure"), json!("success")]);
+    assert_eq!(github.requests().iter().filter(|r| r.method == "GET").count(), 4);
     runtime.shutdown.trigger();
 }

@@ -216,8 +216,48 @@ pub async fn send(request: &Request, transport: &Transport) -> Result<(), SendEr
     send_with(&build_client(transport)?, request).await
 }
 
+/// Judges a failed response status like Flux's HTTP client: 408, 429 and 5xx (but 501) may
+/// pass on a retry.
+fn status_error(status: reqwest::StatusCode, body: &[u8]) -> SendError {
+    let text = String::from_utf8_lossy(body);
+    let text: String = text.chars().take(256).collect();
+    SendError {
+        retryable: status.as_u16() == 429
+            || status.as_u16() == 408
+            || (status.is_server_error() && status.as_u16() != 501),
+        message: format!("request failed with status code {}: {text}", status.as_u16()),
+    }
+}
+
+/// Whether the commit status the request would set is already there.
+async fn is_duplicate(client: &reqwest::Client, request: &Request) -> Result<bool, SendError> {
+    let Some(check) = &request.duplicate_check else { return Ok(false) };
+    let mut builder = client.get(&check.url);
+    for (name, value) in &request.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    let response = builder.send().await.map_err(|error| SendError {
+        retryable: true,
+        message: format!("could not list commit statuses: {}", describe(error)),
+    })?;
+    let status = response.status();
+    let body = response.bytes().await.unwrap_or_default();
+    if !status.is_success() {
+        let error = status_error(status, &body);
+        return Err(SendError {
+            message: format!("could not list commit statuses: {}", error.message),
+            ..error
+        });
+    }
+    let listing: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    Ok(check.is_duplicate(&listing))
+}
+
 /// [`send`] with a client built for the request's transport.
 async fn send_with(client: &reqwest::Client, request: &Request) -> Result<(), SendError> {
+    if is_duplicate(client, request).await? {
+        return Ok(());
+    }
     let mut builder = client
         .post(&request.url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -232,14 +272,7 @@ async fn send_with(client: &reqwest::Client, request: &Request) -> Result<(), Se
     let status = response.status();
     let body = response.bytes().await.unwrap_or_default();
     if !status.is_success() {
-        let text = String::from_utf8_lossy(&body);
-        let text: String = text.chars().take(256).collect();
-        return Err(SendError {
-            retryable: status.as_u16() == 429
-                || status.as_u16() == 408
-                || (status.is_server_error() && status.as_u16() != 501),
-            message: format!("request failed with status code {}: {text}", status.as_u16()),
-        });
+        return Err(status_error(status, &body));
     }
     if request.check == ResponseCheck::SlackApi {
         #[derive(serde::Deserialize)]
@@ -428,6 +461,7 @@ mod tests {
                 headers: vec![],
                 body: b"{}".to_vec(),
                 check: ResponseCheck::Status,
+                duplicate_check: None,
             },
             transport: Transport { timeout: Duration::from_secs(5), ..Default::default() },
             secrets: vec![url.to_string()],

@@ -99,6 +99,43 @@ pub struct Request {
     pub body: Vec<u8>,
     /// How to judge the response.
     pub check: ResponseCheck,
+    /// A GET that lists existing commit statuses; the POST is skipped when one of them is
+    /// already the status to set (Flux's `duplicateGithubStatus`/`duplicateGitlabStatus`).
+    pub duplicate_check: Option<DuplicateCheck>,
+}
+
+/// How to find out that a commit status is already set.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DuplicateCheck {
+    /// The listing URL (may carry secrets, never logged).
+    pub url: String,
+    /// The status fields that must all be equal in a listed status, the first being the key
+    /// (`context` for GitHub, `sha` for GitLab).
+    pub fields: Vec<(String, String)>,
+    /// GitHub lists the newest status first and only the first with our context counts;
+    /// GitLab's listing is filtered by name and any equal status counts.
+    pub first_with_key_only: bool,
+}
+
+impl DuplicateCheck {
+    /// Whether `listing` (the JSON array the GET answered) already holds the status.
+    pub fn is_duplicate(&self, listing: &Value) -> bool {
+        let Some(items) = listing.as_array() else { return false };
+        let Some((key_field, key_value)) = self.fields.first() else { return false };
+        let has = |item: &Value, field: &str, value: &str| {
+            item.get(field).and_then(Value::as_str) == Some(value)
+        };
+        for item in items {
+            if !has(item, key_field, key_value) {
+                continue;
+            }
+            let equal = self.fields.iter().all(|(field, value)| has(item, field, value));
+            if equal || self.first_with_key_only {
+                return equal;
+            }
+        }
+        false
+    }
 }
 
 impl std::fmt::Debug for Request {
@@ -174,6 +211,7 @@ fn json_request(url: String, body: &Value, headers: Vec<(String, String)>) -> Re
         headers,
         body: serde_json::to_vec(body).unwrap_or_default(),
         check: ResponseCheck::Status,
+        duplicate_check: None,
     }
 }
 
@@ -232,7 +270,13 @@ fn generic(
     if let Some(key) = hmac_key {
         headers.push(("X-Signature".to_string(), sign_sha256(&body, key)));
     }
-    Ok(Request { url: url.to_string(), headers, body, check: ResponseCheck::Status })
+    Ok(Request {
+        url: url.to_string(),
+        headers,
+        body,
+        check: ResponseCheck::Status,
+        duplicate_check: None,
+    })
 }
 
 fn slack_payload(settings: &ProviderSettings, event: &Event, fallback: bool) -> Value {
@@ -567,20 +611,38 @@ fn github(settings: &ProviderSettings, event: &Event) -> Result<Request, Provide
     } else {
         format!("{host}/api/v3")
     };
-    let body = json!({
-        "state": if failed { "failure" } else { "success" },
-        "description": describe_reason(&event.reason),
-        "context": settings.commit_status,
-    });
+    let state = if failed { "failure" } else { "success" };
+    let description = describe_reason(&event.reason);
+    let body =
+        json!({"state": state, "description": description, "context": settings.commit_status});
     let headers = vec![
         ("Authorization".to_string(), format!("Bearer {}", settings.token)),
         ("Accept".to_string(), "application/vnd.github+json".to_string()),
     ];
-    Ok(json_request(
-        format!("{api}/repos/{}/{}/statuses/{sha}", parts[0], parts[1]),
-        &body,
-        headers,
-    ))
+    let repo = format!("{api}/repos/{}/{}", parts[0], parts[1]);
+    let mut request = json_request(format!("{repo}/statuses/{sha}"), &body, headers);
+    request.duplicate_check = Some(DuplicateCheck {
+        url: format!("{repo}/commits/{sha}/statuses?per_page=50"),
+        fields: vec![
+            ("context".into(), settings.commit_status.clone()),
+            ("state".into(), state.into()),
+            ("description".into(), description),
+        ],
+        first_with_key_only: true,
+    });
+    Ok(request)
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn gitlab(settings: &ProviderSettings, event: &Event) -> Result<Request, ProviderError> {
@@ -590,22 +652,27 @@ fn gitlab(settings: &ProviderSettings, event: &Event) -> Result<Request, Provide
         return Err(ProviderError::MissingToken(settings.type_.clone()));
     }
     let (sha, failed) = commit_and_state(event)?;
-    let project: String = id
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    let body = json!({
-        "state": if failed { "failed" } else { "success" },
-        "name": settings.commit_status,
-        "description": describe_reason(&event.reason),
-    });
+    let project = percent_encode(&id);
+    let state = if failed { "failed" } else { "success" };
+    let description = describe_reason(&event.reason);
+    let body = json!({"state": state, "name": settings.commit_status, "description": description});
     let headers = vec![("PRIVATE-TOKEN".to_string(), token.clone())];
-    Ok(json_request(format!("{host}/api/v4/projects/{project}/statuses/{sha}"), &body, headers))
+    let project_url = format!("{host}/api/v4/projects/{project}");
+    let mut request = json_request(format!("{project_url}/statuses/{sha}"), &body, headers);
+    request.duplicate_check = Some(DuplicateCheck {
+        url: format!(
+            "{project_url}/repository/commits/{sha}/statuses?name={}",
+            percent_encode(&settings.commit_status)
+        ),
+        fields: vec![
+            ("sha".into(), sha.clone()),
+            ("status".into(), state.into()),
+            ("description".into(), description),
+            ("name".into(), settings.commit_status.clone()),
+        ],
+        first_with_key_only: false,
+    });
+    Ok(request)
 }
 
 #[cfg(test)]
@@ -852,6 +919,10 @@ mod tests {
                    "context": "kustomization/webapp/0c9f7a2e"}),
         );
         assert!(request.headers.contains(&("Authorization".into(), "Bearer ghp_x".into())));
+        assert_eq!(
+            request.duplicate_check.as_ref().unwrap().url,
+            format!("https://api.github.com/repos/acme/app/commits/{sha}/statuses?per_page=50")
+        );
         // Enterprise hosts use /api/v3; ssh and scp-like addresses work.
         for address in [
             "https://ghe.acme.io/acme/app",
@@ -881,6 +952,26 @@ mod tests {
     }
 
     #[test]
+    fn duplicate_commit_statuses() {
+        let check = |first_with_key_only| DuplicateCheck {
+            url: String::new(),
+            fields: vec![("context".into(), "ks/web/1".into()), ("state".into(), "success".into())],
+            first_with_key_only,
+        };
+        let newest_differs = json!([
+            {"context": "other", "state": "success"},
+            {"context": "ks/web/1", "state": "failure"},
+            {"context": "ks/web/1", "state": "success"}]);
+        assert!(!check(true).is_duplicate(&newest_differs));
+        assert!(check(false).is_duplicate(&newest_differs));
+        assert!(
+            check(true).is_duplicate(&json!([{"context": "ks/web/1", "state": "success", "x": 1}]))
+        );
+        assert!(!check(true).is_duplicate(&json!([])));
+        assert!(!check(true).is_duplicate(&json!({"message": "Not Found"})));
+    }
+
+    #[test]
     fn gitlab_commit_status() {
         let sha = "4f2e1c0d9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e";
         let mut s = settings("gitlab", "http://127.0.0.1:8080/group/sub/app.git");
@@ -894,6 +985,12 @@ mod tests {
                    "description": "reconciliation succeeded"}),
         );
         assert_eq!(request.headers, [("PRIVATE-TOKEN".into(), "glpat".into())]);
+        assert_eq!(
+            request.duplicate_check.unwrap().url,
+            format!(
+                "http://127.0.0.1:8080/api/v4/projects/group%2Fsub%2Fapp/repository/commits/{sha}/statuses?name=kustomization%2Fwebapp%2F0c9f7a2e"
+            )
+        );
     }
 
     #[test]
