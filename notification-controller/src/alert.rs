@@ -146,20 +146,26 @@ pub struct TransitionTracker {
 }
 
 impl TransitionTracker {
-    /// Whether an event of `is_error` about `object` should go out for `alert_key`; records it.
+    /// Whether an event of `is_error` about `object` should go out for `alert_key`.
     ///
     /// A failure goes out when the object was not already failing; an info event always goes
-    /// out (a recovery or news such as a new revision) and ends the failure.
+    /// out (a recovery or news such as a new revision).
     pub fn should_send(&self, alert_key: &str, object: &str, is_error: bool) -> bool {
+        let failing = self.failing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let was_failing =
+            failing.get(&(alert_key.to_string(), object.to_string())).copied().unwrap_or(false);
+        !(is_error && was_failing)
+    }
+
+    /// Records that an event of `is_error` about `object` went out for `alert_key`; an info
+    /// event ends the failure.
+    pub fn record_sent(&self, alert_key: &str, object: &str, is_error: bool) {
         let mut failing = self.failing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let key = (alert_key.to_string(), object.to_string());
-        let was_failing = failing.get(&key).copied().unwrap_or(false);
         if is_error {
             failing.insert(key, true);
-            !was_failing
         } else {
             failing.remove(&key);
-            true
         }
     }
 }
@@ -298,7 +304,13 @@ mod tests {
         ];
         for (step, (alert, object, is_error, sent)) in cases.into_iter().enumerate() {
             assert_eq!(tracker.should_send(alert, object, is_error), sent, "step {step}");
+            if sent {
+                tracker.record_sent(alert, object, is_error);
+            }
         }
+        // A failure that could not be queued is not remembered: the next one goes out.
+        assert!(tracker.should_send("c", "ks/web", true));
+        assert!(tracker.should_send("c", "ks/web", true));
     }
 
     #[test]

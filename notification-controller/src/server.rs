@@ -272,7 +272,8 @@ impl EventServer {
             notification.metadata = metadata;
         }
         let alert_key = format!("{alert_namespace}/{}", alert.name_any());
-        if is_transitions_only(alert)
+        let transitions_only = is_transitions_only(alert);
+        if transitions_only
             && !self.transitions.should_send(&alert_key, &event.object_string(), event.is_error())
         {
             tracing::debug!(alert = %alert_key, object = %event.object_string(),
@@ -307,7 +308,11 @@ impl EventServer {
             transport,
             secrets,
         };
-        self.queue.enqueue(delivery).map_err(|error| error.to_string())
+        self.queue.enqueue(delivery).map_err(|error| error.to_string())?;
+        if transitions_only {
+            self.transitions.record_sent(&alert_key, &event.object_string(), event.is_error());
+        }
+        Ok(())
     }
 }
 
