@@ -844,7 +844,7 @@ impl<'a> Context<'a> {
             Arg::Nil(_) => {
                 return match param {
                     Param::Any | Param::Reflect => Ok(Value::Nil),
-                    Param::Map => Ok(Value::new_map()),
+                    Param::Map => Ok(Value::Nil),
                     Param::List => Ok(Value::list(Vec::new())),
                     other => Err(self.error_at(
                         st,
@@ -996,7 +996,7 @@ impl<'a> Context<'a> {
         let ok = match (&value, param) {
             (_, Param::Reflect) => return Ok(value),
             (Value::Missing, Param::Any) => return Ok(Value::Nil),
-            (Value::Missing, Param::Map) => return Ok(Value::new_map()),
+            (Value::Missing, Param::Map) => return Ok(Value::Nil),
             (Value::Missing, Param::List) => return Ok(Value::list(Vec::new())),
             (Value::Missing, _) => {
                 return Err(self.error_at(

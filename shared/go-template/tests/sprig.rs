@@ -306,6 +306,18 @@ fn aes_interoperates_with_helm() {
 }
 
 #[test]
+fn nil_maps_and_zero_times_match_helm() {
+    check(
+        r#"{{ toDate "2006" "x" | date "2006" }}|{{ merge nil (dict "a" 1) }}|{{ hasKey nil "a" }}"#,
+        "0001|map[a:1]|false",
+    );
+    check(
+        r#"{{ set nil "a" 1 }}"#,
+        "ERROR: template: t:1:3: executing \"t\" at <set nil \"a\" 1>: error calling set: assignment to entry in nil map",
+    );
+}
+
+#[test]
 fn htpasswd_is_bcrypt() {
     let mut set = TemplateSet::new();
     set.parse("t", r#"{{ htpasswd "alice" "pw" }}|{{ htpasswd "a:b" "pw" }}"#).unwrap();

@@ -131,7 +131,12 @@ pub(super) fn register(funcs: &mut Funcs) {
             match parse_go(arg_str(a, 0), arg_str(a, 1), &local_zone()) {
                 Ok(zoned) => Ok(time_value(zoned)),
                 Err(err) if must => Err(crate::FuncError::Call(err)),
-                Err(_) => Ok(time_value(Timestamp::UNIX_EPOCH.to_zoned(TimeZone::UTC))),
+                // Go's zero time.Time on a parse failure.
+                Err(_) => Ok(time_value(
+                    jiff::civil::date(1, 1, 1)
+                        .to_zoned(TimeZone::UTC)
+                        .unwrap_or_else(|_| Timestamp::UNIX_EPOCH.to_zoned(TimeZone::UTC)),
+                )),
             }
         });
     }

@@ -178,9 +178,11 @@ pub(super) fn register(funcs: &mut Funcs) {
         Ok(a[0].as_map().and_then(|m| m.get(arg_str(a, 1))).unwrap_or_else(|| Value::str("")))
     });
     pure(funcs, "set", sig(&[MapP, Str, Any]), |a| {
-        if let Some(map) = a[0].as_map() {
-            map.insert(arg_str(a, 1), a[2].clone());
-        }
+        // A nil map (nil or missing argument) cannot be written, as in Go.
+        let Some(map) = a[0].as_map() else {
+            return fail("assignment to entry in nil map");
+        };
+        map.insert(arg_str(a, 1), a[2].clone());
         Ok(a[0].clone())
     });
     pure(funcs, "unset", sig(&[MapP, Str]), |a| {
@@ -273,24 +275,24 @@ pub(super) fn register(funcs: &mut Funcs) {
         Ok(default.clone())
     });
     must_pair(funcs, "merge", var(&[MapP], MapP), |a| {
-        if let Some(dst) = a[0].as_map() {
-            for src in &a[1..] {
-                if let Some(src) = src.as_map() {
-                    merge_into(dst, src, false, 0);
-                }
+        // mergo allocates a map for a nil destination.
+        let dst = a[0].as_map().cloned().unwrap_or_default();
+        for src in &a[1..] {
+            if let Some(src) = src.as_map() {
+                merge_into(&dst, src, false, 0);
             }
         }
-        Ok(a[0].clone())
+        Ok(Value::Map(dst))
     });
     must_pair(funcs, "mergeOverwrite", var(&[MapP], MapP), |a| {
-        if let Some(dst) = a[0].as_map() {
-            for src in &a[1..] {
-                if let Some(src) = src.as_map() {
-                    merge_into(dst, src, true, 0);
-                }
+        // mergo allocates a map for a nil destination.
+        let dst = a[0].as_map().cloned().unwrap_or_default();
+        for src in &a[1..] {
+            if let Some(src) = src.as_map() {
+                merge_into(&dst, src, true, 0);
             }
         }
-        Ok(a[0].clone())
+        Ok(Value::Map(dst))
     });
     must_pair(funcs, "deepCopy", sig(&[Any]), |a| Ok(a[0].deep_copy()));
 }
