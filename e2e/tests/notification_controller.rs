@@ -98,8 +98,6 @@ async fn events_reach_slack_teams_and_generic_webhooks() {
     let env = TestEnv::shared().await.unwrap();
     env.install_crds().await.unwrap();
     let ns = env.namespace("notify").await.unwrap();
-    let (runtime, bound) = start_controller(&env).await;
-    let events_url = format!("http://{}/", bound.events.unwrap());
     let slack = CaptureServer::start().unwrap();
     let teams = CaptureServer::start().unwrap();
     let generic = CaptureServer::start().unwrap();
@@ -161,6 +159,9 @@ spec:
         generic = generic.url()
     );
     env.create_yaml(ns.name(), &yaml).await.unwrap();
+    // Alerts exist before the controller starts, so its first Alert cache sync holds them.
+    let (runtime, bound) = start_controller(&env).await;
+    let events_url = format!("http://{}/", bound.events.unwrap());
     let revision = "main@sha1:4f2e1c0d9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e";
 
     // An info event goes to Slack and the generic webhook; the Teams alert wants errors only.
@@ -264,8 +265,6 @@ async fn failing_providers_are_retried_and_secrets_never_leak() {
     let env = TestEnv::shared().await.unwrap();
     env.install_crds().await.unwrap();
     let ns = env.namespace("notify-retry").await.unwrap();
-    let (runtime, bound) = start_controller(&env).await;
-    let events_url = format!("http://{}/", bound.events.unwrap());
     let flaky = CaptureServer::start().unwrap();
     let broken = CaptureServer::start().unwrap();
     broken.respond_with(403);
@@ -305,6 +304,9 @@ spec:
         flaky = flaky.url()
     );
     env.create_yaml(ns.name(), &yaml).await.unwrap();
+    // Alerts exist before the controller starts, so its first Alert cache sync holds them.
+    let (runtime, bound) = start_controller(&env).await;
+    let events_url = format!("http://{}/", bound.events.unwrap());
     let revision = "main@sha1:4f2e1c0d9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e";
 
     // The first attempt fails with 503 and is retried; the failure is sent once even though
@@ -363,8 +365,6 @@ async fn receivers_annotate_their_resources() {
     let env = TestEnv::shared().await.unwrap();
     env.install_crds().await.unwrap();
     let ns = env.namespace("receiver").await.unwrap();
-    let (runtime, bound) = start_controller(&env).await;
-    let receiver_base = format!("http://{}", bound.receiver.unwrap());
     let yaml = r#"apiVersion: v1
 kind: Secret
 metadata: {name: webhook-token}
@@ -405,6 +405,9 @@ spec:
   resources: [{kind: GitRepository, name: app}]
 "#;
     env.create_yaml(ns.name(), yaml).await.unwrap();
+    // Alerts exist before the controller starts, so its first Alert cache sync holds them.
+    let (runtime, bound) = start_controller(&env).await;
+    let receiver_base = format!("http://{}", bound.receiver.unwrap());
     let receivers: Api<Receiver> = Api::namespaced(env.client(), ns.name());
     let expected_path =
         notification_controller::receiver::webhook_path("RECEIVERSECRET", "github", ns.name());
@@ -478,8 +481,6 @@ async fn commit_statuses_go_to_git_providers_only() {
     let env = TestEnv::shared().await.unwrap();
     env.install_crds().await.unwrap();
     let ns = env.namespace("notify-git").await.unwrap();
-    let (runtime, bound) = start_controller(&env).await;
-    let events_url = format!("http://{}/", bound.events.unwrap());
     let github = CaptureServer::start().unwrap();
     github.respond_with(201);
     let chat = CaptureServer::start().unwrap();
@@ -517,6 +518,9 @@ spec:
         chat = chat.url()
     );
     env.create_yaml(ns.name(), &yaml).await.unwrap();
+    // Alerts exist before the controller starts, so its first Alert cache sync holds them.
+    let (runtime, bound) = start_controller(&env).await;
+    let events_url = format!("http://{}/", bound.events.unwrap());
     let sha = "4f2e1c0d9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e";
     let revision = format!("main@sha1:{sha}");
 

@@ -15,10 +15,12 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
 };
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use sluice_api::meta::RECONCILE_REQUEST_ANNOTATION;
@@ -77,20 +79,52 @@ pub struct EventServer {
     limiter: RateLimiter,
     queue: DeliveryQueue,
     transitions: TransitionTracker,
+    alerts: reflector::Store<Alert>,
 }
 
 impl EventServer {
     /// An event server delivering through a fresh queue; starts the task that records delivery
-    /// results on the Alerts.
+    /// results on the Alerts, and a watch that caches the Alerts (events arrive far more often
+    /// than Alerts change; listing them per event would load the apiserver).
     pub fn new(runtime: Arc<Runtime>, config: &ServerConfig) -> Arc<Self> {
         let (results, reported) = mpsc::unbounded_channel();
         tokio::spawn(record_results(runtime.clone(), reported));
+        let (alerts, writer) = reflector::store();
+        let stream = watcher(alerts_api(&runtime), watcher::Config::default())
+            .default_backoff()
+            .reflect(writer)
+            .applied_objects();
+        let shutdown = runtime.shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stream.for_each(|_| std::future::ready(())) => {}
+                _ = shutdown.wait() => {}
+            }
+        });
         Arc::new(EventServer {
             runtime,
             limiter: RateLimiter::new(config.rate_limit_interval),
             queue: DeliveryQueue::new(config.retry, config.queue_capacity, results),
             transitions: TransitionTracker::default(),
+            alerts,
         })
+    }
+
+    /// The Alerts: from the watch cache once it has synced, else listed.
+    async fn list_alerts(&self) -> Vec<Alert> {
+        let synced = tokio::time::timeout(Duration::from_secs(5), self.alerts.wait_until_ready())
+            .await
+            .is_ok_and(|ready| ready.is_ok());
+        if synced {
+            return self.alerts.state().iter().map(|alert| (**alert).clone()).collect();
+        }
+        match alerts_api(&self.runtime).list(&ListParams::default()).await {
+            Ok(list) => list.items,
+            Err(error) => {
+                tracing::error!(error = %sluice_runtime::conditions::error_message(&error), "failed listing alerts");
+                Vec::new()
+            }
+        }
     }
 
     /// The router: every path and method is the event endpoint, as in Flux.
@@ -101,15 +135,6 @@ impl EventServer {
             .with_state(self)
     }
 
-    fn alerts_api(&self) -> Api<Alert> {
-        let client = self.runtime.client.clone();
-        if self.runtime.args.watch_all_namespaces {
-            Api::all(client)
-        } else {
-            Api::namespaced(client, &self.runtime.namespace)
-        }
-    }
-
     /// Handles one decoded event; returns the HTTP status.
     pub async fn dispatch(&self, mut event: Event) -> StatusCode {
         cleanup_metadata(&mut event);
@@ -118,13 +143,7 @@ impl EventServer {
             return StatusCode::TOO_MANY_REQUESTS;
         }
         exclude_internal_metadata(&mut event);
-        let alerts = match self.alerts_api().list(&ListParams::default()).await {
-            Ok(list) => list.items,
-            Err(error) => {
-                tracing::error!(error = %sluice_runtime::conditions::error_message(&error), "failed listing alerts");
-                Vec::new()
-            }
-        };
+        let alerts = self.list_alerts().await;
         let mut matched = Vec::new();
         for alert in alerts {
             if self.matches(&alert, &event).await {
@@ -313,6 +332,16 @@ impl EventServer {
             self.transitions.record_sent(&alert_key, &event.object_string(), event.is_error());
         }
         Ok(())
+    }
+}
+
+/// The Alerts this process serves: all namespaces, or the runtime's (`--watch-all-namespaces`).
+fn alerts_api(runtime: &Runtime) -> Api<Alert> {
+    let client = runtime.client.clone();
+    if runtime.args.watch_all_namespaces {
+        Api::all(client)
+    } else {
+        Api::namespaced(client, &runtime.namespace)
     }
 }
 
