@@ -164,7 +164,7 @@ async fn commits_flow_from_git_to_the_cluster() {
     })
     .await
     .unwrap();
-    request_reconcile(&kustomizations, "apps").await;
+    // No request on the Kustomization: the new artifact wakes its consumers.
     wait_for(Duration::from_secs(60), "the new revision to be applied", || async {
         Ok(configmaps
             .get_opt("app")
@@ -175,8 +175,14 @@ async fn commits_flow_from_git_to_the_cluster() {
     })
     .await
     .unwrap();
-    let applied = kustomizations.get("apps").await.unwrap().status.unwrap();
-    assert_eq!(applied.last_applied_revision, Some(format!("main@sha1:{second}")));
+    let second_revision = format!("main@sha1:{second}");
+    wait_for(Duration::from_secs(30), "lastAppliedRevision to follow", || async {
+        let status = kustomizations.get("apps").await?.status.unwrap_or_default();
+        Ok((status.last_applied_revision.as_deref() == Some(second_revision.as_str()))
+            .then_some(()))
+    })
+    .await
+    .unwrap();
 
     // Wrong credentials and an unknown branch fail clearly, with no artifact.
     let wrong: Secret = serde_json::from_value(json!({"metadata": {"name": "wrong-auth"}, "stringData": {"username": "nobody", "password": "wrong"}})).unwrap();

@@ -11,9 +11,12 @@ pub mod kustomization;
 use std::future::Future;
 use std::sync::Arc;
 
+use kube::ResourceExt;
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::{ObjectRef, Store};
 use sluice_api::kustomize::Kustomization;
-use sluice_runtime::{Reconciler, Runtime, run_controller};
+use sluice_api::source::{Bucket, GitRepository, OCIRepository};
+use sluice_runtime::{Reconciler, Runtime, run_controller_with};
 
 pub use kustomization::Error;
 
@@ -62,8 +65,88 @@ pub async fn run(runtime: Arc<Runtime>) -> Result<(), sluice_runtime::Error> {
         sluice_artifact::UnpackLimits::default(),
     );
     let context = Arc::new(Context { runtime: runtime.clone(), fetcher });
-    let watched = run_controller::<Kustomization, _>(runtime.clone(), context).await;
+    let watch_runtime = runtime.clone();
+    let watched = run_controller_with::<Kustomization, _, _>(runtime.clone(), context, move |c| {
+        let store = c.store();
+        let config = watch_runtime.watcher_config();
+        c.watches(watch_runtime.watched_api::<GitRepository>(), config.clone(), {
+            let store = store.clone();
+            move |source: GitRepository| {
+                let revision = source
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.artifact.as_ref())
+                    .map(|a| a.revision.clone());
+                consumers(
+                    &store,
+                    "GitRepository",
+                    &source.name_any(),
+                    &source.namespace().unwrap_or_default(),
+                    revision,
+                )
+            }
+        })
+        .watches(watch_runtime.watched_api::<OCIRepository>(), config.clone(), {
+            let store = store.clone();
+            move |source: OCIRepository| {
+                let revision = source
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.artifact.as_ref())
+                    .map(|a| a.revision.clone());
+                consumers(
+                    &store,
+                    "OCIRepository",
+                    &source.name_any(),
+                    &source.namespace().unwrap_or_default(),
+                    revision,
+                )
+            }
+        })
+        .watches(watch_runtime.watched_api::<Bucket>(), config, move |source: Bucket| {
+            let revision = source
+                .status
+                .as_ref()
+                .and_then(|s| s.artifact.as_ref())
+                .map(|a| a.revision.clone());
+            consumers(
+                &store,
+                "Bucket",
+                &source.name_any(),
+                &source.namespace().unwrap_or_default(),
+                revision,
+            )
+        })
+    })
+    .await;
     let finished = runtime.finish().await;
     watched?;
     finished
+}
+
+/// The Kustomizations that use a source and have not attempted its current revision yet, so a
+/// new artifact wakes exactly its consumers (Flux's source index and map function).
+fn consumers(
+    store: &Store<Kustomization>,
+    kind: &str,
+    name: &str,
+    namespace: &str,
+    revision: Option<String>,
+) -> Vec<ObjectRef<Kustomization>> {
+    let Some(revision) = revision else { return Vec::new() };
+    store
+        .state()
+        .into_iter()
+        .filter(|ks| {
+            let source = &ks.spec.source_ref;
+            let source_namespace =
+                source.namespace.clone().unwrap_or_else(|| ks.namespace().unwrap_or_default());
+            source.kind == kind
+                && source.name == name
+                && source_namespace == namespace
+                && ks.status.as_ref().and_then(|s| s.last_attempted_revision.as_deref())
+                    != Some(revision.as_str())
+        })
+        .map(|ks| ObjectRef::from_obj(&*ks))
+        .collect()
 }
