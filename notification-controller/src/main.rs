@@ -8,12 +8,11 @@ use notification_controller::{
 };
 use sluice_runtime::runtime::{RuntimeArgs, init_logging, listen_address};
 
-/// Command-line flags of notification-controller.
-///
-/// `--events-addr` is the address the event server listens on here (Flux's meaning for this
-/// binary), not where events are forwarded: this controller does not post events to itself.
+// Command-line flags of notification-controller. `--events-addr` is the address the event
+// server listens on here (Flux's meaning for this binary), not where events are forwarded:
+// this controller does not post events to itself.
 #[derive(Parser, Debug)]
-#[command(name = "notification-controller", version, about = ABOUT)]
+#[command(name = "notification-controller", version, about = ABOUT, long_about = None)]
 struct Cli {
     #[command(flatten)]
     runtime: RuntimeArgs,
