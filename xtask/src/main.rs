@@ -2,6 +2,7 @@
 
 #![allow(missing_docs)] // clap derives document the commands through --help
 
+mod bench;
 mod cluster;
 mod codegen;
 mod demo;
@@ -18,6 +19,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Benchmark an engine against the reference tool on generated inputs (needs ../shared/bench).
+    Bench(bench::BenchArgs),
     /// Build, start, stop or inspect the real test cluster (kube-apiserver v1.20.2 + etcd).
     Cluster(cluster::ClusterArgs),
     /// Run the end-to-end tests against the real cluster.
@@ -35,6 +38,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Bench(args) => bench::run(args, &workspace_root()),
         Command::Cluster(args) => cluster::run(args),
         Command::E2e(args) => cluster::e2e(args),
         Command::Codegen(args) => codegen::run(args, &workspace_root()),
