@@ -69,59 +69,47 @@ pub async fn run(runtime: Arc<Runtime>) -> Result<(), sluice_runtime::Error> {
     let watched = run_controller_with::<Kustomization, _, _>(runtime.clone(), context, move |c| {
         let store = c.store();
         let config = watch_runtime.watcher_config();
-        c.watches(watch_runtime.watched_api::<GitRepository>(), config.clone(), {
-            let store = store.clone();
-            move |source: GitRepository| {
-                let revision = source
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.artifact.as_ref())
-                    .map(|a| a.revision.clone());
-                consumers(
-                    &store,
-                    "GitRepository",
-                    &source.name_any(),
-                    &source.namespace().unwrap_or_default(),
-                    revision,
-                )
-            }
-        })
-        .watches(watch_runtime.watched_api::<OCIRepository>(), config.clone(), {
-            let store = store.clone();
-            move |source: OCIRepository| {
-                let revision = source
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.artifact.as_ref())
-                    .map(|a| a.revision.clone());
-                consumers(
-                    &store,
-                    "OCIRepository",
-                    &source.name_any(),
-                    &source.namespace().unwrap_or_default(),
-                    revision,
-                )
-            }
-        })
-        .watches(watch_runtime.watched_api::<Bucket>(), config, move |source: Bucket| {
-            let revision = source
-                .status
-                .as_ref()
-                .and_then(|s| s.artifact.as_ref())
-                .map(|a| a.revision.clone());
-            consumers(
-                &store,
-                "Bucket",
-                &source.name_any(),
-                &source.namespace().unwrap_or_default(),
-                revision,
-            )
-        })
+        c.watches(
+            watch_runtime.watched_api::<GitRepository>(),
+            config.clone(),
+            consumers_of(store.clone(), |s: &GitRepository| s.status.as_ref()?.artifact.clone()),
+        )
+        .watches(
+            watch_runtime.watched_api::<OCIRepository>(),
+            config.clone(),
+            consumers_of(store.clone(), |s: &OCIRepository| s.status.as_ref()?.artifact.clone()),
+        )
+        .watches(
+            watch_runtime.watched_api::<Bucket>(),
+            config,
+            consumers_of(store, |s: &Bucket| s.status.as_ref()?.artifact.clone()),
+        )
     })
     .await;
     let finished = runtime.finish().await;
     watched?;
     finished
+}
+
+/// The watch mapper of a source kind: a source's new artifact wakes its consumers.
+fn consumers_of<S>(
+    store: Store<Kustomization>,
+    artifact: fn(&S) -> Option<sluice_api::meta::Artifact>,
+) -> impl Fn(S) -> Vec<ObjectRef<Kustomization>> + Send + Sync + Clone + 'static
+where
+    S: kube::Resource<DynamicType = ()> + 'static,
+{
+    move |source: S| {
+        let revision = artifact(&source).map(|a| a.revision);
+        let kind = S::kind(&());
+        consumers(
+            &store,
+            &kind,
+            &source.name_any(),
+            &source.namespace().unwrap_or_default(),
+            revision,
+        )
+    }
 }
 
 /// The Kustomizations that use a source and have not attempted its current revision yet, so a
