@@ -162,6 +162,13 @@ async fn kustomization_applies_prunes_corrects_drift_and_garbage_collects() {
     let applied =
         wait_ready(&api, "apps", "main@sha1:1111111111111111111111111111111111111111").await;
     let status = applied.status.unwrap();
+    let history = status.history.clone().unwrap_or_default();
+    assert_eq!(history.len(), 1);
+    assert!(history[0].digest.starts_with("sha256:"));
+    assert_eq!(
+        history[0].metadata.as_ref().unwrap()["revision"],
+        "main@sha1:1111111111111111111111111111111111111111"
+    );
     let ids: Vec<String> = status.inventory.unwrap().entries.into_iter().map(|e| e.id).collect();
     assert_eq!(
         ids,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::{Api, DynamicObject};
 use kube::core::ApiResource;
@@ -14,7 +15,7 @@ use serde_json::Value;
 use sluice_api::kustomize::{
     FIELD_MANAGER, Kustomization, KustomizationSpec, NAME_LABEL, NAMESPACE_LABEL, ResourceInventory,
 };
-use sluice_api::meta::{Artifact, reason};
+use sluice_api::meta::{Artifact, HISTORY_MAX_SIZE, HistorySnapshot, reason};
 use sluice_api::source::{Bucket, GitRepository, OCIRepository};
 use sluice_runtime::object::parse_go_duration;
 use sluice_runtime::{Outcome, ReconcileError, Runtime, StatusWriter};
@@ -127,6 +128,8 @@ impl ReconcileError for Error {
 /// What a successful reconcile applied.
 struct Applied {
     revision: String,
+    /// `sha256:` of the applied manifests (the history digest).
+    digest: String,
     origin_revision: Option<String>,
     inventory: ResourceInventory,
     change_set: ChangeSet,
@@ -291,6 +294,44 @@ fn owner_labels(obj: &Kustomization) -> BTreeMap<String, String> {
     ])
 }
 
+/// Records a reconcile in the history (fluxcd/pkg apis/meta history.go): the snapshot with the
+/// same digest and status is updated and moved first, others keep their order, at most
+/// [`HISTORY_MAX_SIZE`] are kept.
+fn upsert_history(
+    mut history: Vec<HistorySnapshot>,
+    digest: &str,
+    status: &str,
+    revision: &str,
+    duration: Duration,
+    now: jiff::Timestamp,
+) -> Vec<HistorySnapshot> {
+    let now = Time(now);
+    let duration = format!("{:.3}s", duration.as_secs_f64());
+    let position =
+        history.iter().position(|s| s.digest == digest && s.last_reconciled_status == status);
+    let snapshot = match position {
+        Some(index) => {
+            let mut snapshot = history.remove(index);
+            snapshot.last_reconciled = now;
+            snapshot.last_reconciled_duration = duration;
+            snapshot.total_reconciliations += 1;
+            snapshot
+        }
+        None => HistorySnapshot {
+            digest: digest.to_string(),
+            first_reconciled: now.clone(),
+            last_reconciled: now,
+            last_reconciled_duration: duration,
+            last_reconciled_status: status.to_string(),
+            total_reconciliations: 1,
+            metadata: Some(BTreeMap::from([("revision".to_string(), revision.to_string())])),
+        },
+    };
+    history.insert(0, snapshot);
+    history.truncate(HISTORY_MAX_SIZE);
+    history
+}
+
 /// The objects of the previous inventory.
 fn inventory_ids(obj: &Kustomization) -> Vec<ObjectId> {
     obj.status
@@ -361,6 +402,8 @@ impl Reconciler {
                 force: obj.spec.force.unwrap_or(false),
                 wait_timeout: Some(timeout),
             };
+            let digest =
+                sluice_artifact::sha256_digest(sluice_kustomize::to_yaml(&objects).as_bytes());
             let mut change_set =
                 manager.apply_all_staged(&objects, &options).await.map_err(Error::Apply)?;
             let new_ids: BTreeSet<ObjectId> = objects.iter().filter_map(ObjectId::of).collect();
@@ -411,7 +454,13 @@ impl Reconciler {
                 .as_ref()
                 .and_then(|m| m.get("org.opencontainers.image.revision"))
                 .cloned();
-            Ok(Applied { revision: revision.clone(), origin_revision, inventory, change_set })
+            Ok(Applied {
+                revision: revision.clone(),
+                digest,
+                origin_revision,
+                inventory,
+                change_set,
+            })
         };
         match tokio::time::timeout(timeout + Duration::from_secs(5), work).await {
             Ok(result) => result,
@@ -421,6 +470,7 @@ impl Reconciler {
 
     /// Reconciles a Kustomization and writes its status.
     pub async fn reconcile(&self, obj: Arc<Kustomization>) -> Result<Action, Error> {
+        let started = tokio::time::Instant::now();
         let interval = duration("interval", Some(&obj.spec.interval), Duration::from_secs(600));
         let mut status = StatusWriter::new(
             &*obj,
@@ -445,6 +495,17 @@ impl Reconciler {
                     status.set_field("lastAppliedOriginRevision", origin);
                 }
                 status.set_field("inventory", &applied.inventory);
+                let previous =
+                    obj.status.as_ref().and_then(|s| s.history.clone()).unwrap_or_default();
+                let history = upsert_history(
+                    previous,
+                    &applied.digest,
+                    reason::RECONCILIATION_SUCCEEDED,
+                    &applied.revision,
+                    started.elapsed(),
+                    jiff::Timestamp::now(),
+                );
+                status.set_field("history", &history);
                 status.set_event_metadata("revision", &applied.revision);
                 let message = format!("Applied revision: {}", applied.revision);
                 if applied.change_set.has_changes() {
@@ -537,6 +598,31 @@ mod tests {
             Duration::from_secs(120)
         );
         assert!(timeout(&spec("10m", Some("2 minutes")), Duration::from_secs(600)).is_err());
+    }
+
+    #[test]
+    fn history_keeps_the_latest_first_and_counts_repeats() {
+        let t = |s: i64| jiff::Timestamp::from_second(s).unwrap();
+        let d = Duration::from_millis(1500);
+        let h = upsert_history(
+            Vec::new(),
+            "sha256:a",
+            "ReconciliationSucceeded",
+            "main@sha1:1",
+            d,
+            t(1),
+        );
+        let h = upsert_history(h, "sha256:b", "ReconciliationSucceeded", "main@sha1:2", d, t(2));
+        let h = upsert_history(h, "sha256:a", "ReconciliationSucceeded", "main@sha1:1", d, t(3));
+        let digests: Vec<&str> = h.iter().map(|s| s.digest.as_str()).collect();
+        assert_eq!(digests, ["sha256:a", "sha256:b"]);
+        assert_eq!(h[0].total_reconciliations, 2);
+        assert_eq!(h[0].first_reconciled, Time(t(1)));
+        assert_eq!(h[0].last_reconciled_duration, "1.500s");
+        let many = (0..7).fold(h, |h, i| {
+            upsert_history(h, &format!("sha256:{i}"), "ReconciliationSucceeded", "r", d, t(10 + i))
+        });
+        assert_eq!(many.len(), HISTORY_MAX_SIZE);
     }
 
     #[test]
