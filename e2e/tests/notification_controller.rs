@@ -456,7 +456,7 @@ spec:
             .body(payload.to_vec())
             .send()
     };
-    assert_eq!(call(sign_sha256(payload, b"wrong"), "push").await.unwrap().status(), 400);
+    assert_eq!(call(sign_sha256(payload, b"wrong"), "push").await.unwrap().status(), 401);
     assert_eq!(call(sign_sha256(payload, b"RECEIVERSECRET"), "ping").await.unwrap().status(), 400);
     let unknown = http_client().post(format!("{receiver_base}/hook/0000")).send().await.unwrap();
     assert_eq!(unknown.status(), 404);

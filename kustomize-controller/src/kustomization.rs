@@ -359,6 +359,8 @@ impl Reconciler {
         let artifact = source_artifact(obj, &self.runtime).await?;
         let revision = artifact.revision.clone();
         status.set_field("lastAttemptedRevision", &revision);
+        // Failures carry the revision they were about too, as Flux's events do.
+        status.set_event_metadata("revision", &revision);
         check_dependencies(obj, &self.runtime, &revision).await?;
         let interval = duration("interval", Some(&obj.spec.interval), Duration::from_secs(600))?;
         let timeout = timeout(&obj.spec, interval)?;

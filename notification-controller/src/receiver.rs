@@ -87,49 +87,87 @@ fn check_event(kind: &str, event: &str, allowed: &[String]) -> Result<(), String
     }
 }
 
+/// Why a webhook call is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// The signature or token does not prove the sender knows the Receiver's token: 401.
+    Unauthorized(String),
+    /// The call is authentic but not acceptable (filtered event, bad payload, unsupported type): 400.
+    Invalid(String),
+}
+
+impl Rejection {
+    /// The message; the token never appears in it.
+    pub fn message(&self) -> &str {
+        match self {
+            Rejection::Unauthorized(message) | Rejection::Invalid(message) => message,
+        }
+    }
+
+    /// Whether the caller failed to authenticate.
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self, Rejection::Unauthorized(_))
+    }
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
 /// Validates `call` for a Receiver of `type_` with `token` and the `events` filter.
 ///
 /// # Errors
-/// Why the call is refused; the token never appears in it.
-pub fn validate(type_: &str, token: &str, events: &[String], call: &Call) -> Result<(), String> {
+/// Why the call is refused: [`Rejection::Unauthorized`] when a signature or token check fails,
+/// [`Rejection::Invalid`] otherwise. The token never appears in the message.
+pub fn validate(type_: &str, token: &str, events: &[String], call: &Call) -> Result<(), Rejection> {
+    let unauthorized = Rejection::Unauthorized;
+    let invalid = |result: Result<(), String>| result.map_err(Rejection::Invalid);
     let json_payload = |what: &str| {
-        serde_json::from_slice::<serde_json::Value>(&call.body)
-            .map(|_| ())
-            .map_err(|error| format!("cannot decode {what} webhook payload: {error}"))
+        invalid(
+            serde_json::from_slice::<serde_json::Value>(&call.body)
+                .map(|_| ())
+                .map_err(|error| format!("cannot decode {what} webhook payload: {error}")),
+        )
     };
     match type_ {
         "generic" => Ok(()),
         "generic-hmac" => check_signature(call.header("X-Signature"), &call.body, token.as_bytes())
-            .map_err(|error| format!("unable to validate HMAC signature: {error}")),
+            .map_err(|error| unauthorized(format!("unable to validate HMAC signature: {error}"))),
         "github" => {
             let signature = match call.header("X-Hub-Signature-256") {
                 "" => call.header("X-Hub-Signature"),
                 sha256 => sha256,
             };
-            check_signature(signature, &call.body, token.as_bytes())
-                .map_err(|error| format!("the GitHub signature header is invalid: {error}"))?;
-            check_event("GitHub", call.header("X-GitHub-Event"), events)
+            check_signature(signature, &call.body, token.as_bytes()).map_err(|error| {
+                unauthorized(format!("the GitHub signature header is invalid: {error}"))
+            })?;
+            invalid(check_event("GitHub", call.header("X-GitHub-Event"), events))
         }
         "gitlab" => {
             if !constant_time_eq(call.header("X-Gitlab-Token"), token) {
-                return Err(
-                    "the X-Gitlab-Token header value does not match the receiver token".into()
-                );
+                return Err(unauthorized(
+                    "the X-Gitlab-Token header value does not match the receiver token".into(),
+                ));
             }
-            check_event("GitLab", call.header("X-Gitlab-Event"), events)
+            invalid(check_event("GitLab", call.header("X-Gitlab-Event"), events))
         }
         "bitbucket" => {
             check_signature(call.header("X-Hub-Signature"), &call.body, token.as_bytes()).map_err(
-                |error| format!("the Bitbucket server signature header is invalid: {error}"),
+                |error| {
+                    unauthorized(format!("the Bitbucket server signature header is invalid: {error}"))
+                },
             )?;
-            check_event("Bitbucket server", call.header("X-Event-Key"), events)
+            invalid(check_event("Bitbucket server", call.header("X-Event-Key"), events))
         }
         "harbor" => {
             if constant_time_eq(call.header("Authorization"), token) {
                 Ok(())
             } else {
-                Err("the Harbor Authorization header value does not match the receiver token"
-                    .into())
+                Err(unauthorized(
+                    "the Harbor Authorization header value does not match the receiver token".into(),
+                ))
             }
         }
         "quay" => json_payload("Quay"),
@@ -138,13 +176,13 @@ pub fn validate(type_: &str, token: &str, events: &[String], call: &Call) -> Res
         "nexus" => {
             let signature = call.header("X-Nexus-Webhook-Signature");
             if signature.is_empty() {
-                return Err("the Nexus signature is missing from header".into());
+                return Err(unauthorized("the Nexus signature is missing from header".into()));
             }
             check_signature(&format!("sha1={signature}"), &call.body, token.as_bytes())
-                .map_err(|_| "invalid Nexus signature".to_string())?;
+                .map_err(|_| unauthorized("invalid Nexus signature".to_string()))?;
             json_payload("Nexus")
         }
-        other => Err(format!("receiver type {other:?} is not supported")),
+        other => Err(Rejection::Invalid(format!("receiver type {other:?} is not supported"))),
     }
 }
 
@@ -273,8 +311,8 @@ mod tests {
         for (type_, events, headers, payload, accepted) in cases {
             let result = validate(type_, "tok", events, &call(&headers, payload));
             assert_eq!(result.is_ok(), accepted, "{type_} {headers:?}: {result:?}");
-            if let Err(message) = result {
-                assert!(!message.contains("tok\""), "{message}");
+            if let Err(rejection) = result {
+                assert!(!rejection.message().contains("tok\""), "{rejection}");
             }
         }
     }

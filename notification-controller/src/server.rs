@@ -603,9 +603,15 @@ impl ReceiverServer {
             }
         };
         let events = receiver.spec.events.clone().unwrap_or_default();
-        if let Err(message) = validate(&receiver.spec.type_, &token, &events, &call) {
-            tracing::error!(%namespace, %name, error = %mask(&message, &[token]), "unable to validate payload");
-            return StatusCode::BAD_REQUEST;
+        if let Err(rejection) = validate(&receiver.spec.type_, &token, &events, &call) {
+            tracing::error!(%namespace, %name, error = %mask(rejection.message(), &[token]), "unable to validate payload");
+            // A failed signature or token check is an authentication failure; Flux answers
+            // 400 for every refusal, we answer 401 so senders and operators can tell them apart.
+            return if rejection.is_unauthorized() {
+                StatusCode::UNAUTHORIZED
+            } else {
+                StatusCode::BAD_REQUEST
+            };
         }
         tracing::info!(%namespace, %name, type_ = %receiver.spec.type_, "handling webhook");
         let mut failed = false;
