@@ -156,7 +156,9 @@ pub fn validate(type_: &str, token: &str, events: &[String], call: &Call) -> Res
         "bitbucket" => {
             check_signature(call.header("X-Hub-Signature"), &call.body, token.as_bytes()).map_err(
                 |error| {
-                    unauthorized(format!("the Bitbucket server signature header is invalid: {error}"))
+                    unauthorized(format!(
+                        "the Bitbucket server signature header is invalid: {error}"
+                    ))
                 },
             )?;
             invalid(check_event("Bitbucket server", call.header("X-Event-Key"), events))
@@ -166,7 +168,8 @@ pub fn validate(type_: &str, token: &str, events: &[String], call: &Call) -> Res
                 Ok(())
             } else {
                 Err(unauthorized(
-                    "the Harbor Authorization header value does not match the receiver token".into(),
+                    "the Harbor Authorization header value does not match the receiver token"
+                        .into(),
                 ))
             }
         }
