@@ -4,7 +4,6 @@
 //! The source side is an artifact server of `sluice-artifact` and a GitRepository whose status
 //! this test writes, so the controller is tested alone.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -232,5 +231,4 @@ async fn kustomization_applies_prunes_corrects_drift_and_garbage_collects() {
     .await
     .unwrap();
     runtime.shutdown.trigger();
-    let _ = Path::new("");
 }

@@ -294,9 +294,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
 
 async fn apply(client: &kube::Client, objects: &[serde_json::Value]) -> anyhow::Result<()> {
     use kube::api::{Api, DynamicObject, Patch, PatchParams};
-    use kube::discovery::{Discovery, Scope};
-    for (attempt, object) in objects.iter().enumerate() {
-        let discovery = Discovery::new(client.clone()).run().await?;
+    use kube::discovery::Scope;
+    for object in objects {
         let api_version = object["apiVersion"].as_str().unwrap_or_default();
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
         let gvk = kube::api::GroupVersionKind::gvk(
@@ -305,10 +304,11 @@ async fn apply(client: &kube::Client, objects: &[serde_json::Value]) -> anyhow::
             object["kind"].as_str().unwrap_or_default(),
         );
         let name = object["metadata"]["name"].as_str().unwrap_or_default();
+        // Only this object's group/version is looked up, and again until a CRD applied just
+        // before starts serving it.
         let (resource, caps) =
-            wait_for(Duration::from_secs(30), &format!("{api_version} to be served"), || {
-                let found = discovery.resolve_gvk(&gvk);
-                async move { Ok(found) }
+            wait_for(Duration::from_secs(30), &format!("{api_version} to be served"), || async {
+                Ok(kube::discovery::oneshot::pinned_kind(client, &gvk).await.ok())
             })
             .await?;
         let api: Api<DynamicObject> = match caps.scope {
@@ -320,10 +320,7 @@ async fn apply(client: &kube::Client, objects: &[serde_json::Value]) -> anyhow::
             Scope::Cluster => Api::all_with(client.clone(), &resource),
         };
         api.patch(name, &PatchParams::apply("sluice-demo").force(), &Patch::Apply(object)).await?;
-        let _ = attempt;
     }
-    // Let new CRDs become Established before anything uses them.
-    tokio::time::sleep(Duration::from_millis(500)).await;
     Ok(())
 }
 
