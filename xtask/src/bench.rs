@@ -18,6 +18,9 @@ pub enum Engine {
     Kustomize,
     /// `sluice helm template` against the Helm SDK.
     Helm,
+    /// Time to production of N app packages on the local real cluster (`--n N`), against the
+    /// plain server-side-apply floor.
+    Scale,
 }
 
 /// Arguments of `cargo xtask bench`.
@@ -25,8 +28,8 @@ pub enum Engine {
 pub struct BenchArgs {
     /// The engine.
     pub engine: Engine,
-    /// Size of the generated input (kustomize: resources; helm: templates).
-    #[arg(long)]
+    /// Size of the generated input (kustomize: resources; helm: templates; scale: app packages).
+    #[arg(long, alias = "n")]
     pub size: Option<u32>,
     /// Runs of sluice (the best is kept).
     #[arg(long, default_value_t = 3)]
@@ -117,6 +120,10 @@ pub fn run(args: BenchArgs, root: &Path) -> anyhow::Result<()> {
     let work = tempfile_path("input");
     let _ = std::fs::remove_dir_all(&work);
     match args.engine {
+        Engine::Scale => {
+            let n = args.size.unwrap_or(100) as usize;
+            return crate::scale::run(crate::scale::ScaleArgs { n }, root);
+        }
         Engine::Kustomize => {
             let size = args.size.unwrap_or(1000).to_string();
             crate::tasks::run_cmd(

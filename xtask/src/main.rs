@@ -6,6 +6,7 @@ mod bench;
 mod cluster;
 mod codegen;
 mod demo;
+mod scale;
 mod tasks;
 
 use clap::{Parser, Subcommand};
