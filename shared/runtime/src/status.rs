@@ -252,6 +252,25 @@ impl<'a, K: FluxObject> StatusWriter<'a, K> {
         self.fields.insert(name.to_string(), value);
     }
 
+    /// Sets a kind-specific condition (e.g. HelmRelease `Released`), written by the next patch;
+    /// Ready, Reconciling and Stalled stay the outcome's. The message is redacted.
+    pub fn set_condition(&mut self, type_: &str, status: Status, reason: &str, message: &str) {
+        conditions::set(
+            &mut self.conditions,
+            type_,
+            status,
+            reason,
+            &redact(message),
+            self.obj.meta().generation,
+            Time(jiff::Timestamp::now()),
+        );
+    }
+
+    /// Removes a kind-specific condition, written by the next patch.
+    pub fn remove_condition(&mut self, type_: &str) {
+        conditions::remove(&mut self.conditions, type_);
+    }
+
     /// Adds event metadata (e.g. `revision`), prefixed with the API group when recorded.
     pub fn set_event_metadata(&mut self, key: &str, value: &str) {
         self.metadata.insert(key.to_string(), value.to_string());

@@ -1,0 +1,982 @@
+//! Helm actions against the cluster: install, upgrade, test, rollback, uninstall and unlock,
+//! each recorded in the Secret release storage the way Helm records it.
+//!
+//! Objects are server-side applied with field manager `helm-controller`, carry Helm's
+//! ownership metadata (`app.kubernetes.io/managed-by: Helm`, `meta.helm.sh/release-name`,
+//! `meta.helm.sh/release-namespace`) and Flux's origin labels, and are waited for with kstatus.
+//! Hooks run in weight order with their delete policies; Jobs and Pods are waited for until
+//! they complete, other kinds count as done once created.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::discovery::{ApiCapabilities, Scope};
+use serde_json::{Map, Value};
+use sluice_ssa::{ApplyOptions, ObjectId, ResourceManager};
+
+use crate::storage::{self, Hook, Release, SecretStorage, StorageError, status};
+
+/// Field manager of applied objects (Flux's helm-controller name).
+pub const FIELD_MANAGER: &str = "helm-controller";
+/// Helm's ownership label.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// Helm's release name annotation.
+pub const RELEASE_NAME_ANNOTATION: &str = "meta.helm.sh/release-name";
+/// Helm's release namespace annotation.
+pub const RELEASE_NAMESPACE_ANNOTATION: &str = "meta.helm.sh/release-namespace";
+/// Annotation that keeps an object on uninstall and upgrade (`keep`).
+pub const RESOURCE_POLICY_ANNOTATION: &str = "helm.sh/resource-policy";
+
+/// Why a Helm action failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    /// The release storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// Applying, deleting or waiting failed.
+    #[error(transparent)]
+    Ssa(#[from] sluice_ssa::Error),
+    /// A manifest of the release is not valid YAML or lacks its identity.
+    #[error("manifest {path}: {message}")]
+    Manifest {
+        /// Template path.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A hook failed or timed out.
+    #[error("{event} hook {kind}/{name} failed: {message}")]
+    Hook {
+        /// The hook event.
+        event: String,
+        /// Hook object kind.
+        kind: String,
+        /// Hook object name.
+        name: String,
+        /// Why.
+        message: String,
+    },
+    /// The API server refused a request.
+    #[error("{what}: {message}")]
+    Kube {
+        /// What was attempted.
+        what: String,
+        /// The API server's message.
+        message: String,
+    },
+    /// The release to act on does not exist.
+    #[error("release {0}")]
+    NoRelease(String),
+    /// The action was cut off by its timeout.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+}
+
+fn kube_error(what: impl Into<String>, err: kube::Error) -> ActionError {
+    let message = match err {
+        kube::Error::Api(status) => status.message,
+        other => other.to_string(),
+    };
+    ActionError::Kube { what: what.into(), message }
+}
+
+/// CRD policy of install and upgrade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrdPolicy {
+    /// Leave `crds/` alone.
+    Skip,
+    /// Create missing CRDs.
+    Create,
+    /// Create missing CRDs and replace existing ones.
+    CreateReplace,
+}
+
+impl CrdPolicy {
+    /// Parses `spec.install.crds` / `spec.upgrade.crds`.
+    ///
+    /// # Errors
+    /// An unknown policy name.
+    pub fn parse(field: &str, raw: Option<&str>, default: CrdPolicy) -> Result<Self, String> {
+        match raw {
+            None => Ok(default),
+            Some("Skip") => Ok(CrdPolicy::Skip),
+            Some("Create") => Ok(CrdPolicy::Create),
+            Some("CreateReplace") => Ok(CrdPolicy::CreateReplace),
+            Some(other) => Err(format!(
+                "spec.{field} {other:?} is not a CRD policy: use Skip, Create or CreateReplace"
+            )),
+        }
+    }
+}
+
+/// Settings shared by the actions of one reconcile.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Release name.
+    pub release_name: String,
+    /// Namespace objects go to.
+    pub namespace: String,
+    /// Labels stamped on every object (Flux's origin labels).
+    pub owner_labels: BTreeMap<String, String>,
+    /// Action timeout.
+    pub timeout: Duration,
+    /// Skip waiting for readiness.
+    pub disable_wait: bool,
+    /// Skip hooks.
+    pub disable_hooks: bool,
+    /// `spec.maxHistory` (0 = unlimited).
+    pub max_history: i64,
+}
+
+/// What an install or upgrade deploys.
+#[derive(Debug, Clone)]
+pub struct Deploy {
+    /// `chart.Chart` JSON.
+    pub chart: Value,
+    /// User-supplied values.
+    pub config: Map<String, Value>,
+    /// Release manifest text.
+    pub manifest: String,
+    /// Hooks (test hooks included).
+    pub hooks: Vec<Hook>,
+    /// NOTES.txt.
+    pub notes: String,
+    /// CRD files of the chart.
+    pub crds: Vec<(String, String)>,
+    /// CRD policy.
+    pub crd_policy: CrdPolicy,
+    /// Create the namespace first.
+    pub create_namespace: bool,
+}
+
+/// Turns rendered hooks into release hooks (weights, delete policies).
+pub fn hooks_of(rendered: &sluice_helm::Rendered) -> Vec<Hook> {
+    rendered
+        .sorted
+        .hooks
+        .iter()
+        .map(|doc| {
+            let obj = sluice_helm::yaml::from_yaml(&doc.content).unwrap_or(Value::Null);
+            let annotations = &obj["metadata"]["annotations"];
+            let weight = annotations["helm.sh/hook-weight"]
+                .as_str()
+                .and_then(|w| w.trim().parse().ok())
+                .unwrap_or(0);
+            let delete_policies = annotations["helm.sh/hook-delete-policy"]
+                .as_str()
+                .map(|p| {
+                    p.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+                })
+                .unwrap_or_default();
+            Hook {
+                name: obj["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+                kind: doc.kind.clone(),
+                path: doc.path.clone(),
+                manifest: doc.content.clone(),
+                events: doc.hook_events.clone(),
+                weight,
+                delete_policies,
+                ..Hook::default()
+            }
+        })
+        .collect()
+}
+
+/// Parses a release manifest (`---\n# Source: …` documents) into objects.
+///
+/// # Errors
+/// A document that is not a YAML mapping with apiVersion, kind and metadata.name.
+pub fn manifest_objects(manifest: &str) -> Result<Vec<Value>, ActionError> {
+    let mut objects = Vec::new();
+    for doc in sluice_helm::output::split_manifests(manifest) {
+        let path = doc
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# Source: "))
+            .unwrap_or("manifest")
+            .to_string();
+        let obj = sluice_helm::yaml::from_yaml(&doc)
+            .map_err(|e| ActionError::Manifest { path: path.clone(), message: e.to_string() })?;
+        if obj.is_null() {
+            continue;
+        }
+        if ObjectId::of(&obj).is_none() {
+            return Err(ActionError::Manifest {
+                path,
+                message: "document has no apiVersion, kind or metadata.name".into(),
+            });
+        }
+        objects.push(obj);
+    }
+    Ok(objects)
+}
+
+fn now() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+/// Runs Helm actions for one release.
+pub struct Actions {
+    client: kube::Client,
+    storage: SecretStorage,
+    settings: Settings,
+    apply: ResourceManager,
+    delete: ResourceManager,
+    scopes: Mutex<HashMap<(String, String), bool>>,
+}
+
+impl Actions {
+    /// Actions for `settings.release_name` with releases stored in `storage`.
+    pub fn new(client: kube::Client, storage: SecretStorage, settings: Settings) -> Self {
+        let apply =
+            ResourceManager::new(client.clone(), FIELD_MANAGER, settings.owner_labels.clone());
+        // Deletion follows the release manifest, not labels: releases Helm made lack ours.
+        let delete = ResourceManager::new(client.clone(), FIELD_MANAGER, BTreeMap::new());
+        Actions { client, storage, settings, apply, delete, scopes: Mutex::new(HashMap::new()) }
+    }
+
+    /// The release storage.
+    pub fn storage(&self) -> &SecretStorage {
+        &self.storage
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    async fn resolve(&self, api_version: &str, kind: &str) -> Option<(ApiResource, bool)> {
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let found: Result<(ApiResource, ApiCapabilities), _> =
+            kube::discovery::oneshot::pinned_kind(&self.client, &gvk).await;
+        let (resource, capabilities) = found.ok()?;
+        let namespaced = capabilities.scope == Scope::Namespaced;
+        if let Ok(mut scopes) = self.scopes.lock() {
+            scopes.insert((api_version.to_string(), kind.to_string()), namespaced);
+        }
+        Some((resource, namespaced))
+    }
+
+    async fn is_namespaced(&self, api_version: &str, kind: &str) -> bool {
+        let cached = self
+            .scopes
+            .lock()
+            .ok()
+            .and_then(|s| s.get(&(api_version.to_string(), kind.to_string())).copied());
+        match cached {
+            Some(namespaced) => namespaced,
+            // Unknown kinds (CRDs not served yet) are taken as namespaced, as Helm does.
+            None => self.resolve(api_version, kind).await.is_none_or(|(_, n)| n),
+        }
+    }
+
+    /// Adds the release namespace to namespaced objects without one and Helm's ownership
+    /// metadata to every object.
+    async fn prepare(&self, objects: &mut [Value]) {
+        for obj in objects.iter_mut() {
+            let api_version = obj["apiVersion"].as_str().unwrap_or_default().to_string();
+            let kind = obj["kind"].as_str().unwrap_or_default().to_string();
+            let namespaced = self.is_namespaced(&api_version, &kind).await;
+            let Some(metadata) = obj["metadata"].as_object_mut() else { continue };
+            if namespaced {
+                if metadata.get("namespace").and_then(Value::as_str).is_none_or(str::is_empty) {
+                    metadata
+                        .insert("namespace".into(), Value::String(self.settings.namespace.clone()));
+                }
+            } else {
+                metadata.remove("namespace");
+            }
+            let labels = metadata.entry("labels").or_insert_with(|| Value::Object(Map::new()));
+            if let Some(labels) = labels.as_object_mut() {
+                labels.insert(MANAGED_BY_LABEL.into(), Value::String("Helm".into()));
+            }
+            let annotations =
+                metadata.entry("annotations").or_insert_with(|| Value::Object(Map::new()));
+            if let Some(annotations) = annotations.as_object_mut() {
+                annotations.insert(
+                    RELEASE_NAME_ANNOTATION.into(),
+                    Value::String(self.settings.release_name.clone()),
+                );
+                annotations.insert(
+                    RELEASE_NAMESPACE_ANNOTATION.into(),
+                    Value::String(self.settings.namespace.clone()),
+                );
+            }
+        }
+    }
+
+    /// The ids of a manifest's objects after namespace defaulting.
+    async fn ids(&self, manifest: &str) -> Result<Vec<ObjectId>, ActionError> {
+        let mut objects = manifest_objects(manifest)?;
+        self.prepare(&mut objects).await;
+        Ok(objects
+            .iter()
+            .filter(|o| {
+                o["metadata"]["annotations"][RESOURCE_POLICY_ANNOTATION].as_str() != Some("keep")
+            })
+            .filter_map(ObjectId::of)
+            .collect())
+    }
+
+    async fn ensure_namespace(&self) -> Result<(), ActionError> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let name = &self.settings.namespace;
+        if api
+            .get_opt(name)
+            .await
+            .map_err(|e| kube_error(format!("reading namespace {name}"), e))?
+            .is_none()
+        {
+            let ns: Namespace = serde_json::from_value(
+                serde_json::json!({"metadata": {"name": name}}),
+            )
+            .map_err(|e| ActionError::Kube { what: "namespace".into(), message: e.to_string() })?;
+            match api.create(&PostParams::default(), &ns).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 409 => {}
+                Err(e) => return Err(kube_error(format!("creating namespace {name}"), e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn install_crds(
+        &self,
+        crds: &[(String, String)],
+        policy: CrdPolicy,
+    ) -> Result<(), ActionError> {
+        if policy == CrdPolicy::Skip || crds.is_empty() {
+            return Ok(());
+        }
+        let mut objects = Vec::new();
+        for (path, text) in crds {
+            let docs = sluice_helm::yaml::from_yaml_documents(text).map_err(|e| {
+                ActionError::Manifest { path: path.clone(), message: e.to_string() }
+            })?;
+            objects.extend(docs.into_iter().filter(|d| d.is_object()));
+        }
+        if policy == CrdPolicy::Create {
+            let mut missing = Vec::new();
+            for obj in objects {
+                let api_version = obj["apiVersion"].as_str().unwrap_or_default();
+                let kind = obj["kind"].as_str().unwrap_or_default();
+                let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+                let exists = match self.resolve(api_version, kind).await {
+                    Some((resource, _)) => {
+                        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
+                        api.get_opt(name)
+                            .await
+                            .map_err(|e| kube_error(format!("reading {kind} {name}"), e))?
+                            .is_some()
+                    }
+                    None => false,
+                };
+                if !exists {
+                    missing.push(obj);
+                }
+            }
+            objects = missing;
+        }
+        if objects.is_empty() {
+            return Ok(());
+        }
+        let options = ApplyOptions { force: false, wait_timeout: Some(self.settings.timeout) };
+        self.apply.apply_all_staged(&objects, &options).await?;
+        Ok(())
+    }
+
+    async fn apply_manifest(&self, manifest: &str) -> Result<Vec<Value>, ActionError> {
+        let mut objects = manifest_objects(manifest)?;
+        self.prepare(&mut objects).await;
+        let options = ApplyOptions { force: false, wait_timeout: Some(self.settings.timeout) };
+        self.apply.apply_all_staged(&objects, &options).await?;
+        Ok(objects)
+    }
+
+    async fn wait(&self, objects: &[Value]) -> Result<(), ActionError> {
+        if self.settings.disable_wait || objects.is_empty() {
+            return Ok(());
+        }
+        self.apply.wait_for_set(objects, self.settings.timeout).await?;
+        Ok(())
+    }
+
+    /// Deletes the objects of `old` that `new` no longer has (Helm's upgrade clean-up).
+    async fn delete_removed(&self, old: &str, new: &str) -> Result<(), ActionError> {
+        let new_ids = self.ids(new).await?;
+        let stale: Vec<ObjectId> = self
+            .ids(old)
+            .await?
+            .into_iter()
+            .filter(|id| {
+                !new_ids.iter().any(|n| {
+                    n.group == id.group
+                        && n.kind == id.kind
+                        && n.namespace == id.namespace
+                        && n.name == id.name
+                })
+            })
+            .collect();
+        self.delete.delete_all(&stale).await?;
+        Ok(())
+    }
+
+    /// Runs the hooks of `event` in weight order, recording each run in `release.hooks`.
+    async fn run_hooks(&self, release: &mut Release, event: &str) -> Result<(), ActionError> {
+        self.run_hooks_filtered(release, event, &|_| true, false).await
+    }
+
+    async fn run_hooks_filtered(
+        &self,
+        release: &mut Release,
+        event: &str,
+        select: &(dyn Fn(&Hook) -> bool + Sync),
+        always: bool,
+    ) -> Result<(), ActionError> {
+        if self.settings.disable_hooks && !always {
+            return Ok(());
+        }
+        let mut order: Vec<usize> = (0..release.hooks.len())
+            .filter(|&i| {
+                release.hooks[i].events.iter().any(|e| e == event) && select(&release.hooks[i])
+            })
+            .collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (&release.hooks[a], &release.hooks[b]);
+            a.weight.cmp(&b.weight).then_with(|| a.name.cmp(&b.name))
+        });
+        for index in order {
+            let hook = release.hooks[index].clone();
+            let mut objects = manifest_objects(&hook.manifest)?;
+            self.prepare(&mut objects).await;
+            let Some(obj) = objects.into_iter().next() else { continue };
+            let id = ObjectId::of(&obj).ok_or_else(|| ActionError::Manifest {
+                path: hook.path.clone(),
+                message: "hook has no identity".into(),
+            })?;
+            let policies = &hook.delete_policies;
+            if policies.is_empty() || policies.iter().any(|p| p == "before-hook-creation") {
+                self.delete_and_wait(&id).await?;
+            }
+            release.hooks[index].last_run = storage::HookExecution {
+                started_at: now(),
+                completed_at: storage::ZERO_TIME.into(),
+                phase: "Running".into(),
+            };
+            let result = async {
+                self.apply.apply(&obj, &ApplyOptions::default()).await?;
+                self.wait_hook(&id).await
+            }
+            .await;
+            let succeeded = result.is_ok();
+            release.hooks[index].last_run.completed_at = now();
+            release.hooks[index].last_run.phase =
+                if succeeded { "Succeeded" } else { "Failed" }.into();
+            let delete_now = if succeeded {
+                policies.iter().any(|p| p == "hook-succeeded")
+            } else {
+                policies.iter().any(|p| p == "hook-failed")
+            };
+            if delete_now {
+                self.delete.delete_all(std::slice::from_ref(&id)).await?;
+            }
+            if let Err(message) = result {
+                return Err(ActionError::Hook {
+                    event: event.to_string(),
+                    kind: hook.kind.clone(),
+                    name: hook.name.clone(),
+                    message: message.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn dynamic_api(&self, id: &ObjectId) -> Option<Api<DynamicObject>> {
+        let (resource, namespaced) = self.resolve(&id.api_version(), &id.kind).await?;
+        Some(if namespaced {
+            Api::namespaced_with(self.client.clone(), &id.namespace, &resource)
+        } else {
+            Api::all_with(self.client.clone(), &resource)
+        })
+    }
+
+    async fn delete_and_wait(&self, id: &ObjectId) -> Result<(), ActionError> {
+        let Some(api) = self.dynamic_api(id).await else { return Ok(()) };
+        let params = DeleteParams::background();
+        match api.delete(&id.name, &params).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+            Err(e) => return Err(kube_error(format!("deleting {id}"), e)),
+        }
+        let start = tokio::time::Instant::now();
+        while start.elapsed() < self.settings.timeout {
+            match api.get_opt(&id.name).await {
+                Ok(None) => return Ok(()),
+                Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(250)).await,
+                Err(e) => return Err(kube_error(format!("reading {id}"), e)),
+            }
+        }
+        Err(ActionError::Timeout(self.settings.timeout))
+    }
+
+    /// Waits for a hook: Jobs until Complete or Failed, Pods until Succeeded or Failed; other
+    /// kinds are done once created.
+    async fn wait_hook(&self, id: &ObjectId) -> Result<(), ActionError> {
+        if id.kind != "Job" && id.kind != "Pod" {
+            return Ok(());
+        }
+        let Some(api) = self.dynamic_api(id).await else { return Ok(()) };
+        let start = tokio::time::Instant::now();
+        loop {
+            let obj = api
+                .get_opt(&id.name)
+                .await
+                .map_err(|e| kube_error(format!("reading {id}"), e))?
+                .map(|o| serde_json::to_value(o).unwrap_or_default())
+                .unwrap_or_default();
+            let outcome = hook_outcome(&id.kind, &obj);
+            match outcome {
+                Some(Ok(())) => return Ok(()),
+                Some(Err(message)) => {
+                    return Err(ActionError::Kube { what: id.to_string(), message });
+                }
+                None => {}
+            }
+            if start.elapsed() >= self.settings.timeout {
+                return Err(ActionError::Timeout(self.settings.timeout));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn prune_history(&self) -> Result<(), ActionError> {
+        let history = self.storage.history(&self.settings.release_name).await?;
+        for version in storage::prune_candidates(&history, self.settings.max_history) {
+            self.storage.delete(&self.settings.release_name, version).await?;
+        }
+        Ok(())
+    }
+
+    async fn fail(
+        &self,
+        mut release: Release,
+        description: String,
+    ) -> Result<Release, ActionError> {
+        release.info.status = status::FAILED.into();
+        release.info.description = description;
+        release.info.last_deployed = now();
+        self.storage.update(&release).await?;
+        Ok(release)
+    }
+
+    /// Installs a new release (revision after `history`'s last, or 1).
+    ///
+    /// On failure the release is stored as `failed` and the error returned.
+    ///
+    /// # Errors
+    /// Any step: CRDs, hooks, apply, wait.
+    pub async fn install(
+        &self,
+        deploy: &Deploy,
+        history: &[Release],
+    ) -> Result<Release, ActionError> {
+        let timestamp = now();
+        let mut release = Release {
+            name: self.settings.release_name.clone(),
+            info: storage::Info {
+                first_deployed: timestamp.clone(),
+                last_deployed: timestamp,
+                description: "Initial install underway".into(),
+                status: status::PENDING_INSTALL.into(),
+                notes: deploy.notes.clone(),
+                ..storage::Info::default()
+            },
+            chart: deploy.chart.clone(),
+            config: deploy.config.clone(),
+            manifest: deploy.manifest.clone(),
+            hooks: deploy.hooks.clone(),
+            version: history.iter().map(|r| r.version).max().unwrap_or(0) + 1,
+            namespace: self.settings.namespace.clone(),
+            extra: Map::new(),
+        };
+        self.storage.create(&release).await?;
+        let result = self.timed(async {
+            if deploy.create_namespace {
+                self.ensure_namespace().await?;
+            }
+            self.install_crds(&deploy.crds, deploy.crd_policy).await?;
+            self.run_hooks(&mut release, "pre-install").await?;
+            let objects = self.apply_manifest(&release.manifest).await?;
+            self.wait(&objects).await?;
+            self.run_hooks(&mut release, "post-install").await
+        });
+        let result = result.await;
+        match result {
+            Ok(()) => {
+                release.info.status = status::DEPLOYED.into();
+                release.info.description = "Install complete".into();
+                self.storage.update(&release).await?;
+                self.prune_history().await?;
+                Ok(release)
+            }
+            Err(err) => {
+                let message = format!("Release \"{}\" failed: {err}", release.name);
+                self.fail(release, message).await?;
+                self.prune_history().await?;
+                Err(err)
+            }
+        }
+    }
+
+    async fn timed<F: std::future::Future<Output = Result<(), ActionError>>>(
+        &self,
+        work: F,
+    ) -> Result<(), ActionError> {
+        // Hooks and waits have their own timeouts; this bounds the whole action.
+        let limit = self.settings.timeout * 3 + Duration::from_secs(30);
+        match tokio::time::timeout(limit, work).await {
+            Ok(result) => result,
+            Err(_) => Err(ActionError::Timeout(limit)),
+        }
+    }
+
+    /// Marks every `deployed` revision but `keep` as superseded.
+    async fn supersede(&self, history: &[Release], keep: i64) -> Result<(), ActionError> {
+        for old in history {
+            if old.version != keep && old.info.status == status::DEPLOYED {
+                let mut old = old.clone();
+                old.info.status = status::SUPERSEDED.into();
+                self.storage.update(&old).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Upgrades the release to `deploy` as a new revision.
+    ///
+    /// # Errors
+    /// Any step; the new revision is then stored as `failed`.
+    pub async fn upgrade(
+        &self,
+        deploy: &Deploy,
+        history: &[Release],
+    ) -> Result<Release, ActionError> {
+        let current = history
+            .iter()
+            .rev()
+            .find(|r| r.info.status == status::DEPLOYED)
+            .or_else(|| history.last())
+            .ok_or_else(|| {
+                ActionError::NoRelease(format!(
+                    "{} has no revision to upgrade",
+                    self.settings.release_name
+                ))
+            })?
+            .clone();
+        let timestamp = now();
+        let mut release = Release {
+            name: self.settings.release_name.clone(),
+            info: storage::Info {
+                first_deployed: current.info.first_deployed.clone(),
+                last_deployed: timestamp,
+                description: "Preparing upgrade".into(),
+                status: status::PENDING_UPGRADE.into(),
+                notes: deploy.notes.clone(),
+                ..storage::Info::default()
+            },
+            chart: deploy.chart.clone(),
+            config: deploy.config.clone(),
+            manifest: deploy.manifest.clone(),
+            hooks: deploy.hooks.clone(),
+            version: history.iter().map(|r| r.version).max().unwrap_or(0) + 1,
+            namespace: self.settings.namespace.clone(),
+            extra: Map::new(),
+        };
+        self.storage.create(&release).await?;
+        let version = release.version;
+        let result = self.timed(async {
+            if deploy.create_namespace {
+                self.ensure_namespace().await?;
+            }
+            self.install_crds(&deploy.crds, deploy.crd_policy).await?;
+            self.run_hooks(&mut release, "pre-upgrade").await?;
+            let objects = self.apply_manifest(&release.manifest).await?;
+            self.delete_removed(&current.manifest, &release.manifest).await?;
+            self.supersede(history, version).await?;
+            self.wait(&objects).await?;
+            self.run_hooks(&mut release, "post-upgrade").await
+        });
+        let result = result.await;
+        match result {
+            Ok(()) => {
+                release.info.status = status::DEPLOYED.into();
+                release.info.description = "Upgrade complete".into();
+                self.storage.update(&release).await?;
+                self.prune_history().await?;
+                Ok(release)
+            }
+            Err(err) => {
+                let message = format!("Upgrade \"{}\" failed: {err}", release.name);
+                self.fail(release, message).await?;
+                self.prune_history().await?;
+                Err(err)
+            }
+        }
+    }
+
+    /// Rolls back to revision `target` as a new revision.
+    ///
+    /// # Errors
+    /// Any step; the new revision is then stored as `failed`.
+    pub async fn rollback(&self, target: i64, history: &[Release]) -> Result<Release, ActionError> {
+        let target_release = history
+            .iter()
+            .find(|r| r.version == target)
+            .ok_or_else(|| {
+                ActionError::NoRelease(format!(
+                    "{} has no revision {target}",
+                    self.settings.release_name
+                ))
+            })?
+            .clone();
+        let current = history.last().cloned().unwrap_or_else(|| target_release.clone());
+        let mut release = target_release.clone();
+        release.version = history.iter().map(|r| r.version).max().unwrap_or(0) + 1;
+        release.info.status = status::PENDING_ROLLBACK.into();
+        release.info.description = format!("Rollback to {target}");
+        release.info.last_deployed = now();
+        release.info.deleted = storage::ZERO_TIME.into();
+        for hook in &mut release.hooks {
+            hook.last_run = storage::HookExecution::default();
+        }
+        self.storage.create(&release).await?;
+        let version = release.version;
+        let result = self.timed(async {
+            self.run_hooks(&mut release, "pre-rollback").await?;
+            let objects = self.apply_manifest(&release.manifest).await?;
+            self.delete_removed(&current.manifest, &release.manifest).await?;
+            self.supersede(history, version).await?;
+            self.wait(&objects).await?;
+            self.run_hooks(&mut release, "post-rollback").await
+        });
+        match result.await {
+            Ok(()) => {
+                release.info.status = status::DEPLOYED.into();
+                self.storage.update(&release).await?;
+                self.prune_history().await?;
+                Ok(release)
+            }
+            Err(err) => {
+                let message = format!("Rollback \"{}\" failed: {err}", release.name);
+                self.fail(release, message).await?;
+                self.prune_history().await?;
+                Err(err)
+            }
+        }
+    }
+
+    /// Runs the test hooks of the latest release selected by `select` and records their runs.
+    ///
+    /// # Errors
+    /// The first failing test; the runs are recorded either way.
+    pub async fn test(
+        &self,
+        mut release: Release,
+        select: &(dyn Fn(&Hook) -> bool + Sync),
+    ) -> Result<Release, (Release, ActionError)> {
+        // Test hooks run even when install/upgrade hooks are disabled.
+        let result = self.timed(self.run_hooks_filtered(&mut release, "test", select, true)).await;
+        if let Err(err) = self.storage.update(&release).await {
+            return Err((release, err.into()));
+        }
+        match result {
+            Ok(()) => Ok(release),
+            Err(err) => Err((release, err)),
+        }
+    }
+
+    /// Uninstalls the latest release: delete hooks, the manifest's objects, then the history
+    /// (or marks it `uninstalled` with `keep_history`).
+    ///
+    /// # Errors
+    /// Any step.
+    pub async fn uninstall(
+        &self,
+        history: &[Release],
+        keep_history: bool,
+    ) -> Result<Option<Release>, ActionError> {
+        let Some(mut release) = history.last().cloned() else { return Ok(None) };
+        if release.info.status == status::UNINSTALLED {
+            if !keep_history {
+                for old in history {
+                    self.storage.delete(&old.name, old.version).await?;
+                }
+            }
+            return Ok(Some(release));
+        }
+        release.info.status = status::UNINSTALLING.into();
+        self.storage.update(&release).await?;
+        let result = self.timed(async {
+            self.run_hooks(&mut release, "pre-delete").await?;
+            let ids = self.ids(&release.manifest).await?;
+            let mut reversed = ids.clone();
+            reversed.reverse();
+            self.delete.delete_all(&reversed).await?;
+            self.run_hooks(&mut release, "post-delete").await
+        });
+        match result.await {
+            Ok(()) => {
+                if keep_history {
+                    release.info.status = status::UNINSTALLED.into();
+                    release.info.deleted = now();
+                    release.info.description = "Uninstallation complete".into();
+                    self.storage.update(&release).await?;
+                } else {
+                    for old in history {
+                        self.storage.delete(&old.name, old.version).await?;
+                    }
+                }
+                Ok(Some(release))
+            }
+            Err(err) => {
+                let message = format!("uninstallation completed with 1 error(s): {err}");
+                self.fail(release, message).await?;
+                Err(err)
+            }
+        }
+    }
+
+    /// Marks a release left in `pending-*` (a crashed action) as failed, so remediation can
+    /// act on it (Flux's unlock).
+    ///
+    /// # Errors
+    /// When the storage update fails.
+    pub async fn unlock(&self, release: &Release) -> Result<Release, ActionError> {
+        let mut release = release.clone();
+        let previous = release.info.status.clone();
+        release.info.status = status::FAILED.into();
+        release.info.description = format!("Release unlocked from stale '{previous}' state");
+        self.storage.update(&release).await?;
+        Ok(release)
+    }
+}
+
+/// The result of a Job or Pod hook: `Some(Ok)` done, `Some(Err)` failed, `None` still running.
+fn hook_outcome(kind: &str, obj: &Value) -> Option<Result<(), String>> {
+    if obj.is_null() {
+        return Some(Err("the hook object disappeared before completing".into()));
+    }
+    match kind {
+        "Job" => {
+            for condition in obj["status"]["conditions"].as_array().into_iter().flatten() {
+                if condition["status"] != "True" {
+                    continue;
+                }
+                match condition["type"].as_str() {
+                    Some("Complete") => return Some(Ok(())),
+                    Some("Failed") => {
+                        return Some(Err(format!(
+                            "job failed: {}",
+                            condition["reason"].as_str().unwrap_or("BackoffLimitExceeded")
+                        )));
+                    }
+                    _ => {}
+                }
+            }
+            None
+        }
+        "Pod" => match obj["status"]["phase"].as_str() {
+            Some("Succeeded") => Some(Ok(())),
+            Some("Failed") => Some(Err("pod failed".into())),
+            _ => None,
+        },
+        _ => Some(Ok(())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn hook_outcomes_follow_job_and_pod_status() {
+        assert_eq!(hook_outcome("Job", &json!({"status": {}})), None);
+        assert_eq!(
+            hook_outcome(
+                "Job",
+                &json!({"status": {"conditions": [{"type": "Complete", "status": "True"}]}})
+            ),
+            Some(Ok(()))
+        );
+        assert!(matches!(
+            hook_outcome("Job", &json!({"status": {"conditions": [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded"}]}})),
+            Some(Err(m)) if m.contains("DeadlineExceeded")
+        ));
+        assert_eq!(hook_outcome("Pod", &json!({"status": {"phase": "Running"}})), None);
+        assert_eq!(hook_outcome("Pod", &json!({"status": {"phase": "Succeeded"}})), Some(Ok(())));
+        assert!(hook_outcome("Pod", &Value::Null).unwrap().is_err());
+    }
+
+    #[test]
+    fn manifests_parse_into_objects() {
+        let manifest = "---\n# Source: c/templates/a.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\n# Source: c/templates/b.yaml\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: b\n";
+        let objects = manifest_objects(manifest).unwrap();
+        assert_eq!(objects.len(), 2);
+        assert_eq!(objects[1]["kind"], "Deployment");
+        let err =
+            manifest_objects("---\n# Source: c/templates/x.yaml\nkind: ConfigMap\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "manifest c/templates/x.yaml: document has no apiVersion, kind or metadata.name"
+        );
+    }
+
+    #[test]
+    fn hooks_carry_weights_and_policies() {
+        let chart = sluice_helm::chart::load_files(vec![
+            sluice_helm::chart::ChartFile { name: "Chart.yaml".into(), data: b"apiVersion: v2\nname: c\nversion: 1.0.0\n".to_vec() },
+            sluice_helm::chart::ChartFile {
+                name: "templates/t.yaml".into(),
+                data: b"apiVersion: v1\nkind: Pod\nmetadata:\n  name: t\n  annotations:\n    helm.sh/hook: test\n    helm.sh/hook-weight: \"-2\"\n    helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded\n".to_vec(),
+            },
+        ])
+        .unwrap();
+        let rendered =
+            sluice_helm::render_chart(chart, &Map::new(), &sluice_helm::TemplateOptions::default())
+                .unwrap();
+        let hooks = hooks_of(&rendered);
+        assert_eq!(hooks.len(), 1);
+        assert_eq!(hooks[0].name, "t");
+        assert_eq!(hooks[0].weight, -2);
+        assert_eq!(hooks[0].events, vec!["test".to_string()]);
+        assert_eq!(
+            hooks[0].delete_policies,
+            vec!["before-hook-creation".to_string(), "hook-succeeded".to_string()]
+        );
+        assert_eq!(hooks[0].path, "c/templates/t.yaml");
+    }
+
+    #[test]
+    fn crd_policies_parse() {
+        assert_eq!(
+            CrdPolicy::parse("install.crds", None, CrdPolicy::Create).unwrap(),
+            CrdPolicy::Create
+        );
+        assert_eq!(
+            CrdPolicy::parse("upgrade.crds", Some("CreateReplace"), CrdPolicy::Skip).unwrap(),
+            CrdPolicy::CreateReplace
+        );
+        assert!(
+            CrdPolicy::parse("install.crds", Some("Always"), CrdPolicy::Create)
+                .unwrap_err()
+                .contains("spec.install.crds")
+        );
+    }
+}
