@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 use serde_json::{Map, Value};
-use sluice_api::kustomize::{KustomizationSpec, SUBSTITUTE_ANNOTATION};
+use sluice_api::kustomize::{DECRYPT_ANNOTATION, KustomizationSpec, SUBSTITUTE_ANNOTATION};
 
 /// Why building failed.
 #[derive(Debug, thiserror::Error)]
@@ -60,11 +60,14 @@ pub enum BuildError {
         /// The Secret.
         object: String,
     },
-    /// SOPS decryption is not available in this build.
-    #[error("{object} is encrypted with SOPS: SOPS decryption is not implemented in this build")]
-    DecryptionUnsupported {
-        /// The Secret.
+    /// Decrypting a SOPS-encrypted Secret failed.
+    #[error("failed to decrypt and format '{object}' Secret data")]
+    Decryption {
+        /// The Secret, `namespace/name`.
         object: String,
+        /// The cause.
+        #[source]
+        source: sluice_sops::Error,
     },
 }
 
@@ -297,23 +300,39 @@ pub fn add_common_metadata(objects: &mut [Value], spec: &KustomizationSpec) {
     }
 }
 
-/// Refuses SOPS-encrypted Secrets: without `spec.decryption` they would be applied encrypted,
-/// and this build has no SOPS decryption yet.
-pub fn check_encrypted_secrets(
-    objects: &[Value],
-    decryption_configured: bool,
-) -> Result<(), BuildError> {
-    for obj in objects {
-        if obj["kind"] == "Secret" && obj["sops"].is_object() {
-            let object = object_name(obj);
-            return Err(if decryption_configured {
-                BuildError::DecryptionUnsupported { object }
-            } else {
-                BuildError::EncryptedWithoutDecryption { object }
-            });
-        }
-    }
-    Ok(())
+/// Decrypts the SOPS-encrypted Secrets (`v1` Secrets with `sops` metadata) with `keys`, the
+/// keys of `spec.decryption`; `None` when the Kustomization sets no decryption, in which case an
+/// encrypted Secret is refused rather than applied encrypted. Objects annotated
+/// `kustomize.toolkit.fluxcd.io/decrypt: disabled` are left alone. As Flux does, the MAC is not
+/// checked: kustomize changes resources after encryption (namespace, labels).
+pub fn decrypt_secrets(
+    objects: Vec<Value>,
+    keys: Option<&sluice_sops::Keys>,
+) -> Result<Vec<Value>, BuildError> {
+    objects
+        .into_iter()
+        .map(|obj| {
+            if obj["kind"] != "Secret"
+                || obj["apiVersion"] != "v1"
+                || !sluice_sops::is_encrypted(&obj)
+            {
+                return Ok(obj);
+            }
+            let Some(keys) = keys else {
+                return Err(BuildError::EncryptedWithoutDecryption { object: object_name(&obj) });
+            };
+            if is_disabled(&obj, DECRYPT_ANNOTATION) {
+                return Ok(obj);
+            }
+            let object = format!(
+                "{}/{}",
+                obj["metadata"]["namespace"].as_str().unwrap_or_default(),
+                obj["metadata"]["name"].as_str().unwrap_or_default()
+            );
+            sluice_sops::decrypt(&obj, keys, false)
+                .map_err(|source| BuildError::Decryption { object, source })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -391,14 +410,39 @@ mod tests {
     }
 
     #[test]
-    fn sops_secrets_are_refused() {
-        let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "a"}, "sops": {"mac": "x"}});
-        let err = check_encrypted_secrets(std::slice::from_ref(&secret), false).unwrap_err();
+    fn sops_secrets_are_decrypted_or_refused() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/sops/testdata");
+        let read = |name: &str| std::fs::read_to_string(format!("{dir}/{name}")).unwrap();
+        let mut secret =
+            sluice_kustomize::parse_documents(&read("secret.regex.enc.yaml")).unwrap().remove(0);
+        // kustomize's edits after encryption do not break decryption.
+        secret["metadata"]["labels"] = json!({"team": "web"});
+        let plain = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
+        let err = decrypt_secrets(vec![secret.clone()], None).unwrap_err();
         assert!(
             err.to_string()
-                .contains("Secret/a/s is encrypted with SOPS and spec.decryption is not set"),
+                .contains("Secret/apps/db is encrypted with SOPS and spec.decryption is not set"),
             "{err}"
         );
+        let mut keys = sluice_sops::Keys::new();
+        keys.import("identity.agekey", read("age.agekey").as_bytes()).unwrap();
+        let out = decrypt_secrets(vec![plain.clone(), secret.clone()], Some(&keys)).unwrap();
+        assert_eq!(out[0], plain);
+        assert_eq!(out[1]["stringData"]["password"], "s3cr3t");
+        assert_eq!(out[1]["metadata"]["labels"]["team"], "web");
+        assert!(out[1].get("sops").is_none());
+        let mut wrong = sluice_sops::Keys::new();
+        wrong.import("other.agekey", read("other.agekey").as_bytes()).unwrap();
+        let err = decrypt_secrets(vec![secret.clone()], Some(&wrong)).unwrap_err();
+        let message = sluice_runtime::conditions::error_message(&err);
+        assert!(
+            message.starts_with("failed to decrypt and format 'apps/db' Secret data: cannot get sops data key: no key in the decryption Secret matches: age recipient age1"),
+            "{message}"
+        );
+        let mut disabled = secret;
+        disabled["metadata"]["annotations"] =
+            json!({"kustomize.toolkit.fluxcd.io/decrypt": "Disabled"});
+        assert_eq!(decrypt_secrets(vec![disabled.clone()], Some(&wrong)).unwrap(), vec![disabled]);
     }
 
     #[test]

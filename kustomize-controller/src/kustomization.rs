@@ -93,6 +93,12 @@ pub enum Error {
         /// The API server's message.
         message: String,
     },
+    /// The keys of `spec.decryption` could not be read.
+    #[error("{0}")]
+    DecryptionKeys(String),
+    /// The client to apply with (impersonation, kubeConfig) could not be built.
+    #[error("{0}")]
+    Client(String),
     /// Local IO failed.
     #[error("creating a temporary directory")]
     TempDir(#[source] std::io::Error),
@@ -109,14 +115,17 @@ impl ReconcileError for Error {
             }
             Error::DependencyNotReady(_) => reason::DEPENDENCY_NOT_READY,
             Error::AccessDenied(_) => reason::ACCESS_DENIED,
-            Error::InvalidSpec(_) | Error::Build { .. } | Error::SubstituteFromNotFound { .. } => {
-                reason::BUILD_FAILED
-            }
+            Error::InvalidSpec(_)
+            | Error::Build { .. }
+            | Error::SubstituteFromNotFound { .. }
+            | Error::DecryptionKeys(_) => reason::BUILD_FAILED,
             Error::Prune(_) => reason::PRUNE_FAILED,
             Error::Health(_) | Error::Timeout(_) => reason::HEALTH_CHECK_FAILED,
-            Error::Apply(_) | Error::Kube { .. } | Error::TempDir(_) | Error::Status(_) => {
-                reason::RECONCILIATION_FAILED
-            }
+            Error::Apply(_)
+            | Error::Kube { .. }
+            | Error::Client(_)
+            | Error::TempDir(_)
+            | Error::Status(_) => reason::RECONCILIATION_FAILED,
         }
     }
 
@@ -287,6 +296,71 @@ async fn substitution_vars(
     Ok(vars)
 }
 
+/// Reads the keys of `spec.decryption.secretRef` (entries `*.agekey` and `*.asc`); `None` when
+/// the Kustomization sets no decryption.
+async fn decryption_keys(
+    obj: &Kustomization,
+    runtime: &Runtime,
+) -> Result<Option<sluice_sops::Keys>, Error> {
+    let Some(decryption) = &obj.spec.decryption else { return Ok(None) };
+    if decryption.provider != "sops" {
+        return Err(Error::InvalidSpec(format!(
+            "spec.decryption.provider {:?} is not supported: use sops",
+            decryption.provider
+        )));
+    }
+    let mut keys = sluice_sops::Keys::new();
+    let Some(reference) = &decryption.secret_ref else { return Ok(Some(keys)) };
+    let namespace = obj.namespace().unwrap_or_default();
+    let api: Api<Secret> = Api::namespaced(runtime.client.clone(), &namespace);
+    let id = format!("{namespace}/{}", reference.name);
+    let secret = api
+        .get_opt(&reference.name)
+        .await
+        .map_err(|err| kube_error(format!("sops decryption Secret '{id}'"), err))?
+        .ok_or_else(|| {
+            Error::DecryptionKeys(format!(
+                "sops decryption Secret '{id}' not found: create it or fix spec.decryption.secretRef"
+            ))
+        })?;
+    for (name, value) in secret.data.unwrap_or_default() {
+        keys.import(&name, &value.0).map_err(|err| {
+            Error::DecryptionKeys(format!("sops decryption Secret '{id}': {err}"))
+        })?;
+    }
+    Ok(Some(keys))
+}
+
+/// The client that applies, prunes and checks health for `obj`: the controller's own, the
+/// remote cluster's of `spec.kubeConfig`, impersonating the service account when one applies.
+async fn apply_client(obj: &Kustomization, runtime: &Runtime) -> Result<kube::Client, Error> {
+    let namespace = obj.namespace().unwrap_or_default();
+    let base = match obj.spec.kube_config.as_ref().and_then(|k| k.secret_ref.as_ref()) {
+        Some(reference) => crate::impersonate::remote_client(
+            &runtime.client,
+            &namespace,
+            &reference.name,
+            reference.key.as_deref(),
+        )
+        .await
+        .map_err(Error::Client)?,
+        None if obj.spec.kube_config.is_some() => {
+            return Err(Error::InvalidSpec(
+                "spec.kubeConfig.configMapRef (workload identity) is not supported: use spec.kubeConfig.secretRef".into(),
+            ));
+        }
+        None => runtime.client.clone(),
+    };
+    match crate::impersonate::service_account(obj, runtime.args.default_service_account()) {
+        Some(account) => crate::impersonate::impersonating(
+            &base,
+            &crate::impersonate::service_account_user(&namespace, account),
+        )
+        .map_err(Error::Client),
+        None => Ok(base),
+    }
+}
+
 fn owner_labels(obj: &Kustomization) -> BTreeMap<String, String> {
     BTreeMap::from([
         (NAME_LABEL.to_string(), obj.name_any()),
@@ -377,11 +451,18 @@ impl Reconciler {
             let digest = artifact.digest.clone().unwrap_or_default();
             self.fetcher.fetch(&artifact.url, &digest, dir.path()).await.map_err(Error::Fetch)?;
             let vars = substitution_vars(obj, &self.runtime).await?;
+            let keys = decryption_keys(obj, &self.runtime).await?;
+            let health_reader =
+                crate::health::reader(obj.spec.health_check_exprs.as_deref().unwrap_or_default())
+                    .map_err(Error::InvalidSpec)?;
+            let client = apply_client(obj, &self.runtime).await?;
             let spec = obj.spec.clone();
             let root = dir.path().to_path_buf();
             let build_revision = revision.clone();
             let objects = tokio::task::spawn_blocking(move || -> Result<Vec<Value>, BuildError> {
                 let mut objects = build::build_manifests(&root, &spec, &build_revision)?;
+                // Flux decrypts before it substitutes variables.
+                objects = build::decrypt_secrets(objects, keys.as_ref())?;
                 let strategy_always =
                     spec.post_build.as_ref().and_then(|p| p.substitute_strategy.as_deref())
                         == Some("Always");
@@ -390,7 +471,6 @@ impl Reconciler {
                     objects = build::substitute(objects, &vars, strategy_always, true)?;
                 }
                 build::add_common_metadata(&mut objects, &spec);
-                build::check_encrypted_secrets(&objects, spec.decryption.is_some())?;
                 Ok(objects)
             })
             .await
@@ -398,8 +478,10 @@ impl Reconciler {
             .map_err(|source| Error::Build { revision: revision.clone(), source })?;
             drop(dir);
 
-            let manager =
-                ResourceManager::new(self.runtime.client.clone(), FIELD_MANAGER, owner_labels(obj));
+            let mut manager = ResourceManager::new(client, FIELD_MANAGER, owner_labels(obj));
+            if let Some(reader) = health_reader {
+                manager = manager.with_status_reader(reader);
+            }
             let options = ApplyOptions {
                 force: obj.spec.force.unwrap_or(false),
                 wait_timeout: Some(timeout),
@@ -556,11 +638,8 @@ impl Reconciler {
             _ => obj.spec.prune,
         };
         if prune && !obj.spec.suspend.unwrap_or(false) {
-            let manager = ResourceManager::new(
-                self.runtime.client.clone(),
-                FIELD_MANAGER,
-                owner_labels(&obj),
-            );
+            let client = apply_client(&obj, &self.runtime).await?;
+            let manager = ResourceManager::new(client, FIELD_MANAGER, owner_labels(&obj));
             manager.delete_all(&inventory_ids(&obj)).await.map_err(Error::Prune)?;
         }
         Ok(Action::await_change())

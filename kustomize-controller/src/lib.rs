@@ -6,6 +6,8 @@
 //! checks health and writes the status.
 
 pub mod build;
+pub mod health;
+pub mod impersonate;
 pub mod kustomization;
 
 use std::future::Future;

@@ -227,11 +227,17 @@ pub struct ApplyOptions {
 /// Resolved kinds by (group, version, kind).
 type KindCache = BTreeMap<(String, String, String), (ApiResource, ApiCapabilities)>;
 
+/// A custom health reader: the health of the objects it knows (`None` for the others, which
+/// kstatus computes). Flux's `healthCheckExprs` are one.
+pub type StatusReader = std::sync::Arc<dyn Fn(&Value) -> Option<kstatus::Health> + Send + Sync>;
+
 /// Applies, prunes and checks sets of objects for one owner.
 pub struct ResourceManager {
     client: kube::Client,
     field_manager: String,
     owner_labels: BTreeMap<String, String>,
+    /// Health of the kinds kstatus does not know, consulted first when waiting.
+    status_reader: Option<StatusReader>,
     /// Resolved kinds; only the group/version of each kind is queried, so a group that
     /// disappears concurrently (a CRD being deleted) cannot fail unrelated lookups.
     discovery: RwLock<KindCache>,
@@ -354,8 +360,26 @@ impl ResourceManager {
             client,
             field_manager: field_manager.into(),
             owner_labels,
+            status_reader: None,
             discovery: RwLock::new(BTreeMap::new()),
         }
+    }
+
+    /// Waits with `reader` consulted before kstatus for every existing object that is not
+    /// being deleted.
+    #[must_use]
+    pub fn with_status_reader(mut self, reader: StatusReader) -> Self {
+        self.status_reader = Some(reader);
+        self
+    }
+
+    fn health_of(&self, obj: &Value) -> kstatus::Health {
+        let custom = if obj["metadata"]["deletionTimestamp"].is_string() {
+            None
+        } else {
+            self.status_reader.as_ref().and_then(|reader| reader(obj))
+        };
+        custom.unwrap_or_else(|| kstatus::compute(obj))
     }
 
     async fn refresh_discovery(&self) -> Result<(), Error> {
@@ -444,6 +468,7 @@ impl ResourceManager {
         let mut change_set = ChangeSet::default();
         for (stage_index, stage) in stages.iter_mut().enumerate() {
             order::sort_for_apply(stage);
+            self.validate_stage(stage, options).await?;
             for obj in stage.iter() {
                 change_set.entries.push(self.apply(obj, options).await?);
             }
@@ -455,6 +480,32 @@ impl ResourceManager {
             }
         }
         Ok(change_set)
+    }
+
+    /// Server-side dry-runs every object of a stage, so that one invalid or forbidden object
+    /// fails the stage before anything of it is applied (Flux's `ApplyAll` dry-runs the whole
+    /// set first). Immutable-field errors pass when the object may be recreated.
+    async fn validate_stage(&self, stage: &[Value], options: &ApplyOptions) -> Result<(), Error> {
+        let params = PatchParams::apply(&self.field_manager).force().dry_run();
+        for obj in stage {
+            if annotation_is(obj, RECONCILE_ANNOTATION, "disabled")
+                || annotation_is(obj, SSA_ANNOTATION, "Ignore")
+            {
+                continue;
+            }
+            let Some(id) = ObjectId::of(obj) else { continue };
+            let api = self.api(&id).await?;
+            let desired = self.with_owner_labels(obj);
+            if let Err(err) = api.patch(&id.name, &params, &Patch::Apply(&desired)).await {
+                let message = api_message(&err);
+                let force = options.force || annotation_is(obj, FORCE_ANNOTATION, "enabled");
+                if force && is_immutable_error(&message) {
+                    continue;
+                }
+                return Err(Error::Api { id: id.to_string(), operation: "dry-run apply", message });
+            }
+        }
+        Ok(())
     }
 
     /// Applies one object: skipped by policy, created, configured when the dry-run differs from
@@ -686,9 +737,7 @@ impl ResourceManager {
             for id in ids {
                 let api = self.api(id).await?;
                 let health = match api.get_opt(&id.name).await {
-                    Ok(Some(obj)) => {
-                        kstatus::compute(&serde_json::to_value(obj).unwrap_or_default())
-                    }
+                    Ok(Some(obj)) => self.health_of(&serde_json::to_value(obj).unwrap_or_default()),
                     Ok(None) => {
                         kstatus::Health { status: Status::NotFound, message: "not found".into() }
                     }

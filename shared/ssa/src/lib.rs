@@ -11,5 +11,6 @@ pub mod order;
 
 pub use apply::{
     Action, ApplyOptions, ChangeSet, ChangeSetEntry, Error, ObjectId, ResourceManager,
+    StatusReader,
 };
 pub use kstatus::{Health, Status};
