@@ -2,15 +2,17 @@
 //! signature verification → reproducible archive → status.artifact → garbage collection.
 
 use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::Api;
-use kube::runtime::controller::Action;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
 use sluice_api::meta::{Artifact, reason};
-use sluice_api::source::{GitRepository, condition};
+use sluice_api::source::{GitRepository, GitRepositoryInclude, condition};
 use sluice_artifact::{SourceIgnore, Storage};
 use sluice_git::{Auth, CheckoutOptions, GitRef, HttpOptions, Proxy};
 use sluice_runtime::object::parse_go_duration;
@@ -49,6 +51,12 @@ pub enum Error {
         /// The API server's message.
         message: String,
     },
+    /// An included GitRepository has no usable artifact; retried.
+    #[error("{0}")]
+    IncludeUnavailable(String),
+    /// A `spec.include` entry is invalid; waits for a change.
+    #[error("invalid spec: {0}")]
+    InvalidInclude(String),
     /// A blocking task failed.
     #[error("{0}")]
     Task(String),
@@ -62,6 +70,9 @@ impl ReconcileError for Error {
         match self {
             Error::SecretNotFound { .. } => condition::AUTHENTICATION_FAILED,
             Error::InvalidSpec(_) => condition::URL_INVALID,
+            Error::IncludeUnavailable(_) | Error::InvalidInclude(_) => {
+                condition::INCLUDE_UNAVAILABLE
+            }
             Error::Git(err) => err.reason(),
             Error::Storage(_) | Error::Ignore(_) | Error::Task(_) => {
                 condition::ARCHIVE_OPERATION_FAILED
@@ -72,7 +83,7 @@ impl ReconcileError for Error {
 
     fn is_stalled(&self) -> bool {
         match self {
-            Error::InvalidSpec(_) => true,
+            Error::InvalidSpec(_) | Error::InvalidInclude(_) => true,
             Error::Git(err) => err.is_stalled(),
             _ => false,
         }
@@ -120,6 +131,206 @@ struct Stored {
     /// Whether the artifact changed in this reconcile.
     is_new: bool,
     commit_message: Option<String>,
+    /// The artifacts of `spec.include`, in spec order.
+    included: Vec<Artifact>,
+}
+
+/// The inputs of [`build_artifact`].
+pub struct Build {
+    /// Repository URL.
+    pub url: String,
+    /// Credentials.
+    pub auth: Auth,
+    /// The reference to check out.
+    pub git_ref: GitRef,
+    /// Checkout options (shallow, timeout, submodules, sparse paths, HTTP).
+    pub options: CheckoutOptions,
+    /// Namespace of the GitRepository (storage path).
+    pub namespace: String,
+    /// Name of the GitRepository (storage path).
+    pub name: String,
+    /// `spec.ignore`.
+    pub ignore: Option<String>,
+    /// Signature verification mode and trusted keys.
+    pub verify: Option<(sluice_git::VerificationMode, sluice_git::TrustedKeys)>,
+    /// The included GitRepositories and their artifacts.
+    pub includes: Vec<(GitRepositoryInclude, Artifact)>,
+}
+
+/// The blocking core of a reconcile: shallow checkout into a temporary directory, signature
+/// verification, includes, ignore rules, and the reproducible archive written into `storage`
+/// as `gitrepository/<namespace>/<name>/<commit>.tar.gz` under its lock.
+///
+/// # Errors
+/// When the checkout, verification, an include or the archive fails.
+pub fn build_artifact(
+    storage: &Storage,
+    build: Build,
+) -> Result<(sluice_git::Commit, sluice_artifact::storage::StoredFile), Error> {
+    let work = tempfile::Builder::new()
+        .prefix("gitrepository-")
+        .tempdir()
+        .map_err(|err| Error::Task(err.to_string()))?;
+    let checkout_dir = work.path().join("repo");
+    let commit = sluice_git::checkout(
+        &build.url,
+        &build.auth,
+        &build.git_ref,
+        &checkout_dir,
+        &build.options,
+    )
+    .map_err(Error::Git)?;
+    if let Some((mode, keys)) = &build.verify {
+        commit.verify(*mode, keys).map_err(Error::Git)?;
+    }
+    for (include, artifact) in &build.includes {
+        copy_include(storage, include, artifact, &checkout_dir, work.path())?;
+    }
+    let ignore = SourceIgnore::load(&checkout_dir, build.ignore.as_deref())
+        .map_err(|err| Error::Ignore(err.to_string()))?;
+    let path = Storage::artifact_path(
+        "GitRepository",
+        &build.namespace,
+        &build.name,
+        &format!("{}.tar.gz", commit.sha),
+    );
+    let _lock = storage.lock(&path).map_err(Error::Storage)?;
+    let stored = storage.archive(&path, &checkout_dir, Some(&ignore)).map_err(Error::Storage)?;
+    Ok((commit, stored))
+}
+
+/// Adds the watch that wakes a GitRepository when a GitRepository it includes stores a new
+/// artifact (one its `status.includedArtifacts` does not have yet).
+pub fn watch_includes(
+    controller: Controller<GitRepository>,
+    runtime: &Runtime,
+) -> Controller<GitRepository> {
+    let store = controller.store();
+    controller.watches(
+        runtime.watched_api::<GitRepository>(),
+        runtime.watcher_config(),
+        move |included: GitRepository| includers(&store, &included),
+    )
+}
+
+/// The GitRepositories that include `included` and have not built with its current artifact.
+fn includers(
+    store: &Store<GitRepository>,
+    included: &GitRepository,
+) -> Vec<ObjectRef<GitRepository>> {
+    let Some(artifact) = included.status.as_ref().and_then(|s| s.artifact.as_ref()) else {
+        return Vec::new();
+    };
+    let namespace = included.namespace();
+    let name = included.name_any();
+    store
+        .state()
+        .into_iter()
+        .filter(|repo| {
+            repo.namespace() == namespace
+                && repo.spec.include.iter().flatten().any(|i| i.repository.name == name)
+                && !repo.status.as_ref().and_then(|s| s.included_artifacts.as_ref()).is_some_and(
+                    |list| {
+                        list.iter()
+                            .any(|a| a.revision == artifact.revision && a.digest == artifact.digest)
+                    },
+                )
+        })
+        .map(|repo| ObjectRef::from_obj(&*repo))
+        .collect()
+}
+
+/// Whether two artifact lists name the same revisions and digests.
+fn same_artifacts(a: &[Artifact], b: &[Artifact]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| x.revision == y.revision && x.digest == y.digest)
+}
+
+/// `path` without `./` and trailing `/`, or `None` when it is absolute or climbs out.
+fn relative_path(path: &str) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for component in Path::new(path).components() {
+        match component {
+            Component::Normal(part) => out.push(part),
+            Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// Copies `fromPath` of an included artifact into `toPath` (default: the repository name) of
+/// the checkout, as Flux's `include` does; files in the checkout are overwritten.
+fn copy_include(
+    storage: &Storage,
+    include: &GitRepositoryInclude,
+    artifact: &Artifact,
+    checkout: &Path,
+    work: &Path,
+) -> Result<(), Error> {
+    let name = &include.repository.name;
+    let unavailable = |what: String| Error::IncludeUnavailable(format!("include '{name}': {what}"));
+    let archive = storage.root().join(&artifact.path);
+    let unpacked = work.join(format!("include-{name}"));
+    std::fs::create_dir_all(&unpacked)
+        .map_err(|err| unavailable(format!("creating {}: {err}", unpacked.display())))?;
+    let file = std::fs::File::open(&archive)
+        .map_err(|err| unavailable(format!("opening artifact {}: {err}", artifact.path)))?;
+    sluice_artifact::unpack_tar_gz(
+        std::io::BufReader::new(file),
+        &unpacked,
+        sluice_artifact::UnpackLimits::default(),
+    )
+    .map_err(|err| {
+        unavailable(format!(
+            "unpacking artifact {}: {}",
+            artifact.path,
+            sluice_runtime::conditions::error_message(&err)
+        ))
+    })?;
+    let from = relative_path(include.from_path.as_deref().unwrap_or("./")).unwrap_or_default();
+    let to = relative_path(include.to_path.as_deref().unwrap_or(name)).unwrap_or_default();
+    // The destination must not pass through a symlink of the checkout (it could point outside).
+    let mut prefix = checkout.to_path_buf();
+    for part in to.components() {
+        prefix.push(part);
+        if std::fs::symlink_metadata(&prefix).is_ok_and(|m| m.is_symlink()) {
+            return Err(Error::InvalidInclude(format!(
+                "include '{name}': toPath '{}' passes through a symlink of the repository",
+                to.display()
+            )));
+        }
+    }
+    let source = unpacked.join(&from);
+    if !source.is_dir() {
+        return Err(unavailable(format!(
+            "fromPath '{}' is not a directory of the artifact of revision '{}'",
+            from.display(),
+            artifact.revision
+        )));
+    }
+    copy_tree(&source, &checkout.join(&to)).map_err(|err| {
+        Error::Task(format!("copying include '{name}' into '{}': {err}", to.display()))
+    })
+}
+
+/// Copies regular files and directories of `from` into `to`, never following symlinks.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            if std::fs::symlink_metadata(&target).is_ok_and(|m| m.is_symlink()) {
+                std::fs::remove_file(&target)?;
+            }
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }
 
 impl Reconciler {
@@ -154,8 +365,14 @@ impl Reconciler {
                 && s.observed_recurse_submodules.unwrap_or(false)
                     == spec.recurse_submodules.unwrap_or(false)
                 && s.observed_sparse_checkout == spec.sparse_checkout
-        }) && spec.verify.is_none()
-            && spec.include.is_none();
+        }) && spec.verify.is_none();
+        let includes = self.resolve_includes(obj).await?;
+        let included: Vec<Artifact> = includes.iter().map(|(_, a)| a.clone()).collect();
+        let includes_unchanged = obj.status.as_ref().is_some_and(|s| {
+            s.observed_include == spec.include
+                && same_artifacts(s.included_artifacts.as_deref().unwrap_or_default(), &included)
+        });
+        let settings_unchanged = settings_unchanged && includes_unchanged;
 
         let options = CheckoutOptions {
             shallow: true,
@@ -183,6 +400,7 @@ impl Reconciler {
                     artifact: current.clone(),
                     is_new: false,
                     commit_message: None,
+                    included,
                 });
             }
         }
@@ -207,33 +425,20 @@ impl Reconciler {
             None => None,
         };
         let storage = self.storage.clone();
-        let url = spec.url.clone();
-        let (commit, stored) = tokio::task::spawn_blocking(move || -> Result<_, Error> {
-            let work = tempfile::Builder::new()
-                .prefix("gitrepository-")
-                .tempdir()
-                .map_err(|err| Error::Task(err.to_string()))?;
-            let checkout_dir = work.path().join("repo");
-            let commit = sluice_git::checkout(&url, &auth, &git_ref, &checkout_dir, &options)
-                .map_err(Error::Git)?;
-            if let Some((mode, keys)) = &verify {
-                commit.verify(*mode, keys).map_err(Error::Git)?;
-            }
-            let ignore = SourceIgnore::load(&checkout_dir, ignore_spec.as_deref())
-                .map_err(|err| Error::Ignore(err.to_string()))?;
-            let path = Storage::artifact_path(
-                "GitRepository",
-                &namespace,
-                &name,
-                &format!("{}.tar.gz", commit.sha),
-            );
-            let _lock = storage.lock(&path).map_err(Error::Storage)?;
-            let stored =
-                storage.archive(&path, &checkout_dir, Some(&ignore)).map_err(Error::Storage)?;
-            Ok((commit, stored))
-        })
-        .await
-        .map_err(|err| Error::Task(err.to_string()))??;
+        let build = Build {
+            url: spec.url.clone(),
+            auth,
+            git_ref,
+            options,
+            namespace,
+            name,
+            ignore: ignore_spec,
+            verify,
+            includes: includes.clone(),
+        };
+        let (commit, stored) = tokio::task::spawn_blocking(move || build_artifact(&storage, build))
+            .await
+            .map_err(|err| Error::Task(err.to_string()))??;
         let revision = commit.revision.to_string();
         let is_new = current.as_ref().is_none_or(|c| {
             c.digest.as_deref() != Some(stored.digest.as_str()) || c.revision != revision
@@ -244,7 +449,52 @@ impl Reconciler {
             current.clone().unwrap_or_else(|| self.storage.artifact(&stored, revision, None))
         };
         let first_line = commit.message.lines().next().unwrap_or_default().to_string();
-        Ok(Stored { artifact, is_new, commit_message: Some(first_line) })
+        Ok(Stored { artifact, is_new, commit_message: Some(first_line), included })
+    }
+
+    /// The artifacts of `spec.include`, checked for presence in storage.
+    async fn resolve_includes(
+        &self,
+        obj: &GitRepository,
+    ) -> Result<Vec<(GitRepositoryInclude, Artifact)>, Error> {
+        let namespace = obj.namespace().unwrap_or_default();
+        let api: Api<GitRepository> = Api::namespaced(self.runtime.client.clone(), &namespace);
+        let mut resolved = Vec::new();
+        for (index, include) in obj.spec.include.iter().flatten().enumerate() {
+            let name = &include.repository.name;
+            if name == &obj.name_any() {
+                return Err(Error::InvalidInclude(format!(
+                    "spec.include[{index}] includes the GitRepository itself"
+                )));
+            }
+            for (field, value) in [("fromPath", &include.from_path), ("toPath", &include.to_path)] {
+                if let Some(path) = value
+                    && relative_path(path).is_none()
+                {
+                    return Err(Error::InvalidInclude(format!(
+                        "spec.include[{index}].{field} {path:?} must be a relative path inside the artifact (no '..', not absolute)"
+                    )));
+                }
+            }
+            let included = api.get_opt(name).await.map_err(|err| Error::Kube {
+                what: format!("GitRepository {namespace}/{name}"),
+                message: err.to_string(),
+            })?;
+            let Some(included) = included else {
+                return Err(Error::IncludeUnavailable(format!(
+                    "spec.include[{index}]: GitRepository '{namespace}/{name}' not found"
+                )));
+            };
+            let artifact =
+                included.status.and_then(|s| s.artifact).filter(|a| self.storage.exists(&a.path));
+            let Some(artifact) = artifact else {
+                return Err(Error::IncludeUnavailable(format!(
+                    "spec.include[{index}]: GitRepository '{namespace}/{name}' has no artifact yet"
+                )));
+            };
+            resolved.push((include.clone(), artifact));
+        }
+        Ok(resolved)
     }
 
     /// Reconciles a GitRepository and writes its status.
@@ -273,6 +523,11 @@ impl Reconciler {
                     obj.spec.recurse_submodules.unwrap_or(false),
                 );
                 status.set_field("observedSparseCheckout", &obj.spec.sparse_checkout);
+                status.set_field("observedInclude", &obj.spec.include);
+                status.set_field(
+                    "includedArtifacts",
+                    (!stored.included.is_empty()).then_some(&stored.included),
+                );
                 if let Some(verify) = &obj.spec.verify {
                     status.set_field(
                         "sourceVerificationMode",

@@ -1,12 +1,15 @@
 //! source-controller: reconciles `GitRepository`, `OCIRepository`, `Bucket`, `HelmRepository`, `HelmChart` (`source.toolkit.fluxcd.io/v1`).
 //!
 //! The runtime gives the finalizer, the suspend gate, `observedGeneration` and
-//! `lastHandledReconcileAt`. [`gitrepository`] turns GitRepositories into artifacts stored in
-//! a [`sluice_artifact::Storage`] served over HTTP on `--storage-addr`. OCIRepository, Bucket,
-//! HelmRepository and HelmChart still get the runtime's honest `Ready=Unknown` status saying
+//! `lastHandledReconcileAt`. [`gitrepository`], [`ocirepository`] and [`bucket`] turn
+//! GitRepositories, OCIRepositories and Buckets into artifacts stored in a
+//! [`sluice_artifact::Storage`] served over HTTP on `--storage-addr`. HelmRepository and
+//! HelmChart still get the runtime's honest `Ready=Unknown` status saying
 //! their reconciliation is not implemented in this build.
 
+pub mod bucket;
 pub mod gitrepository;
+pub mod ocirepository;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,6 +19,7 @@ use kube::runtime::controller::Action;
 use sluice_api::source::{Bucket, GitRepository, HelmChart, HelmRepository, OCIRepository};
 use sluice_runtime::{
     ReconcileError, Reconciler, Runtime, reconcile_not_implemented, run_controller,
+    run_controller_with,
 };
 
 /// The controller name: event reporter, Lease `<name>-leader-election`, status field manager
@@ -105,25 +109,10 @@ pub struct Context {
     pub runtime: Arc<Runtime>,
     /// The GitRepository reconciler.
     pub git: gitrepository::Reconciler,
-}
-
-/// Reconciles a OCIRepository.
-///
-/// The runtime has already added the finalizer and skipped suspended objects; the
-/// OCIRepository-specific steps are not in this build, so the status says so.
-pub async fn reconcile_oci_repository(
-    obj: Arc<OCIRepository>,
-    ctx: &Context,
-) -> Result<Action, Error> {
-    Ok(reconcile_not_implemented(&*obj, &ctx.runtime).await?)
-}
-
-/// Reconciles a Bucket.
-///
-/// The runtime has already added the finalizer and skipped suspended objects; the
-/// Bucket-specific steps are not in this build, so the status says so.
-pub async fn reconcile_bucket(obj: Arc<Bucket>, ctx: &Context) -> Result<Action, Error> {
-    Ok(reconcile_not_implemented(&*obj, &ctx.runtime).await?)
+    /// The OCIRepository reconciler.
+    pub oci: ocirepository::Reconciler,
+    /// The Bucket reconciler.
+    pub bucket: bucket::Reconciler,
 }
 
 /// Reconciles a HelmRepository.
@@ -164,21 +153,38 @@ impl Reconciler<GitRepository> for Context {
 }
 
 impl Reconciler<OCIRepository> for Context {
-    type Error = Error;
+    type Error = ocirepository::Error;
 
     fn reconcile(
         &self,
         obj: Arc<OCIRepository>,
-    ) -> impl Future<Output = Result<Action, Error>> + Send {
-        reconcile_oci_repository(obj, self)
+    ) -> impl Future<Output = Result<Action, ocirepository::Error>> + Send {
+        self.oci.reconcile(obj)
+    }
+
+    fn cleanup(
+        &self,
+        obj: Arc<OCIRepository>,
+    ) -> impl Future<Output = Result<Action, ocirepository::Error>> + Send {
+        self.oci.cleanup(obj)
     }
 }
 
 impl Reconciler<Bucket> for Context {
-    type Error = Error;
+    type Error = bucket::Error;
 
-    fn reconcile(&self, obj: Arc<Bucket>) -> impl Future<Output = Result<Action, Error>> + Send {
-        reconcile_bucket(obj, self)
+    fn reconcile(
+        &self,
+        obj: Arc<Bucket>,
+    ) -> impl Future<Output = Result<Action, bucket::Error>> + Send {
+        self.bucket.reconcile(obj)
+    }
+
+    fn cleanup(
+        &self,
+        obj: Arc<Bucket>,
+    ) -> impl Future<Output = Result<Action, bucket::Error>> + Send {
+        self.bucket.cleanup(obj)
     }
 }
 
@@ -230,10 +236,15 @@ pub async fn run(
         listener,
         async move { shutdown.wait().await },
     ));
+    let oci = ocirepository::Reconciler { runtime: runtime.clone(), storage: storage.clone() };
+    let bucket = bucket::Reconciler { runtime: runtime.clone(), storage: storage.clone() };
     let git = gitrepository::Reconciler { runtime: runtime.clone(), storage };
-    let context = Arc::new(Context { runtime: runtime.clone(), git });
+    let context = Arc::new(Context { runtime: runtime.clone(), git, oci, bucket });
+    let include_runtime = runtime.clone();
     let watched = futures::try_join!(
-        run_controller::<GitRepository, _>(runtime.clone(), context.clone()),
+        run_controller_with::<GitRepository, _, _>(runtime.clone(), context.clone(), move |c| {
+            gitrepository::watch_includes(c, &include_runtime)
+        }),
         run_controller::<OCIRepository, _>(runtime.clone(), context.clone()),
         run_controller::<Bucket, _>(runtime.clone(), context.clone()),
         run_controller::<HelmRepository, _>(runtime.clone(), context.clone()),
