@@ -45,6 +45,7 @@
 //! | [`GitServer`], [`SshGitServer`], [`GitRepos`] | git over HTTP and SSH, repos with commits |
 //! | [`Registry`] | OCI registry, [`Registry::push_artifact`] |
 //! | [`S3Server`] | S3 (moto), buckets and objects |
+//! | [`HelmRepoServer`], [`helmrepo::chart_package`] | Helm chart repository (index.yaml + packages, basic auth) |
 //! | [`CaptureServer`] | webhook receiver recording requests |
 //! | [`wait_for`] | poll with a deadline (never sleep to wait) |
 //! | [`provision`] | apt packages, the apiserver build, the moto venv (used by xtask) |
@@ -55,6 +56,7 @@ pub mod capture;
 pub mod cluster;
 pub mod env;
 pub mod git;
+pub mod helmrepo;
 pub mod paths;
 pub mod process;
 pub mod provision;
@@ -70,6 +72,7 @@ pub use capture::{CaptureServer, CapturedRequest};
 pub use cluster::{Cluster, ClusterOptions};
 pub use env::{TestEnv, TestNamespace, check_kstatus};
 pub use git::{GitRepos, GitServer, SshGitServer};
+pub use helmrepo::HelmRepoServer;
 pub use registry::Registry;
 pub use s3::S3Server;
 

@@ -3,12 +3,13 @@
 //! The runtime gives the finalizer, the suspend gate, `observedGeneration` and
 //! `lastHandledReconcileAt`. [`gitrepository`], [`ocirepository`] and [`bucket`] turn
 //! GitRepositories, OCIRepositories and Buckets into artifacts stored in a
-//! [`sluice_artifact::Storage`] served over HTTP on `--storage-addr`. HelmRepository and
-//! HelmChart still get the runtime's honest `Ready=Unknown` status saying
-//! their reconciliation is not implemented in this build.
+//! [`sluice_artifact::Storage`] served over HTTP on `--storage-addr`. [`helmrepository`]
+//! stores Helm repository indexes and [`helmchart`] pulls or packages charts as artifacts.
 
 pub mod bucket;
 pub mod gitrepository;
+pub mod helmchart;
+pub mod helmrepository;
 pub mod ocirepository;
 
 use std::future::Future;
@@ -17,10 +18,7 @@ use std::time::Duration;
 
 use kube::runtime::controller::Action;
 use sluice_api::source::{Bucket, GitRepository, HelmChart, HelmRepository, OCIRepository};
-use sluice_runtime::{
-    ReconcileError, Reconciler, Runtime, reconcile_not_implemented, run_controller,
-    run_controller_with,
-};
+use sluice_runtime::{ReconcileError, Reconciler, Runtime, run_controller, run_controller_with};
 
 /// The controller name: event reporter, Lease `<name>-leader-election`, status field manager
 /// `gotk-<name>`.
@@ -72,6 +70,12 @@ pub struct StorageArgs {
     /// How many artifacts per object are kept.
     #[arg(long, default_value_t = 2)]
     pub artifact_retention_records: usize,
+    /// Largest Helm repository index accepted, in bytes.
+    #[arg(long, default_value_t = helmrepository::DEFAULT_INDEX_MAX_SIZE)]
+    pub helm_index_max_size: u64,
+    /// Largest Helm chart package accepted, in bytes.
+    #[arg(long, default_value_t = helmrepository::DEFAULT_CHART_MAX_SIZE)]
+    pub helm_chart_max_size: u64,
 }
 
 fn parse_duration_flag(raw: &str) -> Result<Duration, String> {
@@ -113,25 +117,10 @@ pub struct Context {
     pub oci: ocirepository::Reconciler,
     /// The Bucket reconciler.
     pub bucket: bucket::Reconciler,
-}
-
-/// Reconciles a HelmRepository.
-///
-/// The runtime has already added the finalizer and skipped suspended objects; the
-/// HelmRepository-specific steps are not in this build, so the status says so.
-pub async fn reconcile_helm_repository(
-    obj: Arc<HelmRepository>,
-    ctx: &Context,
-) -> Result<Action, Error> {
-    Ok(reconcile_not_implemented(&*obj, &ctx.runtime).await?)
-}
-
-/// Reconciles a HelmChart.
-///
-/// The runtime has already added the finalizer and skipped suspended objects; the
-/// HelmChart-specific steps are not in this build, so the status says so.
-pub async fn reconcile_helm_chart(obj: Arc<HelmChart>, ctx: &Context) -> Result<Action, Error> {
-    Ok(reconcile_not_implemented(&*obj, &ctx.runtime).await?)
+    /// The HelmRepository reconciler.
+    pub helm_repository: helmrepository::Reconciler,
+    /// The HelmChart reconciler.
+    pub helm_chart: helmchart::Reconciler,
 }
 
 impl Reconciler<GitRepository> for Context {
@@ -189,21 +178,38 @@ impl Reconciler<Bucket> for Context {
 }
 
 impl Reconciler<HelmRepository> for Context {
-    type Error = Error;
+    type Error = helmrepository::Error;
 
     fn reconcile(
         &self,
         obj: Arc<HelmRepository>,
-    ) -> impl Future<Output = Result<Action, Error>> + Send {
-        reconcile_helm_repository(obj, self)
+    ) -> impl Future<Output = Result<Action, helmrepository::Error>> + Send {
+        self.helm_repository.reconcile(obj)
+    }
+
+    fn cleanup(
+        &self,
+        obj: Arc<HelmRepository>,
+    ) -> impl Future<Output = Result<Action, helmrepository::Error>> + Send {
+        self.helm_repository.cleanup(obj)
     }
 }
 
 impl Reconciler<HelmChart> for Context {
-    type Error = Error;
+    type Error = helmchart::Error;
 
-    fn reconcile(&self, obj: Arc<HelmChart>) -> impl Future<Output = Result<Action, Error>> + Send {
-        reconcile_helm_chart(obj, self)
+    fn reconcile(
+        &self,
+        obj: Arc<HelmChart>,
+    ) -> impl Future<Output = Result<Action, helmchart::Error>> + Send {
+        self.helm_chart.reconcile(obj)
+    }
+
+    fn cleanup(
+        &self,
+        obj: Arc<HelmChart>,
+    ) -> impl Future<Output = Result<Action, helmchart::Error>> + Send {
+        self.helm_chart.cleanup(obj)
     }
 }
 
@@ -238,8 +244,34 @@ pub async fn run(
     ));
     let oci = ocirepository::Reconciler { runtime: runtime.clone(), storage: storage.clone() };
     let bucket = bucket::Reconciler { runtime: runtime.clone(), storage: storage.clone() };
+    let helm_limits = helmrepository::Limits {
+        index_max_size: storage_args.helm_index_max_size,
+        chart_max_size: storage_args.helm_chart_max_size,
+    };
+    let helm_repository = helmrepository::Reconciler {
+        runtime: runtime.clone(),
+        storage: storage.clone(),
+        limits: helm_limits,
+    };
+    let helm_chart = helmchart::Reconciler {
+        runtime: runtime.clone(),
+        storage: storage.clone(),
+        fetcher: sluice_artifact::Fetcher::new(
+            reqwest::Client::new(),
+            2,
+            sluice_artifact::UnpackLimits::default(),
+        ),
+        limits: helm_limits,
+    };
     let git = gitrepository::Reconciler { runtime: runtime.clone(), storage };
-    let context = Arc::new(Context { runtime: runtime.clone(), git, oci, bucket });
+    let context = Arc::new(Context {
+        runtime: runtime.clone(),
+        git,
+        oci,
+        bucket,
+        helm_repository,
+        helm_chart,
+    });
     let include_runtime = runtime.clone();
     let watched = futures::try_join!(
         run_controller_with::<GitRepository, _, _>(runtime.clone(), context.clone(), move |c| {
@@ -248,7 +280,11 @@ pub async fn run(
         run_controller::<OCIRepository, _>(runtime.clone(), context.clone()),
         run_controller::<Bucket, _>(runtime.clone(), context.clone()),
         run_controller::<HelmRepository, _>(runtime.clone(), context.clone()),
-        run_controller::<HelmChart, _>(runtime.clone(), context.clone()),
+        run_controller_with::<HelmChart, _, _>(
+            runtime.clone(),
+            context.clone(),
+            helmchart::watch_sources(runtime.clone()),
+        ),
     )
     .map(|_| ());
     let finished = runtime.finish().await;

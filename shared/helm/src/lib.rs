@@ -13,6 +13,7 @@ pub mod chart;
 pub mod encode;
 pub mod engine;
 pub mod output;
+pub mod package;
 pub mod schema;
 pub mod strvals;
 pub mod values;

@@ -1,0 +1,484 @@
+//! HelmRepository and HelmChart on the real apiserver: a loopback Helm repository (with basic
+//! auth) and a git server feed the in-process source-controller.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+use sha2::Digest;
+use sluice_api::meta::{Artifact, Condition};
+use sluice_api::source::{GitRepository, HelmChart, HelmRepository};
+use sluice_e2e::helmrepo::chart_package;
+use sluice_e2e::{GitServer, HelmRepoServer, TestEnv, wait_for};
+use sluice_runtime::Runtime;
+
+#[derive(clap::Parser, Debug)]
+struct Flags {
+    #[command(flatten)]
+    runtime: sluice_runtime::runtime::RuntimeArgs,
+    #[command(flatten)]
+    storage: source_controller::StorageArgs,
+}
+
+/// The index size limit of the controller under test: the tests' indexes are far smaller.
+const INDEX_MAX_SIZE: usize = 64 * 1024;
+
+async fn start_source_controller(env: &TestEnv, storage: &std::path::Path) -> Arc<Runtime> {
+    let port = sluice_e2e::process::free_port().unwrap();
+    let args = vec![
+        "source-controller".to_string(),
+        "--metrics-addr=127.0.0.1:0".into(),
+        "--health-addr=127.0.0.1:0".into(),
+        format!("--storage-path={}", storage.display()),
+        format!("--storage-addr=127.0.0.1:{port}"),
+        format!("--storage-adv-addr=127.0.0.1:{port}"),
+        format!("--helm-index-max-size={INDEX_MAX_SIZE}"),
+    ];
+    let flags: Flags = sluice_runtime::runtime::parse_args_from("4", args);
+    let runtime =
+        Runtime::start_with_client("source-controller", flags.runtime, env.client()).await.unwrap();
+    tokio::spawn(source_controller::run(runtime.clone(), flags.storage));
+    runtime
+}
+
+fn ready(conditions: Option<&Vec<Condition>>) -> Option<Condition> {
+    conditions?.iter().find(|c| c.type_ == "Ready").cloned()
+}
+
+async fn create_secret(env: &TestEnv, namespace: &str, name: &str, username: &str, password: &str) {
+    let secrets: Api<Secret> = Api::namespaced(env.client(), namespace);
+    let secret: Secret = serde_json::from_value(json!({"metadata": {"name": name}, "stringData": {"username": username, "password": password}})).unwrap();
+    secrets.create(&PostParams::default(), &secret).await.unwrap();
+}
+
+async fn request_reconcile<K>(api: &Api<K>, name: &str)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let patch = json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": jiff::Timestamp::now().to_string()}}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+}
+
+/// Downloads an artifact and checks its bytes against `status.artifact.digest`.
+async fn download(artifact: &Artifact) -> Vec<u8> {
+    let response = sluice_e2e::http_client().get(&artifact.url).send().await.unwrap();
+    assert!(response.status().is_success(), "GET {}: {}", artifact.url, response.status());
+    let bytes = response.bytes().await.unwrap().to_vec();
+    assert_eq!(
+        artifact.digest.as_deref(),
+        Some(format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes))).as_str()),
+        "digest of {}",
+        artifact.url
+    );
+    assert_eq!(artifact.size, Some(bytes.len() as i64));
+    bytes
+}
+
+/// The files of a chart package, `<chart>/<path>` → content.
+fn package_files(bytes: &[u8]) -> Vec<(String, String)> {
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+    archive
+        .entries()
+        .unwrap()
+        .map(|entry| {
+            let mut entry = entry.unwrap();
+            let path = entry.path().unwrap().display().to_string();
+            let mut text = String::new();
+            entry.read_to_string(&mut text).unwrap();
+            (path, text)
+        })
+        .collect()
+}
+
+async fn wait_repo<F>(api: &Api<HelmRepository>, name: &str, what: &str, check: F) -> HelmRepository
+where
+    F: Fn(&HelmRepository) -> bool,
+{
+    wait_for(Duration::from_secs(60), what, || async {
+        let repo = api.get(name).await?;
+        Ok(check(&repo).then_some(repo))
+    })
+    .await
+    .unwrap()
+}
+
+async fn wait_chart<F>(api: &Api<HelmChart>, name: &str, what: &str, check: F) -> HelmChart
+where
+    F: Fn(&HelmChart) -> bool,
+{
+    wait_for(Duration::from_secs(60), what, || async {
+        let chart = api.get(name).await?;
+        Ok(check(&chart).then_some(chart))
+    })
+    .await
+    .unwrap()
+}
+
+fn repo_ready(repo: &HelmRepository) -> Option<Condition> {
+    ready(repo.status.as_ref()?.conditions.as_ref())
+}
+
+fn chart_ready(chart: &HelmChart) -> Option<Condition> {
+    ready(chart.status.as_ref()?.conditions.as_ref())
+}
+
+fn helm_chart(name: &str, chart: &str, version: &str, source: (&str, &str)) -> HelmChart {
+    serde_json::from_value(json!({
+        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmChart", "metadata": {"name": name},
+        "spec": {"chart": chart, "version": version, "interval": "2s",
+                 "sourceRef": {"kind": source.0, "name": source.1}}
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn helm_repository_index_and_charts_from_it() {
+    let env = TestEnv::shared().await.unwrap();
+    env.install_crds().await.unwrap();
+    let ns = env.namespace("helm-repo").await.unwrap();
+    let server = HelmRepoServer::start_with_auth().unwrap();
+    let first_package = chart_package("demo", "1.0.0", &[]).unwrap();
+    server.publish("demo", "1.0.0", first_package.clone());
+    server.publish("other", "0.1.0", chart_package("other", "0.1.0", &[]).unwrap());
+    let storage = tempfile::tempdir().unwrap();
+    let runtime = start_source_controller(&env, storage.path()).await;
+
+    create_secret(&env, ns.name(), "helm-auth", HelmRepoServer::USERNAME, HelmRepoServer::PASSWORD)
+        .await;
+    let repos: Api<HelmRepository> = Api::namespaced(env.client(), ns.name());
+    let repo: HelmRepository = serde_json::from_value(json!({
+        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmRepository", "metadata": {"name": "charts"},
+        "spec": {"url": server.url(), "interval": "2s", "secretRef": {"name": "helm-auth"}}
+    }))
+    .unwrap();
+    repos.create(&PostParams::default(), &repo).await.unwrap();
+
+    // The index is stored as index-<hex>.yaml; revision = digest of the stored bytes.
+    let repo = wait_repo(&repos, "charts", "the HelmRepository to store its index", |r| {
+        r.status.as_ref().and_then(|s| s.artifact.as_ref()).is_some()
+    })
+    .await;
+    let index_artifact = repo.status.as_ref().unwrap().artifact.clone().unwrap();
+    let hex = index_artifact.revision.strip_prefix("sha256:").expect("sha256 revision").to_string();
+    assert_eq!(index_artifact.digest.as_deref(), Some(index_artifact.revision.as_str()));
+    assert_eq!(
+        index_artifact.path,
+        format!("helmrepository/{}/charts/index-{hex}.yaml", ns.name())
+    );
+    let index = download(&index_artifact).await;
+    let index: serde_json::Value = serde_json::from_slice(&index).unwrap();
+    assert_eq!(index["entries"]["demo"][0]["version"], "1.0.0");
+    let condition = repo_ready(&repo).unwrap();
+    assert_eq!(
+        (condition.status.as_str(), condition.reason.as_str(), condition.message.as_str()),
+        (
+            "True",
+            "Succeeded",
+            format!("stored artifact: revision '{}'", index_artifact.revision).as_str()
+        )
+    );
+    assert_eq!(repo.status.as_ref().unwrap().url.as_deref(), Some(index_artifact.url.as_str()));
+
+    // A HelmChart pulls the highest matching version with the repository's credentials.
+    let charts: Api<HelmChart> = Api::namespaced(env.client(), ns.name());
+    charts
+        .create(
+            &PostParams::default(),
+            &helm_chart("demo", "demo", "1.x", ("HelmRepository", "charts")),
+        )
+        .await
+        .unwrap();
+    let chart = wait_chart(&charts, "demo", "the HelmChart to pull demo 1.0.0", |c| {
+        c.status.as_ref().and_then(|s| s.artifact.as_ref()).is_some_and(|a| a.revision == "1.0.0")
+    })
+    .await;
+    let artifact = chart.status.as_ref().unwrap().artifact.clone().unwrap();
+    assert_eq!(artifact.path, format!("helmchart/{}/demo/demo-1.0.0.tgz", ns.name()));
+    assert_eq!(download(&artifact).await, first_package, "the pulled package is stored unchanged");
+    let condition = chart_ready(&chart).unwrap();
+    assert_eq!(
+        (condition.status.as_str(), condition.reason.as_str(), condition.message.as_str()),
+        ("True", "ChartPullSucceeded", "pulled 'demo' chart with version '1.0.0'")
+    );
+    assert_eq!(chart.status.as_ref().unwrap().observed_chart_name.as_deref(), Some("demo"));
+    assert!(server.requests().iter().any(|p| p == "/charts/demo-1.0.0.tgz"));
+
+    // A new version in the index gives a new chart revision within an interval or two.
+    server.publish("demo", "1.1.0", chart_package("demo", "1.1.0", &[]).unwrap());
+    let published = tokio::time::Instant::now();
+    let chart = wait_chart(&charts, "demo", "the HelmChart to pull demo 1.1.0", |c| {
+        c.status.as_ref().and_then(|s| s.artifact.as_ref()).is_some_and(|a| a.revision == "1.1.0")
+    })
+    .await;
+    eprintln!("new chart version picked up after {:?}", published.elapsed());
+    assert!(published.elapsed() < Duration::from_secs(15), "took {:?}", published.elapsed());
+    let artifact = chart.status.unwrap().artifact.unwrap();
+    assert_eq!(artifact.path, format!("helmchart/{}/demo/demo-1.1.0.tgz", ns.name()));
+    let files = package_files(&download(&artifact).await);
+    assert!(files.iter().any(|(p, t)| p == "demo/Chart.yaml" && t.contains("version: 1.1.0")));
+
+    // No version matching, unknown chart: clear conditions, no artifact.
+    charts
+        .create(
+            &PostParams::default(),
+            &helm_chart("too-new", "demo", ">=5.0.0", ("HelmRepository", "charts")),
+        )
+        .await
+        .unwrap();
+    charts
+        .create(
+            &PostParams::default(),
+            &helm_chart("unknown", "missing", "*", ("HelmRepository", "charts")),
+        )
+        .await
+        .unwrap();
+    for (name, expected) in [
+        ("too-new", "no 'demo' chart with version matching '>=5.0.0' found"),
+        ("unknown", "no chart named 'missing' in the repository index"),
+    ] {
+        let chart = wait_chart(&charts, name, "the HelmChart to fail", |c| {
+            chart_ready(c).is_some_and(|r| r.status == "False")
+        })
+        .await;
+        let condition = chart_ready(&chart).unwrap();
+        assert_eq!(condition.reason, "ChartPullError", "{name}: {condition:?}");
+        assert!(condition.message.starts_with("chart pull error: "), "{}", condition.message);
+        assert!(condition.message.contains(expected), "{name}: {}", condition.message);
+        assert!(chart.status.unwrap().artifact.is_none());
+    }
+
+    // Wrong credentials: 401 named in the condition, the stored index is kept.
+    let repo = repos.get("charts").await.unwrap();
+    let good = repo.status.unwrap().artifact.unwrap();
+    let secrets: Api<Secret> = Api::namespaced(env.client(), ns.name());
+    let patch = json!({"stringData": {"password": "wrong"}});
+    secrets.patch("helm-auth", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    request_reconcile(&repos, "charts").await;
+    let repo = wait_repo(&repos, "charts", "the HelmRepository to fail with 401", |r| {
+        repo_ready(r).is_some_and(|c| c.status == "False" && c.message.contains("401"))
+    })
+    .await;
+    let condition = repo_ready(&repo).unwrap();
+    assert_eq!(condition.reason, "Failed");
+    assert!(
+        condition.message.contains("check the credentials in spec.secretRef"),
+        "{}",
+        condition.message
+    );
+    assert!(
+        !condition.message.contains("wrong"),
+        "no secret in the condition: {}",
+        condition.message
+    );
+    assert_eq!(repo.status.unwrap().artifact.as_ref(), Some(&good), "the old artifact is kept");
+    assert!(download(&good).await.len() > 10);
+
+    // Oversized index: the limit is named, the stored index is kept.
+    let patch = json!({"stringData": {"password": HelmRepoServer::PASSWORD}});
+    secrets.patch("helm-auth", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    let mut big = server.generated_index().into_bytes();
+    while big.len() <= INDEX_MAX_SIZE {
+        big.extend_from_slice(b"# padding to exceed the index size limit of the controller\n");
+    }
+    server.set_index(Some(big));
+    request_reconcile(&repos, "charts").await;
+    let repo = wait_repo(&repos, "charts", "the HelmRepository to refuse the big index", |r| {
+        repo_ready(r).is_some_and(|c| c.status == "False" && c.message.contains("maximum size"))
+    })
+    .await;
+    let condition = repo_ready(&repo).unwrap();
+    assert!(
+        condition.message.contains(&format!("exceeds the maximum size of {INDEX_MAX_SIZE} bytes"))
+            && condition.message.contains("--helm-index-max-size"),
+        "{}",
+        condition.message
+    );
+    assert_eq!(repo.status.unwrap().artifact.as_ref(), Some(&good));
+
+    // Bad index YAML: IndexationFailed.
+    server.set_index(Some(b"apiVersion: v1\nentries: [unclosed\n".to_vec()));
+    request_reconcile(&repos, "charts").await;
+    let repo = wait_repo(&repos, "charts", "the HelmRepository to reject the bad index", |r| {
+        repo_ready(r).is_some_and(|c| c.reason == "IndexationFailed")
+    })
+    .await;
+    let condition = repo_ready(&repo).unwrap();
+    assert!(
+        condition.message.contains("failed to load Helm repository index"),
+        "{}",
+        condition.message
+    );
+    assert_eq!(repo.status.unwrap().artifact.as_ref(), Some(&good));
+
+    // Back to a good index: Ready again with the stored index.
+    server.set_index(None);
+    request_reconcile(&repos, "charts").await;
+    wait_repo(&repos, "charts", "the HelmRepository to recover", |r| {
+        repo_ready(r).is_some_and(|c| c.status == "True")
+    })
+    .await;
+    runtime.shutdown.trigger();
+}
+
+#[tokio::test]
+async fn helm_chart_packaged_from_a_git_repository() {
+    let env = TestEnv::shared().await.unwrap();
+    env.install_crds().await.unwrap();
+    let ns = env.namespace("helm-git").await.unwrap();
+    let git = GitServer::start().unwrap();
+    let chart_yaml = "apiVersion: v2\nname: app\nversion: 0.1.0\n";
+    let first = git
+        .create_repo(
+            "platform",
+            &[
+                ("charts/app/Chart.yaml", chart_yaml),
+                ("charts/app/values.yaml", "replicas: 1\nimage:\n  tag: v1\n  repository: app\n"),
+                ("charts/app/templates/cm.yaml", "kind: ConfigMap\n"),
+                ("charts/app/.helmignore", "notes.txt\n"),
+                ("charts/app/notes.txt", "ignored by .helmignore\n"),
+                ("values-prod.yaml", "replicas: 3\nimage:\n  tag: v2\n"),
+            ],
+        )
+        .unwrap();
+    let storage = tempfile::tempdir().unwrap();
+    let runtime = start_source_controller(&env, storage.path()).await;
+    let repos: Api<GitRepository> = Api::namespaced(env.client(), ns.name());
+    let repo: GitRepository = serde_json::from_value(json!({
+        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository", "metadata": {"name": "platform"},
+        "spec": {"url": git.url("platform"), "interval": "2s", "ref": {"branch": "main"}}
+    }))
+    .unwrap();
+    repos.create(&PostParams::default(), &repo).await.unwrap();
+
+    let charts: Api<HelmChart> = Api::namespaced(env.client(), ns.name());
+    let mut chart = helm_chart("app", "./charts/app", "*", ("GitRepository", "platform"));
+    chart.spec.values_files =
+        Some(vec!["charts/app/values.yaml".into(), "values-prod.yaml".into()]);
+    chart.spec.reconcile_strategy = Some("Revision".into());
+    charts.create(&PostParams::default(), &chart).await.unwrap();
+    let plain = helm_chart("plain", "charts/app", "*", ("GitRepository", "platform"));
+    charts.create(&PostParams::default(), &plain).await.unwrap();
+
+    let version = format!("0.1.0+{}", &first[..12]);
+    let chart = wait_chart(&charts, "app", "the HelmChart to package app", |c| {
+        c.status.as_ref().and_then(|s| s.artifact.as_ref()).is_some_and(|a| a.revision == version)
+    })
+    .await;
+    let status = chart.status.clone().unwrap();
+    let artifact = status.artifact.unwrap();
+    assert_eq!(artifact.path, format!("helmchart/{}/app/app-{version}.tgz", ns.name()));
+    let condition = chart_ready(&chart).unwrap();
+    assert_eq!(
+        (condition.reason.as_str(), condition.message.as_str()),
+        (
+            "ChartPackageSucceeded",
+            format!("packaged 'app' chart with version '{version}'").as_str()
+        )
+    );
+    assert_eq!(status.observed_source_artifact_revision, Some(format!("main@sha1:{first}")));
+    assert_eq!(
+        status.observed_values_files,
+        Some(vec!["charts/app/values.yaml".to_string(), "values-prod.yaml".to_string()])
+    );
+    let files = package_files(&download(&artifact).await);
+    let names: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        names,
+        ["app/Chart.yaml", "app/values.yaml", "app/.helmignore", "app/templates/cm.yaml"]
+    );
+    let values = &files[1].1;
+    assert!(
+        values.contains("replicas: 3")
+            && values.contains("tag: v2")
+            && values.contains("repository: app"),
+        "{values}"
+    );
+    assert!(files[0].1.contains(&format!("version: {version}")), "{}", files[0].1);
+
+    // ChartVersion strategy: version from Chart.yaml, chart values untouched.
+    let plain = wait_chart(&charts, "plain", "the HelmChart to package plain", |c| {
+        c.status.as_ref().and_then(|s| s.artifact.as_ref()).is_some_and(|a| a.revision == "0.1.0")
+    })
+    .await;
+    let plain_artifact = plain.status.unwrap().artifact.unwrap();
+    let files = package_files(&download(&plain_artifact).await);
+    assert!(files.iter().any(|(p, t)| p == "app/values.yaml" && t.contains("replicas: 1")));
+
+    // A new commit: a new revision for the Revision strategy; the same chart version is kept
+    // for ChartVersion; a version bump is packaged.
+    let second = git
+        .repos()
+        .commit(
+            "platform",
+            &[("charts/app/templates/cm.yaml", "kind: ConfigMap\n# changed\n")],
+            "change",
+        )
+        .unwrap();
+    let version = format!("0.1.0+{}", &second[..12]);
+    wait_chart(&charts, "app", "the HelmChart to package the new commit", |c| {
+        c.status.as_ref().and_then(|s| s.artifact.as_ref()).is_some_and(|a| a.revision == version)
+    })
+    .await;
+    let plain = wait_chart(&charts, "plain", "plain to observe the new commit", |c| {
+        c.status.as_ref().and_then(|s| s.observed_source_artifact_revision.as_deref())
+            == Some(format!("main@sha1:{second}").as_str())
+    })
+    .await;
+    assert_eq!(
+        plain.status.unwrap().artifact.as_ref(),
+        Some(&plain_artifact),
+        "same version: kept"
+    );
+    git.repos()
+        .commit(
+            "platform",
+            &[("charts/app/Chart.yaml", "apiVersion: v2\nname: app\nversion: 0.2.0\n")],
+            "bump",
+        )
+        .unwrap();
+    wait_chart(&charts, "plain", "plain to package 0.2.0", |c| {
+        c.status.as_ref().and_then(|s| s.artifact.as_ref()).is_some_and(|a| a.revision == "0.2.0")
+    })
+    .await;
+
+    // A chart path that is not in the source, and a missing values file.
+    charts
+        .create(
+            &PostParams::default(),
+            &helm_chart("nowhere", "charts/nope", "*", ("GitRepository", "platform")),
+        )
+        .await
+        .unwrap();
+    let mut missing =
+        helm_chart("missing-values", "charts/app", "*", ("GitRepository", "platform"));
+    missing.spec.values_files = Some(vec!["values-staging.yaml".into()]);
+    charts.create(&PostParams::default(), &missing).await.unwrap();
+    let nowhere = wait_chart(&charts, "nowhere", "the HelmChart to stall", |c| {
+        chart_ready(c).is_some_and(|r| r.status == "False")
+    })
+    .await;
+    let condition = chart_ready(&nowhere).unwrap();
+    assert!(
+        condition.message.contains("no chart directory or package at path 'charts/nope'"),
+        "{}",
+        condition.message
+    );
+    let missing = wait_chart(&charts, "missing-values", "the HelmChart to fail", |c| {
+        chart_ready(c).is_some_and(|r| r.status == "False")
+    })
+    .await;
+    let condition = chart_ready(&missing).unwrap();
+    assert_eq!(condition.reason, "ValuesFilesError");
+    assert!(condition.message.contains("values-staging.yaml"), "{}", condition.message);
+    // ignoreMissingValuesFiles tolerates it.
+    let patch = json!({"spec": {"ignoreMissingValuesFiles": true}});
+    charts.patch("missing-values", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    wait_chart(&charts, "missing-values", "the HelmChart to skip the missing file", |c| {
+        chart_ready(c).is_some_and(|r| r.status == "True")
+    })
+    .await;
+    runtime.shutdown.trigger();
+}
