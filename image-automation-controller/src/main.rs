@@ -1,7 +1,7 @@
 //! The image-automation-controller binary: flags, logging, client, probes, metrics, leader election, watches.
 
 use clap::Parser;
-use image_automation_controller::{ABOUT, CONTROLLER_NAME, DEFAULT_CONCURRENT};
+use image_automation_controller::{ABOUT, CONTROLLER_NAME, DEFAULT_CONCURRENT, ImageArgs};
 use sluice_runtime::runtime::{RuntimeArgs, init_logging, parse_args};
 
 /// Command-line flags of image-automation-controller.
@@ -10,6 +10,8 @@ use sluice_runtime::runtime::{RuntimeArgs, init_logging, parse_args};
 struct Cli {
     #[command(flatten)]
     runtime: RuntimeArgs,
+    #[command(flatten)]
+    image: ImageArgs,
 }
 
 #[tokio::main]
@@ -21,6 +23,6 @@ async fn main() -> anyhow::Result<()> {
     let cli: Cli = parse_args(DEFAULT_CONCURRENT);
     init_logging(&cli.runtime)?;
     let runtime = sluice_runtime::Runtime::start(CONTROLLER_NAME, cli.runtime).await?;
-    image_automation_controller::run(runtime).await?;
+    image_automation_controller::run(runtime, cli.image).await?;
     Ok(())
 }

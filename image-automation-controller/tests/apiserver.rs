@@ -1,5 +1,6 @@
-//! The image-automation-controller binary against a real kube-apiserver: finalizer, honest status,
-//! reconcile requests, suspend, Kubernetes Events, leader election, deletion and shutdown.
+//! The image-automation-controller binary against a real kube-apiserver: finalizer, a stalled
+//! status for an invalid image, reconcile requests, suspend, Kubernetes Events, leader
+//! election, deletion and shutdown.
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
@@ -26,7 +27,7 @@ fn image_repository(name: &str, request: &str) -> ImageRepository {
     let mut obj = ImageRepository::new(
         name,
         ImageRepositorySpec {
-            image: Some("ghcr.io/org/app".into()),
+            image: Some("ghcr.io/org/app:1.0".into()),
             interval: "10m".into(),
             ..Default::default()
         },
@@ -50,6 +51,7 @@ async fn image_automation_controller_binary_reconciles_with_the_runtime() -> Res
     env.install_crds().await?;
     let ns = env.namespace("image-runtime").await?;
     let logs = tempfile::NamedTempFile::new()?;
+    let storage = tempfile::tempdir()?;
     let metrics_port = free_port()?;
     let mut controller =
         tokio::process::Command::new(env!("CARGO_BIN_EXE_image-automation-controller"))
@@ -63,6 +65,7 @@ async fn image_automation_controller_binary_reconciles_with_the_runtime() -> Res
                 "--log-level=debug",
                 &format!("--metrics-addr=127.0.0.1:{metrics_port}"),
                 "--health-addr=127.0.0.1:0",
+                &format!("--storage-path={}", storage.path().display()),
             ])
             .stdout(Stdio::null())
             .stderr(logs.reopen()?)
@@ -88,7 +91,7 @@ async fn exercise(
     let repos: Api<ImageRepository> = Api::namespaced(client.clone(), namespace);
     repos.create(&PostParams::default(), &image_repository("podinfo", "t1")).await?;
 
-    // The finalizer is added and the status says honestly that nothing was reconciled.
+    // The finalizer is added and the status says why the image cannot be scanned.
     let reconciled = wait_for(TIMEOUT, "finalizer and status on ImageRepository", || async {
         let obj = repos.get("podinfo").await?;
         let has_finalizer = obj.metadata.finalizers.iter().flatten().any(|f| f == FINALIZER);
@@ -105,11 +108,10 @@ async fn exercise(
         bail!("kstatus rules broken: {broken:?}");
     }
     let ready = conditions::get(&found, "Ready").context("no Ready condition")?;
-    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("Unknown", "Progressing"));
-    assert_eq!(
-        ready.message,
-        "reconciliation of ImageRepository is not implemented yet in this build"
-    );
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "ImageURLInvalid"));
+    assert_eq!(ready.message, "spec.image \"ghcr.io/org/app:1.0\" must not contain a tag");
+    let stalled = conditions::get(&found, "Stalled").context("no Stalled condition")?;
+    assert_eq!(stalled.reason, "ImageURLInvalid");
     let managers: Vec<String> = reconciled
         .metadata
         .managed_fields
@@ -121,13 +123,13 @@ async fn exercise(
 
     // The status transition was recorded as a Kubernetes Event.
     let events: Api<Event> = Api::namespaced(client.clone(), namespace);
-    wait_for(TIMEOUT, "a Progressing event for podinfo", || async {
+    wait_for(TIMEOUT, "an ImageURLInvalid event for podinfo", || async {
         let list = events.list(&ListParams::default()).await?;
         Ok(list
             .items
             .iter()
             .any(|event| {
-                event.reason.as_deref() == Some("Progressing")
+                event.reason.as_deref() == Some("ImageURLInvalid")
                     && event.reporting_controller.as_deref() == Some("image-automation-controller")
                     && event.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("podinfo")
             })

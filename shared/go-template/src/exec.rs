@@ -330,7 +330,13 @@ impl<'a> Context<'a> {
     ) -> ExecResult<Flow> {
         let mark = st.vars.len();
         let value = self.eval_pipeline(st, dot, &branch.pipe)?;
+        let entries = match &value {
+            Value::Object(object) => object.range_entries(),
+            _ => None,
+        };
         let value = match value {
+            // Entries with non-string keys were taken above; nothing is left to iterate.
+            Value::Object(_) if entries.is_some() => Value::Missing,
             Value::Object(object) => object.to_value(),
             other => other,
         };
@@ -361,6 +367,12 @@ impl<'a> Context<'a> {
             ctx.check_output(st, branch.pos, out, &branch.pipe)?;
             Ok(matches!(flow, Flow::Break))
         };
+        for (key, item) in entries.into_iter().flatten() {
+            ran = true;
+            if iterate(self, st, key, item, out)? {
+                break;
+            }
+        }
         // With `range $i, $e :=`, eval_pipeline pushed both variables in declaration order.
         match &value {
             Value::List(items) => {

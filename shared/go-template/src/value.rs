@@ -62,6 +62,11 @@ pub trait Object: Send + Sync {
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         None
     }
+    /// The (key, element) pairs `range` visits, for a Go map whose keys are not strings (e.g. a
+    /// map keyed by a struct); `None` ranges over [`Object::to_value`].
+    fn range_entries(&self) -> Option<Vec<(Value, Value)>> {
+        None
+    }
 }
 
 /// A shared, mutable map with string keys, iterated in sorted key order (as Go's templates do).
