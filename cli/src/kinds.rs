@@ -82,6 +82,42 @@ pub fn resolve(words: &[String]) -> Option<(Kind, usize)> {
     }
 }
 
+/// The Kustomization kind.
+pub fn kustomization() -> Kind {
+    kind::<kustomize::Kustomization>(RevisionField::LastApplied)
+}
+
+/// The GitRepository kind.
+pub fn git_repository() -> Kind {
+    kind::<source::GitRepository>(RevisionField::Artifact)
+}
+
+/// The kind of a `sourceRef.kind` (`GitRepository`, `OCIRepository`, `Bucket`, `HelmRepository`,
+/// `HelmChart`), or of any sluice kind by its Kubernetes name.
+pub fn by_kind_name(name: &str) -> Option<Kind> {
+    all().into_iter().chain(notification()).find(|k| k.resource.kind.eq_ignore_ascii_case(name))
+}
+
+/// Alert and Provider (not listed by `get all`, as flux does).
+pub fn notification() -> Vec<Kind> {
+    vec![
+        kind::<notification::Alert>(RevisionField::Empty),
+        kind::<notification::Provider>(RevisionField::Empty),
+    ]
+}
+
+/// An API for `kind` in `namespace` (all namespaces when `None`).
+pub fn api(
+    client: &kube::Client,
+    kind: &Kind,
+    namespace: Option<&str>,
+) -> kube::Api<kube::api::DynamicObject> {
+    match namespace {
+        Some(ns) => kube::Api::namespaced_with(client.clone(), ns, &kind.resource),
+        None => kube::Api::all_with(client.clone(), &kind.resource),
+    }
+}
+
 /// Every kind, in the order `sluice get all` prints them.
 pub fn all() -> Vec<Kind> {
     use RevisionField::*;

@@ -1,11 +1,13 @@
 //! `cargo xtask demo`: sluice doing its job on a real local control plane.
 //!
-//! It starts kube-apiserver v1.20.2 + etcd (built from Debian's source and cached), a git
-//! server holding an example platform repository, and the source-controller and
-//! kustomize-controller as local processes (the local control plane has no nodes, so the
-//! controllers run beside it rather than as Pods). It points a GitRepository and a
-//! Kustomization at the repository, shows them reconciling with `sluice get`, pushes a commit and
-//! watches it flow to the cluster, then makes a manual change and watches sluice revert it.
+//! It starts kube-apiserver v1.20.2 + etcd (built from Debian's source and cached) and a git
+//! server holding an example platform repository, then runs `sluice bootstrap git`: sluice
+//! commits its manifests to `clusters/demo/flux-system/`, installs its CRDs, creates the
+//! `flux-system` GitRepository and Kustomization and waits for the sync. The source-controller
+//! and kustomize-controller run as local processes (the local control plane has no nodes, hence
+//! `--local-controllers`). It shows the objects with `sluice get` and `sluice tree`, previews a
+//! change with `sluice diff`, pushes it and watches it flow to the cluster, then makes a manual
+//! change and watches sluice revert it, and traces a Deployment back to its Git source.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -98,18 +100,9 @@ metadata:
   name: demo
 ";
 
-const SYNC: &str = "apiVersion: source.toolkit.fluxcd.io/v1
-kind: GitRepository
-metadata:
-  name: platform
-  namespace: flux-system
-spec:
-  interval: 1m
-  url: GIT_URL
-  ref:
-    branch: main
----
-apiVersion: kustomize.toolkit.fluxcd.io/v1
+/// The cluster's own directory: what the `flux-system` Kustomization applies besides sluice
+/// itself. `bootstrap` adds `clusters/demo/flux-system/`.
+const CLUSTER_APPS: &str = "apiVersion: kustomize.toolkit.fluxcd.io/v1
 kind: Kustomization
 metadata:
   name: apps
@@ -120,7 +113,7 @@ spec:
   prune: true
   sourceRef:
     kind: GitRepository
-    name: platform
+    name: flux-system
   postBuild:
     substitute:
       cluster_env: demo
@@ -202,9 +195,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             ("apps/base/service.yaml", SERVICE),
             ("apps/overlays/demo/kustomization.yaml", OVERLAY),
             ("apps/overlays/demo/namespace.yaml", NAMESPACE),
+            ("clusters/demo/apps.yaml", CLUSTER_APPS),
         ],
     )?;
-    let git_url = git.url("platform");
+    let git_url = git.private_url("platform");
     step(&format!("started a git server with the example platform repository: {git_url}"));
 
     let sluice = |args: &[&str]| -> anyhow::Result<String> {
@@ -214,17 +208,37 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         show(Command::new("kubectl").env("KUBECONFIG", &kubeconfig).args(args))
     };
 
-    step("installing sluice's CRDs and namespace");
-    let manifests = Command::new(bin.join("sluice")).args(["install", "--export"]).output()?;
-    let crds_and_namespace: Vec<serde_json::Value> =
-        serde_saphyr::from_multiple(&String::from_utf8_lossy(&manifests.stdout))?;
-    let crds_and_namespace: Vec<serde_json::Value> = crds_and_namespace
-        .into_iter()
-        .filter(|o| o["kind"] == "CustomResourceDefinition" || o["kind"] == "Namespace")
-        .collect();
+    step(
+        "bootstrapping: sluice commits its manifests to the repository, applies them and waits for the sync",
+    );
+    let mut bootstrap = Command::new(bin.join("sluice"));
+    bootstrap.env("KUBECONFIG", &kubeconfig).args([
+        "bootstrap",
+        "git",
+        "--url",
+        &git_url,
+        "--branch=main",
+        "--path=clusters/demo",
+        "--username",
+        GitServer::USERNAME,
+        "--local-controllers",
+    ]);
+    // The password goes through the environment, never argv.
+    bootstrap.env("GIT_PASSWORD", GitServer::PASSWORD);
+    eprintln!(
+        "$ sluice bootstrap git --url {git_url} --branch=main --path=clusters/demo --username {} --local-controllers   (GIT_PASSWORD set)",
+        GitServer::USERNAME
+    );
+    let mut bootstrap = bootstrap.spawn().context("starting sluice bootstrap")?;
     let client = runtime.block_on(cluster.client())?;
-    runtime.block_on(apply(&client, &crds_and_namespace))?;
-    eprintln!("  {} objects applied", crds_and_namespace.len());
+    // The controllers watch sluice's kinds: start them once bootstrap has installed the CRDs.
+    runtime.block_on(wait_served(
+        &client,
+        &[
+            "source.toolkit.fluxcd.io/v1/GitRepository",
+            "kustomize.toolkit.fluxcd.io/v1/Kustomization",
+        ],
+    ))?;
 
     step("starting source-controller and kustomize-controller as local processes");
     let demo_dir = cluster.dir().join("demo");
@@ -263,11 +277,20 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     ];
     eprintln!("  logs: {}", demo_dir.display());
 
-    step("pointing a GitRepository and a Kustomization at the repository");
-    let sync: Vec<serde_json::Value> =
-        serde_saphyr::from_multiple(&SYNC.replace("GIT_URL", &git_url))?;
-    runtime.block_on(apply(&client, &sync))?;
-    let result = runtime.block_on(walkthrough(&client, &git, &sluice, &kubectl));
+    let status = bootstrap.wait()?;
+    let result = if status.success() {
+        runtime.block_on(walkthrough(
+            &client,
+            &git,
+            &demo_dir,
+            &bin,
+            &kubeconfig,
+            &sluice,
+            &kubectl,
+        ))
+    } else {
+        Err(anyhow::anyhow!("sluice bootstrap failed with {status}"))
+    };
     for controller in &mut controllers {
         if result.is_err() {
             eprintln!("--- last lines of {} ---\n{}", controller.name(), controller.log_tail(3000));
@@ -292,34 +315,16 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn apply(client: &kube::Client, objects: &[serde_json::Value]) -> anyhow::Result<()> {
-    use kube::api::{Api, DynamicObject, Patch, PatchParams};
-    use kube::discovery::Scope;
-    for object in objects {
-        let api_version = object["apiVersion"].as_str().unwrap_or_default();
+/// Waits until the apiserver serves each `group/version/Kind` (CRDs applied by bootstrap).
+async fn wait_served(client: &kube::Client, kinds: &[&str]) -> anyhow::Result<()> {
+    for text in kinds {
+        let (api_version, kind) = text.rsplit_once('/').unwrap_or(("", text));
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-        let gvk = kube::api::GroupVersionKind::gvk(
-            group,
-            version,
-            object["kind"].as_str().unwrap_or_default(),
-        );
-        let name = object["metadata"]["name"].as_str().unwrap_or_default();
-        // Only this object's group/version is looked up, and again until a CRD applied just
-        // before starts serving it.
-        let (resource, caps) =
-            wait_for(Duration::from_secs(30), &format!("{api_version} to be served"), || async {
-                Ok(kube::discovery::oneshot::pinned_kind(client, &gvk).await.ok())
-            })
-            .await?;
-        let api: Api<DynamicObject> = match caps.scope {
-            Scope::Namespaced => Api::namespaced_with(
-                client.clone(),
-                object["metadata"]["namespace"].as_str().unwrap_or("default"),
-                &resource,
-            ),
-            Scope::Cluster => Api::all_with(client.clone(), &resource),
-        };
-        api.patch(name, &PatchParams::apply("sluice-demo").force(), &Patch::Apply(object)).await?;
+        let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
+        wait_for(Duration::from_secs(120), &format!("{text} to be served"), || async {
+            Ok(kube::discovery::oneshot::pinned_kind(client, &gvk).await.ok())
+        })
+        .await?;
     }
     Ok(())
 }
@@ -377,6 +382,9 @@ async fn ready(
 async fn walkthrough(
     client: &kube::Client,
     git: &GitServer,
+    demo_dir: &Path,
+    bin: &Path,
+    kubeconfig: &Path,
     sluice: &dyn Fn(&[&str]) -> anyhow::Result<String>,
     kubectl: &dyn Fn(&[&str]) -> anyhow::Result<String>,
 ) -> anyhow::Result<()> {
@@ -384,11 +392,11 @@ async fn walkthrough(
         client,
         "gitrepositories",
         "source.toolkit.fluxcd.io",
-        "platform",
+        "flux-system",
         "artifact.revision",
     )
     .await?;
-    eprintln!("  GitRepository platform stored artifact for revision {revision}");
+    eprintln!("  GitRepository flux-system stored artifact for revision {revision}");
     let applied = ready(
         client,
         "kustomizations",
@@ -399,21 +407,43 @@ async fn walkthrough(
     .await?;
     eprintln!("  Kustomization apps applied revision {applied}");
     sluice(&["get", "all", "-A"])?;
+    sluice(&["tree", "kustomization", "flux-system", "--compact"])?;
+    sluice(&["tree", "kustomization", "apps"])?;
     kubectl(&["get", "deployments,services,configmaps", "-n", "demo", "-L", "env"])?;
 
-    step("pushing a commit: 3 replicas and a new message");
+    step("a change through Git: clone, edit, `sluice diff`, push, reconcile");
+    let checkout = demo_dir.join("checkout");
+    let _ = std::fs::remove_dir_all(&checkout);
+    let git_cli = |args: &[&str]| -> anyhow::Result<String> {
+        show(
+            Command::new("git")
+                .current_dir(&checkout)
+                .args(["-c", "user.name=Demo", "-c", "user.email=demo@example.com"])
+                .args(args),
+        )
+    };
+    std::fs::create_dir_all(&checkout)?;
+    git_cli(&["clone", "--quiet", &git.private_url_with_credentials("platform"), "."])?;
     let overlay = OVERLAY.replace("value: 2", "value: 3");
     let base = BASE_KUSTOMIZATION.replace("hello from git", "hello again from git");
-    let commit = git.repos().commit(
-        "platform",
-        &[
-            ("apps/overlays/demo/kustomization.yaml", overlay.as_str()),
-            ("apps/base/kustomization.yaml", base.as_str()),
-        ],
-        "Scale podinfo to 3 replicas",
-    )?;
-    eprintln!("  pushed {commit}");
+    std::fs::write(checkout.join("apps/overlays/demo/kustomization.yaml"), overlay)?;
+    std::fs::write(checkout.join("apps/base/kustomization.yaml"), base)?;
+    let overlay_dir = checkout.join("apps/overlays/demo");
+    let overlay_dir = overlay_dir.to_string_lossy();
+    eprintln!("$ sluice diff kustomization apps --path {overlay_dir}");
+    let diff = Command::new(bin.join("sluice"))
+        .env("KUBECONFIG", kubeconfig)
+        .args(["diff", "kustomization", "apps", "--path", &overlay_dir])
+        .output()?;
+    eprint!("{}{}", String::from_utf8_lossy(&diff.stdout), String::from_utf8_lossy(&diff.stderr));
+    if diff.status.code() != Some(1) {
+        bail!("sluice diff should report the pending change with exit code 1, got {}", diff.status);
+    }
+    eprintln!("  (exit code 1: the cluster differs from the working copy)");
+    git_cli(&["commit", "--quiet", "-am", "Scale podinfo to 3 replicas"])?;
+    git_cli(&["push", "--quiet", "origin", "main"])?;
     sluice(&["reconcile", "kustomization", "apps", "--with-source"])?;
+    sluice(&["diff", "kustomization", "apps", "--path", &overlay_dir])?;
     kubectl(&[
         "get",
         "deployment",
@@ -447,6 +477,7 @@ async fn walkthrough(
         "-o",
         "custom-columns=NAME:.metadata.name,REPLICAS:.spec.replicas",
     ])?;
+    sluice(&["trace", "deployment", "podinfo", "-n", "demo"])?;
     sluice(&["get", "kustomizations"])?;
     Ok(())
 }

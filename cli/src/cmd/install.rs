@@ -90,7 +90,7 @@ pub async fn run(args: InstallArgs, flags: &KubeFlags) -> anyhow::Result<()> {
     apply_all(&client, &crds).await?;
     wait_crds_established(&client, &crds).await?;
     apply_all(&client, &rest).await?;
-    eprintln!("✔ install finished");
+    crate::say!("✔ install finished");
     Ok(())
 }
 
@@ -117,7 +117,7 @@ pub async fn apply_all(client: &kube::Client, objects: &[serde_json::Value]) -> 
         api.patch(name, &params, &Patch::Apply(object))
             .await
             .with_context(|| format!("applying {kind} {name}"))?;
-        eprintln!("✔ {kind}/{name} applied");
+        crate::say!("✔ {kind}/{name} applied");
     }
     Ok(())
 }

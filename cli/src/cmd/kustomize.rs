@@ -1,7 +1,5 @@
 //! `sluice kustomize build`: render a kustomization tree to YAML on stdout.
 
-use std::io::Write;
-
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
@@ -38,10 +36,7 @@ pub fn run(args: KustomizeArgs) -> anyhow::Result<()> {
                 &options,
             )?;
             let text = sluice_kustomize::to_yaml(&objects);
-            let mut stdout = std::io::stdout().lock();
-            stdout.write_all(text.as_bytes()).context("writing to stdout")?;
-            stdout.flush().context("writing to stdout")?;
-            Ok(())
+            crate::output::write_stdout(&text)
         }
     }
 }

@@ -34,7 +34,7 @@ pub struct ObjectArgs {
     pub timeout: Duration,
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) =
         text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
     let n: u64 = number.parse().map_err(|_| format!("invalid duration {text:?}"))?;
@@ -56,7 +56,7 @@ fn resolve_kind(words: &[String]) -> anyhow::Result<(Kind, &[String])> {
     Ok((kind, &words[used..]))
 }
 
-fn ready_condition(obj: &serde_json::Value) -> (String, String) {
+pub fn ready_condition(obj: &serde_json::Value) -> (String, String) {
     let conditions = obj["status"]["conditions"].as_array().cloned().unwrap_or_default();
     match conditions.iter().find(|c| c["type"] == "Ready") {
         Some(ready) => (
@@ -162,7 +162,7 @@ pub async fn get(args: GetArgs, flags: &KubeFlags) -> anyhow::Result<()> {
         printed = true;
     }
     if !printed {
-        eprintln!(
+        crate::say!(
             "no objects found in {}",
             namespace.map_or("any namespace".to_string(), |ns| format!("namespace {ns}"))
         );
@@ -175,7 +175,8 @@ fn request_token() -> String {
     jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
 }
 
-async fn request_reconcile(api: &Api<DynamicObject>, name: &str) -> anyhow::Result<String> {
+/// Annotates `name` with a new reconcile request; returns the request token.
+pub async fn request_reconcile(api: &Api<DynamicObject>, name: &str) -> anyhow::Result<String> {
     let token = request_token();
     let patch = serde_json::json!({"metadata": {"annotations": {sluice_api::meta::RECONCILE_REQUEST_ANNOTATION: token}}});
     api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -212,17 +213,17 @@ async fn reconcile_and_report(
     name: &str,
     timeout: Duration,
 ) -> anyhow::Result<()> {
-    eprintln!("► annotating {} {name} in {} namespace", kind.resource.kind, api_namespace(api));
+    crate::say!("► annotating {} {name} in {} namespace", kind.resource.kind, api_namespace(api));
     let token = request_reconcile(api, name).await?;
-    eprintln!("◎ waiting for {} reconciliation", kind.resource.kind);
+    crate::say!("◎ waiting for {} reconciliation", kind.resource.kind);
     let value = wait_handled(api, name, &token, timeout).await?;
     let (ready, message) = ready_condition(&value);
     match ready.as_str() {
         "True" => {
-            eprintln!("✔ {} reconciliation completed", kind.resource.kind);
+            crate::say!("✔ {} reconciliation completed", kind.resource.kind);
             let revision = kinds::revision(kind, &value);
             if !revision.is_empty() {
-                eprintln!("✔ applied revision {revision}");
+                crate::say!("✔ applied revision {revision}");
             }
             Ok(())
         }
@@ -275,10 +276,10 @@ pub async fn set_suspend(args: ObjectArgs, flags: &KubeFlags, suspend: bool) -> 
         .await
         .with_context(|| format!("patching {name}"))?;
     if suspend {
-        eprintln!("✔ {} {name} suspended", kind.resource.kind);
+        crate::say!("✔ {} {name} suspended", kind.resource.kind);
         Ok(())
     } else {
-        eprintln!("✔ {} {name} resumed", kind.resource.kind);
+        crate::say!("✔ {} {name} resumed", kind.resource.kind);
         reconcile_and_report(&api, &kind, name, args.timeout).await
     }
 }
