@@ -253,7 +253,7 @@ fn classify(
         }
         OciDistributionError::AuthenticationFailure(detail) => auth(detail),
         OciDistributionError::ServerError { code: 401 | 403, message, .. } => {
-            auth(format!("{message}").trim().to_string())
+            auth(message.trim().to_string())
         }
         OciDistributionError::RegistryError { envelope, .. }
             if envelope.errors.iter().any(|e| {
