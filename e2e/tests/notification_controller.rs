@@ -12,7 +12,6 @@ use k8s_openapi::api::core::v1::Event as KubeEvent;
 use kube::api::{Api, ListParams};
 use notification_controller::delivery::RetryPolicy;
 use notification_controller::providers::sign_sha256;
-use notification_controller::server::LAST_DELIVERY_ANNOTATION;
 use notification_controller::{Addresses, Bound, ServerConfig};
 use serde_json::{Value, json};
 use sluice_api::notification::{Alert, Receiver};
@@ -82,11 +81,9 @@ async fn last_delivery(api: &Api<Alert>, name: &str, result: &str) -> Value {
     wait_for(Duration::from_secs(30), &what, || async {
         let alert = api.get(name).await?;
         let recorded = alert
-            .metadata
-            .annotations
-            .unwrap_or_default()
-            .get(LAST_DELIVERY_ANNOTATION)
-            .and_then(|text| serde_json::from_str::<Value>(text).ok());
+            .status
+            .and_then(|status| status.last_delivery)
+            .map(|delivery| serde_json::to_value(delivery).unwrap_or_default());
         Ok(recorded.filter(|value| value["result"] == result))
     })
     .await

@@ -5,7 +5,7 @@
 //! of identical events (429) → internal metadata dropped → Alerts matched → per Alert: the
 //! Provider read, its Secrets resolved, the request built and queued → `202 Accepted`.
 //! Deliveries and their results are in [`crate::delivery`]; the last result of each Alert is
-//! written to its [`LAST_DELIVERY_ANNOTATION`].
+//! written to its `status.lastDelivery` (`Succeeded`, `Retrying` or `Failed`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -44,10 +44,6 @@ use crate::event::{
 use crate::providers::{ProviderSettings, build_request, default_commit_status};
 use crate::ratelimit::RateLimiter;
 use crate::receiver::{Call, default_api_version, validate};
-
-/// Alert annotation holding the last delivery result as JSON:
-/// `{"time", "result": "Succeeded|Retrying|Failed", "attempts", "event", "message"}`.
-pub const LAST_DELIVERY_ANNOTATION: &str = "notification.sluice.dev/last-delivery";
 
 /// The default Provider timeout (Flux's 15 s).
 pub const DEFAULT_PROVIDER_TIMEOUT: Duration = Duration::from_secs(15);
@@ -480,7 +476,7 @@ pub async fn resolve_provider(
     Ok((settings, transport))
 }
 
-/// Records every delivery result on its Alert: the [`LAST_DELIVERY_ANNOTATION`], and a
+/// Records every delivery result on its Alert: `status.lastDelivery`, and a
 /// `NotificationDispatchFailed` Warning event when a notification is given up.
 async fn record_results(
     runtime: Arc<Runtime>,
@@ -488,20 +484,18 @@ async fn record_results(
 ) {
     while let Some(result) = results.recv().await {
         let alerts: Api<Alert> = Api::namespaced(runtime.client.clone(), &result.alert.namespace);
-        let value = json!({
+        let patch = json!({"status": {"lastDelivery": {
             "time": jiff::Timestamp::now().to_string(),
             "result": result.outcome.as_str(),
             "attempts": result.attempts,
             "event": result.object,
             "message": result.message,
-        });
-        let patch =
-            json!({"metadata": {"annotations": {LAST_DELIVERY_ANNOTATION: value.to_string()}}});
+        }}});
         let params = PatchParams {
             field_manager: Some(runtime.controller.to_string()),
             ..Default::default()
         };
-        match alerts.patch(&result.alert.name, &params, &Patch::Merge(&patch)).await {
+        match alerts.patch_status(&result.alert.name, &params, &Patch::Merge(&patch)).await {
             Ok(alert) => {
                 if result.outcome == DeliveryOutcome::Failed {
                     let message = format!(

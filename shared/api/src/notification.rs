@@ -87,6 +87,7 @@ pub struct ProviderSpec {
     version = "v1beta3",
     kind = "Alert",
     namespaced,
+    status = "AlertStatus",
     category = "fluxcd",
     category = "fluxcd-notifications",
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
@@ -206,3 +207,41 @@ pub struct ReceiverStatus {
 }
 
 crate::impl_object_status!(ReceiverStatus);
+
+/// Observed state of an Alert. Flux's v1beta3 Alert has no status; sluice adds one so the
+/// result of the last notification is visible (`kubectl get alert -o yaml`). Every field is
+/// optional, so Flux's Alerts and older objects read unchanged.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertStatus {
+    /// Last observed generation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Conditions of the object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Vec<Condition>>,
+    /// The outcome of the last notification sent for this Alert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_delivery: Option<AlertDelivery>,
+}
+
+/// The outcome of one notification: delivered, or given up after retries.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertDelivery {
+    /// When the outcome was known (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    /// `Succeeded` or `Failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    /// How many attempts the delivery took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    /// The event's object, as `Kind/namespace/name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// The provider's answer, or the last error (never a secret: addresses are redacted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
