@@ -45,7 +45,11 @@ async fn start_source_controller(env: &TestEnv, storage: &std::path::Path) -> Ar
 }
 
 fn ready(conditions: Option<&Vec<Condition>>) -> Option<Condition> {
-    conditions?.iter().find(|c| c.type_ == "Ready").cloned()
+    find_condition(conditions, "Ready")
+}
+
+fn find_condition(conditions: Option<&Vec<Condition>>, type_: &str) -> Option<Condition> {
+    conditions?.iter().find(|c| c.type_ == type_).cloned()
 }
 
 async fn create_secret(env: &TestEnv, namespace: &str, name: &str, username: &str, password: &str) {
@@ -247,6 +251,13 @@ async fn helm_repository_index_and_charts_from_it() {
         assert_eq!(condition.reason, "ChartPullError", "{name}: {condition:?}");
         assert!(condition.message.starts_with("chart pull error: "), "{}", condition.message);
         assert!(condition.message.contains(expected), "{name}: {}", condition.message);
+        let conditions = chart.status.as_ref().unwrap().conditions.as_ref();
+        let build_failed =
+            find_condition(conditions, "BuildFailed").expect("BuildFailed condition");
+        assert_eq!(
+            (build_failed.status.as_str(), build_failed.reason.as_str()),
+            ("True", "ChartPullError")
+        );
         assert!(chart.status.unwrap().artifact.is_none());
     }
 
@@ -273,6 +284,12 @@ async fn helm_repository_index_and_charts_from_it() {
         "no secret in the condition: {}",
         condition.message
     );
+    let conditions = repo.status.as_ref().unwrap().conditions.as_ref();
+    let fetch_failed = find_condition(conditions, "FetchFailed").expect("FetchFailed condition");
+    assert_eq!((fetch_failed.status.as_str(), fetch_failed.reason.as_str()), ("True", "Failed"));
+    let stored =
+        find_condition(conditions, "ArtifactInStorage").expect("ArtifactInStorage condition");
+    assert_eq!(stored.status, "True", "the old artifact is still in storage");
     assert_eq!(repo.status.unwrap().artifact.as_ref(), Some(&good), "the old artifact is kept");
     assert!(download(&good).await.len() > 10);
 
@@ -316,10 +333,15 @@ async fn helm_repository_index_and_charts_from_it() {
     // Back to a good index: Ready again with the stored index.
     server.set_index(None);
     request_reconcile(&repos, "charts").await;
-    wait_repo(&repos, "charts", "the HelmRepository to recover", |r| {
+    let repo = wait_repo(&repos, "charts", "the HelmRepository to recover", |r| {
         repo_ready(r).is_some_and(|c| c.status == "True")
     })
     .await;
+    let conditions = repo.status.as_ref().unwrap().conditions.as_ref();
+    assert!(
+        find_condition(conditions, "FetchFailed").is_none(),
+        "FetchFailed is removed on success"
+    );
     runtime.shutdown.trigger();
 }
 

@@ -25,6 +25,7 @@ use sluice_api::meta::{Artifact, reason};
 use sluice_api::source::{Bucket, GitRepository, HelmChart, HelmRepository, condition};
 use sluice_artifact::{Fetcher, Storage};
 use sluice_helm::package::{PackageOptions, archive_files, merge_values_files, package_files};
+use sluice_runtime::conditions::Status;
 use sluice_runtime::object::FluxObject;
 use sluice_runtime::{Outcome, ReconcileError, Runtime, StatusWriter};
 
@@ -584,11 +585,31 @@ impl Reconciler {
                     "{verb} '{}' chart with version '{}'",
                     built.chart_name, artifact.revision
                 );
+                status.set_condition(
+                    condition::ARTIFACT_IN_STORAGE,
+                    Status::True,
+                    reason,
+                    &message,
+                );
+                for failed in [
+                    condition::FETCH_FAILED,
+                    condition::BUILD_FAILED,
+                    condition::STORAGE_OPERATION_FAILED,
+                ] {
+                    status.remove_condition(failed);
+                }
                 status.finish(&Outcome::Ready { reason: reason.into(), message }).await?;
                 Ok(self.runtime.next_action(interval))
             }
             Err(err) => {
                 let stalled = err.is_stalled();
+                let failed = match err {
+                    Error::Build { .. } | Error::InvalidSpec(_) => condition::BUILD_FAILED,
+                    Error::Storage(_) | Error::Task(_) => condition::STORAGE_OPERATION_FAILED,
+                    _ => condition::FETCH_FAILED,
+                };
+                let message = sluice_runtime::conditions::error_message(&err);
+                status.set_condition(failed, Status::True, err.reason(), &message);
                 status.finish(&Outcome::from_error(&err)).await?;
                 Ok(if stalled {
                     Action::await_change()

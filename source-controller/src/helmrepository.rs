@@ -22,6 +22,7 @@ use serde_json::{Map, Value as Json};
 use sluice_api::meta::{Artifact, reason};
 use sluice_api::source::{HelmRepository, condition};
 use sluice_artifact::Storage;
+use sluice_runtime::conditions::Status;
 use sluice_runtime::object::{FluxObject, parse_go_duration};
 use sluice_runtime::{Outcome, ReconcileError, Runtime, StatusWriter};
 
@@ -655,6 +656,14 @@ impl Reconciler {
                     tracing::info!(helmrepository = %obj.name_any(), revision = %artifact.revision, "stored index");
                 }
                 let message = format!("stored artifact: revision '{}'", artifact.revision);
+                status.set_condition(
+                    condition::ARTIFACT_IN_STORAGE,
+                    Status::True,
+                    reason::SUCCEEDED,
+                    &message,
+                );
+                status.remove_condition(condition::FETCH_FAILED);
+                status.remove_condition(condition::STORAGE_OPERATION_FAILED);
                 status
                     .finish(&Outcome::Ready { reason: reason::SUCCEEDED.into(), message })
                     .await?;
@@ -662,6 +671,12 @@ impl Reconciler {
             }
             Err(err) => {
                 let stalled = err.is_stalled();
+                let failed = match err {
+                    Error::Storage(_) => condition::STORAGE_OPERATION_FAILED,
+                    _ => condition::FETCH_FAILED,
+                };
+                let message = sluice_runtime::conditions::error_message(&err);
+                status.set_condition(failed, Status::True, err.reason(), &message);
                 status.finish(&Outcome::from_error(&err)).await?;
                 Ok(if stalled {
                     Action::await_change()
