@@ -69,6 +69,17 @@ pub enum BuildError {
         #[source]
         source: sluice_sops::Error,
     },
+    /// Decrypting a SOPS-encrypted file inside a Secret's data (a secretGenerator file) failed.
+    #[error("failed to decrypt and format '{object}' Secret field '{field}'")]
+    DecryptionField {
+        /// The Secret, `namespace/name`.
+        object: String,
+        /// The data key.
+        field: String,
+        /// The cause.
+        #[source]
+        source: sluice_sops::Error,
+    },
 }
 
 const KUSTOMIZATION_FILES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
@@ -249,6 +260,64 @@ fn is_disabled(obj: &Value, annotation: &str) -> bool {
             .is_some_and(|v| v.eq_ignore_ascii_case("disabled"))
 }
 
+/// Decrypts the Secret data entries that hold a whole SOPS-encrypted file (what a
+/// secretGenerator makes of an encrypted file), writing them back in the format the entry's
+/// name asks for: `.yaml`/`.yml`, `.json`, `.env`, else the binary payload.
+fn decrypt_data_fields(mut obj: Value, keys: &sluice_sops::Keys) -> Result<Value, BuildError> {
+    use base64::Engine as _;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let object = format!(
+        "{}/{}",
+        obj["metadata"]["namespace"].as_str().unwrap_or_default(),
+        obj["metadata"]["name"].as_str().unwrap_or_default()
+    );
+    let Some(data) = obj.get_mut("data").and_then(Value::as_object_mut) else { return Ok(obj) };
+    for (field, value) in data.iter_mut() {
+        // Undecodable data is the user's to fix; the apply reports it.
+        let Some(bytes) = value.as_str().and_then(|v| engine.decode(v).ok()) else { continue };
+        let Some(format) = sluice_sops::detect_format(&bytes) else { continue };
+        let fail = |source| BuildError::DecryptionField {
+            object: object.clone(),
+            field: field.clone(),
+            source,
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        let tree = match format {
+            sluice_sops::Format::Dotenv => sluice_sops::dotenv_tree(&text).map_err(fail)?,
+            sluice_sops::Format::Json => serde_json::from_str(&text).map_err(|err| {
+                fail(sluice_sops::Error::InvalidMetadata(format!("not JSON: {err}")))
+            })?,
+            sluice_sops::Format::Yaml => sluice_kustomize::parse_documents(&text)
+                .map_err(|err| {
+                    fail(sluice_sops::Error::InvalidMetadata(format!("not YAML: {err}")))
+                })?
+                .into_iter()
+                .next()
+                .unwrap_or_default(),
+        };
+        let plain = sluice_sops::decrypt(&tree, keys, false).map_err(fail)?;
+        let out = if field.ends_with(".yaml") || field.ends_with(".yml") {
+            sluice_kustomize::to_yaml_document(&plain)
+        } else if field.ends_with(".json") {
+            serde_json::to_string_pretty(&plain).unwrap_or_default()
+        } else if field.ends_with(".env") {
+            sluice_sops::emit_dotenv(&plain)
+        } else {
+            match plain.get("data").and_then(Value::as_str) {
+                Some(payload) => payload.to_string(),
+                None => {
+                    return Err(fail(sluice_sops::Error::InvalidMetadata(
+                        "a binary entry needs a 'data' value: name the entry .yaml, .json or .env"
+                            .into(),
+                    )));
+                }
+            }
+        };
+        *value = Value::String(engine.encode(out));
+    }
+    Ok(obj)
+}
+
 /// Substitutes `${var}` in every object not annotated `substitute: disabled`.
 ///
 /// With the `WithVariables` strategy (the default) nothing happens when there are no variables.
@@ -312,11 +381,16 @@ pub fn decrypt_secrets(
     objects
         .into_iter()
         .map(|obj| {
-            if obj["kind"] != "Secret"
-                || obj["apiVersion"] != "v1"
-                || !sluice_sops::is_encrypted(&obj)
-            {
+            if obj["kind"] != "Secret" || obj["apiVersion"] != "v1" {
                 return Ok(obj);
+            }
+            if !sluice_sops::is_encrypted(&obj) {
+                return match keys {
+                    Some(keys) if !is_disabled(&obj, DECRYPT_ANNOTATION) => {
+                        decrypt_data_fields(obj, keys)
+                    }
+                    _ => Ok(obj),
+                };
             }
             let Some(keys) = keys else {
                 return Err(BuildError::EncryptedWithoutDecryption { object: object_name(&obj) });
@@ -443,6 +517,35 @@ mod tests {
         disabled["metadata"]["annotations"] =
             json!({"kustomize.toolkit.fluxcd.io/decrypt": "Disabled"});
         assert_eq!(decrypt_secrets(vec![disabled.clone()], Some(&wrong)).unwrap(), vec![disabled]);
+    }
+
+    #[test]
+    fn generated_secrets_holding_encrypted_files_are_decrypted() {
+        use base64::Engine as _;
+        let engine = base64::engine::general_purpose::STANDARD;
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/sops/testdata");
+        let read = |name: &str| std::fs::read_to_string(format!("{dir}/{name}")).unwrap();
+        let secret = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "gen", "namespace": "apps"},
+        "data": {
+            "app.env": engine.encode(read("app.enc.env")),
+            "values.json": engine.encode(read("values.enc.json")),
+            "blob": engine.encode(read("blob.enc.json")),
+            "plain": engine.encode("nothing to see"),
+        }});
+        let mut keys = sluice_sops::Keys::new();
+        keys.import("identity.agekey", read("age.agekey").as_bytes()).unwrap();
+        let out = decrypt_secrets(vec![secret.clone()], Some(&keys)).unwrap().remove(0);
+        let field = |k: &str| {
+            String::from_utf8(engine.decode(out["data"][k].as_str().unwrap()).unwrap()).unwrap()
+        };
+        assert_eq!(field("app.env"), "USER=admin\nPASSWORD=hunter2\n");
+        assert_eq!(field("blob"), read("blob.txt"));
+        assert_eq!(field("plain"), "nothing to see");
+        let values: Value = serde_json::from_str(&field("values.json")).unwrap();
+        assert_eq!(values["sub"]["k"], "v");
+        // Without spec.decryption nothing is touched.
+        assert_eq!(decrypt_secrets(vec![secret.clone()], None).unwrap(), vec![secret]);
     }
 
     #[test]

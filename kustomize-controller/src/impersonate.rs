@@ -109,3 +109,32 @@ pub fn service_account<'a>(obj: &'a Kustomization, default: Option<&'a str>) -> 
         None => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ks(spec: serde_json::Value) -> Kustomization {
+        let mut base = serde_json::json!({"interval": "1m", "prune": true,
+            "sourceRef": {"kind": "GitRepository", "name": "repo"}});
+        base.as_object_mut().unwrap().extend(spec.as_object().unwrap().clone());
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+            "metadata": {"name": "k", "namespace": "team"}, "spec": base,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_service_account_comes_from_the_spec_or_the_default_flag() {
+        let own = ks(serde_json::json!({"serviceAccountName": "deployer"}));
+        assert_eq!(service_account(&own, Some("default-sa")), Some("deployer"));
+        let none = ks(serde_json::json!({}));
+        assert_eq!(service_account(&none, Some("default-sa")), Some("default-sa"));
+        assert_eq!(service_account(&none, None), None);
+        // The default applies to the local cluster only.
+        let remote = ks(serde_json::json!({"kubeConfig": {"secretRef": {"name": "kc"}}}));
+        assert_eq!(service_account(&remote, Some("default-sa")), None);
+        assert_eq!(service_account_user("team", "deployer"), "system:serviceaccount:team:deployer");
+    }
+}

@@ -544,5 +544,110 @@ pub fn decrypt(doc: &Value, keys: &Keys, verify_mac: bool) -> Result<Value, Erro
     Ok(tree)
 }
 
+/// The encrypted file formats recognised inside Secret data, by the marker bytes Flux looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// A YAML tree (`mac: ENC[`).
+    Yaml,
+    /// A JSON tree, or SOPS's binary format, a JSON envelope with one `data` value
+    /// (`"mac": "ENC[`).
+    Json,
+    /// A dotenv file (`sops_mac=ENC[`).
+    Dotenv,
+}
+
+/// The format of SOPS-encrypted `data`, if it is one.
+pub fn detect_format(data: &[u8]) -> Option<Format> {
+    let contains = |marker: &[u8]| data.windows(marker.len()).any(|w| w == marker);
+    if contains(b"sops_mac=ENC[") {
+        Some(Format::Dotenv)
+    } else if contains(b"\"mac\": \"ENC[") {
+        Some(Format::Json)
+    } else if contains(b"mac: ENC[") {
+        Some(Format::Yaml)
+    } else {
+        None
+    }
+}
+
+/// Sets `value` at a flattened dotenv metadata key (`age__list_0__map_enc`).
+fn unflatten(root: &mut Value, key: &str, value: String) -> Result<(), Error> {
+    let bad = || Error::InvalidMetadata(format!("dotenv metadata key sops_{key} is malformed"));
+    let mut parts = key.split("__");
+    let first = parts.next().filter(|p| !p.is_empty()).ok_or_else(bad)?;
+    let mut node =
+        root.as_object_mut().ok_or_else(bad)?.entry(first.to_string()).or_insert(Value::Null);
+    for part in parts {
+        if let Some(index) = part.strip_prefix("list_") {
+            let index: usize = index.parse().map_err(|_| bad())?;
+            if !node.is_array() {
+                *node = Value::Array(Vec::new());
+            }
+            let list = node.as_array_mut().ok_or_else(bad)?;
+            while list.len() <= index {
+                list.push(Value::Null);
+            }
+            node = &mut list[index];
+        } else if let Some(name) = part.strip_prefix("map_") {
+            if !node.is_object() {
+                *node = Value::Object(Map::new());
+            }
+            node = node
+                .as_object_mut()
+                .ok_or_else(bad)?
+                .entry(name.to_string())
+                .or_insert(Value::Null);
+        } else {
+            return Err(bad());
+        }
+    }
+    *node = match value.as_str() {
+        "true" if key == "mac_only_encrypted" => Value::Bool(true),
+        "false" if key == "mac_only_encrypted" => Value::Bool(false),
+        _ => Value::String(value),
+    };
+    Ok(())
+}
+
+/// Reads a SOPS dotenv file into a tree: `KEY=VALUE` lines in order (`\n` escapes newlines),
+/// the `sops_*` lines unflattened into the `sops` branch; `#` comments are skipped.
+///
+/// # Errors
+/// A line without `=`, or malformed metadata keys.
+pub fn dotenv_tree(text: &str) -> Result<Value, Error> {
+    let mut tree = Map::new();
+    let mut metadata = Value::Object(Map::new());
+    for (number, line) in text.lines().enumerate() {
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = line.split_once('=').ok_or_else(|| {
+            Error::InvalidMetadata(format!("dotenv line {} has no '='", number + 1))
+        })?;
+        let value = value.replace("\\n", "\n");
+        match key.strip_prefix("sops_") {
+            Some(meta) => unflatten(&mut metadata, meta, value)?,
+            None => {
+                tree.insert(key.to_string(), Value::String(value));
+            }
+        }
+    }
+    tree.insert(METADATA_KEY.to_string(), metadata);
+    Ok(Value::Object(tree))
+}
+
+/// Writes a decrypted tree as dotenv, `KEY=VALUE` a line (newlines escaped as `\n`).
+pub fn emit_dotenv(tree: &Value) -> String {
+    let mut out = String::new();
+    for (key, value) in tree.as_object().into_iter().flatten() {
+        let text = match value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        out.push_str(&format!("{key}={}\n", text.replace('\n', "\\n")));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests;

@@ -164,3 +164,21 @@ fn documents_from_the_installed_sops_decrypt() {
     assert_eq!(out, expected);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn dotenv_and_binary_files_decrypt() {
+    let text = read("app.enc.env");
+    assert_eq!(detect_format(text.as_bytes()), Some(Format::Dotenv));
+    let tree = dotenv_tree(&text).unwrap();
+    assert!(is_encrypted(&tree));
+    let out = decrypt(&tree, &keys(&["age.agekey"]), true).unwrap();
+    assert_eq!(emit_dotenv(&out), read("app.env"));
+
+    let blob = read("blob.enc.json");
+    assert_eq!(detect_format(blob.as_bytes()), Some(Format::Json));
+    let out = decrypt(&serde_json::from_str(&blob).unwrap(), &keys(&["age.agekey"]), true).unwrap();
+    assert_eq!(out["data"], read("blob.txt"));
+
+    assert_eq!(detect_format(read("secret.enc.yaml").as_bytes()), Some(Format::Yaml));
+    assert_eq!(detect_format(b"plain: text"), None);
+}
