@@ -22,6 +22,7 @@ use sha2::Digest;
 use sluice_api::meta::{Artifact, reason};
 use sluice_api::source::{Bucket, condition};
 use sluice_artifact::Storage;
+use sluice_runtime::conditions::Status;
 use sluice_runtime::object::parse_go_duration;
 use sluice_runtime::{Outcome, ReconcileError, Runtime, StatusWriter};
 
@@ -116,6 +117,19 @@ impl ReconcileError for Error {
 
     fn is_stalled(&self) -> bool {
         matches!(self, Error::InvalidSpec(_) | Error::UnsupportedProvider(_))
+    }
+}
+
+impl Error {
+    /// The Flux source condition this failure sets (`FetchFailed` or `StorageOperationFailed`).
+    fn condition_type(&self) -> Option<&'static str> {
+        match self {
+            Error::Status(_) | Error::Kube { .. } => None,
+            Error::Storage(_) | Error::Ignore(_) | Error::Task(_) => {
+                Some(condition::STORAGE_OPERATION_FAILED)
+            }
+            _ => Some(condition::FETCH_FAILED),
+        }
     }
 }
 
@@ -591,6 +605,14 @@ impl Reconciler {
                     tracing::info!(bucket = %obj.name_any(), revision = %artifact.revision, "stored artifact");
                 }
                 let message = format!("stored artifact for revision '{}'", artifact.revision);
+                status.set_condition(
+                    condition::ARTIFACT_IN_STORAGE,
+                    Status::True,
+                    reason::SUCCEEDED,
+                    &message,
+                );
+                status.remove_condition(condition::FETCH_FAILED);
+                status.remove_condition(condition::STORAGE_OPERATION_FAILED);
                 status
                     .finish(&Outcome::Ready { reason: reason::SUCCEEDED.into(), message })
                     .await?;
@@ -598,6 +620,10 @@ impl Reconciler {
             }
             Err(err) => {
                 let stalled = err.is_stalled();
+                if let Some(type_) = err.condition_type() {
+                    let message = sluice_runtime::conditions::error_message(&err);
+                    status.set_condition(type_, Status::True, err.reason(), &message);
+                }
                 status.finish(&Outcome::from_error(&err)).await?;
                 Ok(if stalled {
                     Action::await_change()

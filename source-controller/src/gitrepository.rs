@@ -549,6 +549,7 @@ impl Reconciler {
                     }
                 }
                 let message = format!("stored artifact for revision '{}'", artifact.revision);
+                status.remove_condition(condition::INCLUDE_UNAVAILABLE);
                 status
                     .finish(&Outcome::Ready { reason: reason::SUCCEEDED.into(), message })
                     .await?;
@@ -556,6 +557,14 @@ impl Reconciler {
             }
             Err(err) => {
                 let stalled = err.is_stalled();
+                if let Error::IncludeUnavailable(message) | Error::InvalidInclude(message) = &err {
+                    status.set_condition(
+                        condition::INCLUDE_UNAVAILABLE,
+                        sluice_runtime::conditions::Status::True,
+                        err.reason(),
+                        message,
+                    );
+                }
                 status.finish(&Outcome::from_error(&err)).await?;
                 Ok(if stalled {
                     Action::await_change()
