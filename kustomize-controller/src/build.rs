@@ -67,7 +67,7 @@ pub enum BuildError {
         object: String,
         /// The cause.
         #[source]
-        source: sluice_sops::Error,
+        source: Box<sluice_sops::Error>,
     },
     /// Decrypting a SOPS-encrypted file inside a Secret's data (a secretGenerator file) failed.
     #[error("failed to decrypt and format '{object}' Secret field '{field}'")]
@@ -78,7 +78,7 @@ pub enum BuildError {
         field: String,
         /// The cause.
         #[source]
-        source: sluice_sops::Error,
+        source: Box<sluice_sops::Error>,
     },
 }
 
@@ -279,7 +279,7 @@ fn decrypt_data_fields(mut obj: Value, keys: &sluice_sops::Keys) -> Result<Value
         let fail = |source| BuildError::DecryptionField {
             object: object.clone(),
             field: field.clone(),
-            source,
+            source: Box::new(source),
         };
         let text = String::from_utf8_lossy(&bytes);
         let tree = match format {
@@ -404,7 +404,7 @@ pub fn decrypt_secrets(
                 obj["metadata"]["name"].as_str().unwrap_or_default()
             );
             sluice_sops::decrypt(&obj, keys, false)
-                .map_err(|source| BuildError::Decryption { object, source })
+                .map_err(|source| BuildError::Decryption { object, source: Box::new(source) })
         })
         .collect()
 }
