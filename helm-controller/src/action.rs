@@ -867,6 +867,184 @@ impl Actions {
     }
 }
 
+/// An object of the release that differs from the cluster.
+#[derive(Debug, Clone)]
+pub struct Drift {
+    /// The object.
+    pub id: ObjectId,
+    /// The object as the release wants it (ready to apply).
+    pub desired: Value,
+    /// `created` when missing, else `changed` with the first differing paths.
+    pub change: String,
+}
+
+/// A drift ignore rule: JSON pointers removed from the selected objects before comparing.
+#[derive(Debug, Clone, Default)]
+pub struct IgnoreRule {
+    /// JSON pointers (`/spec/replicas`).
+    pub paths: Vec<String>,
+    /// Selected kind (all when `None`).
+    pub kind: Option<String>,
+    /// Selected name.
+    pub name: Option<String>,
+    /// Selected namespace.
+    pub namespace: Option<String>,
+    /// Selected API group.
+    pub group: Option<String>,
+}
+
+impl IgnoreRule {
+    fn selects(&self, id: &ObjectId) -> bool {
+        self.kind.as_ref().is_none_or(|k| *k == id.kind)
+            && self.name.as_ref().is_none_or(|n| *n == id.name)
+            && self.namespace.as_ref().is_none_or(|n| *n == id.namespace)
+            && self.group.as_ref().is_none_or(|g| *g == id.group)
+    }
+}
+
+/// Removes what the API server adds, so a dry-run result compares with the live object.
+fn comparable(obj: &Value, ignore: &[&IgnoreRule]) -> Value {
+    let mut obj = obj.clone();
+    if let Some(metadata) = obj["metadata"].as_object_mut() {
+        for field in [
+            "managedFields",
+            "resourceVersion",
+            "generation",
+            "creationTimestamp",
+            "uid",
+            "selfLink",
+        ] {
+            metadata.remove(field);
+        }
+    }
+    if let Some(map) = obj.as_object_mut() {
+        map.remove("status");
+    }
+    for rule in ignore {
+        for path in &rule.paths {
+            remove_pointer(&mut obj, path);
+        }
+    }
+    obj
+}
+
+fn remove_pointer(obj: &mut Value, pointer: &str) {
+    let Some((parent, last)) = pointer.rsplit_once('/') else { return };
+    let last = last.replace("~1", "/").replace("~0", "~");
+    let parent = if parent.is_empty() { Some(obj) } else { obj.pointer_mut(parent) };
+    match parent {
+        Some(Value::Object(map)) => {
+            map.remove(&last);
+        }
+        Some(Value::Array(items)) => {
+            if let Ok(index) = last.parse::<usize>()
+                && index < items.len()
+            {
+                items.remove(index);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The first JSON paths where `a` and `b` differ.
+fn differences(a: &Value, b: &Value, path: &str, out: &mut Vec<String>) {
+    if out.len() >= 5 {
+        return;
+    }
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for key in keys {
+                let (l, r) =
+                    (x.get(key).unwrap_or(&Value::Null), y.get(key).unwrap_or(&Value::Null));
+                differences(l, r, &format!("{path}/{key}"), out);
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (index, (l, r)) in x.iter().zip(y).enumerate() {
+                differences(l, r, &format!("{path}/{index}"), out);
+            }
+        }
+        (l, r) if l != r => out.push(if path.is_empty() { "/".into() } else { path.to_string() }),
+        _ => {}
+    }
+}
+
+impl Actions {
+    /// Compares the release's objects with the cluster through server-side apply dry-runs
+    /// (Flux's drift detection). Objects labelled or annotated
+    /// `helm.toolkit.fluxcd.io/driftDetection: disabled` are skipped.
+    ///
+    /// # Errors
+    /// A manifest that does not parse, or an API error other than not-found.
+    pub async fn detect_drift(
+        &self,
+        manifest: &str,
+        ignore: &[IgnoreRule],
+    ) -> Result<Vec<Drift>, ActionError> {
+        let mut objects = manifest_objects(manifest)?;
+        self.prepare(&mut objects).await;
+        let mut drifts = Vec::new();
+        for mut obj in objects {
+            let disabled = |map: &Value| {
+                map[sluice_api::helm::DRIFT_DETECTION_ANNOTATION].as_str() == Some("disabled")
+            };
+            if disabled(&obj["metadata"]["annotations"]) || disabled(&obj["metadata"]["labels"]) {
+                continue;
+            }
+            sluice_ssa::apply::set_native_defaults(&mut obj);
+            if let Some(labels) = obj["metadata"]["labels"].as_object_mut() {
+                for (key, value) in &self.settings.owner_labels {
+                    labels.insert(key.clone(), Value::String(value.clone()));
+                }
+            }
+            let Some(id) = ObjectId::of(&obj) else { continue };
+            let Some(api) = self.dynamic_api(&id).await else {
+                drifts.push(Drift { id, desired: obj, change: "created".into() });
+                continue;
+            };
+            let live =
+                api.get_opt(&id.name).await.map_err(|e| kube_error(format!("reading {id}"), e))?;
+            let Some(live) = live else {
+                drifts.push(Drift { id, desired: obj, change: "created".into() });
+                continue;
+            };
+            let params = kube::api::PatchParams::apply(FIELD_MANAGER).force().dry_run();
+            let dry = api
+                .patch(&id.name, &params, &kube::api::Patch::Apply(&obj))
+                .await
+                .map_err(|e| kube_error(format!("dry-run apply of {id}"), e))?;
+            let rules: Vec<&IgnoreRule> = ignore.iter().filter(|r| r.selects(&id)).collect();
+            let live = comparable(&serde_json::to_value(live).unwrap_or_default(), &rules);
+            let dry = comparable(&serde_json::to_value(dry).unwrap_or_default(), &rules);
+            if live != dry {
+                let mut paths = Vec::new();
+                differences(&live, &dry, "", &mut paths);
+                drifts.push(Drift {
+                    id,
+                    desired: obj,
+                    change: format!("changed ({})", paths.join(", ")),
+                });
+            }
+        }
+        Ok(drifts)
+    }
+
+    /// Re-applies drifted objects (drift correction).
+    ///
+    /// # Errors
+    /// When an apply fails.
+    pub async fn correct_drift(&self, drifts: &[Drift]) -> Result<(), ActionError> {
+        for drift in drifts {
+            self.apply.apply(&drift.desired, &ApplyOptions::default()).await?;
+        }
+        Ok(())
+    }
+}
+
 /// The result of a Job or Pod hook: `Some(Ok)` done, `Some(Err)` failed, `None` still running.
 fn hook_outcome(kind: &str, obj: &Value) -> Option<Result<(), String>> {
     if obj.is_null() {
@@ -961,6 +1139,25 @@ mod tests {
             vec!["before-hook-creation".to_string(), "hook-succeeded".to_string()]
         );
         assert_eq!(hooks[0].path, "c/templates/t.yaml");
+    }
+
+    #[test]
+    fn comparison_drops_server_fields_and_ignored_paths() {
+        let rule = IgnoreRule {
+            paths: vec!["/spec/replicas".into(), "/metadata/annotations/a~1b".into()],
+            kind: Some("Deployment".into()),
+            ..IgnoreRule::default()
+        };
+        let live = json!({"metadata": {"name": "d", "resourceVersion": "3", "annotations": {"a/b": "x", "c": "y"}}, "spec": {"replicas": 3, "x": [1, 2]}, "status": {}});
+        let dry = json!({"metadata": {"name": "d", "resourceVersion": "4", "annotations": {"a/b": "z", "c": "y"}}, "spec": {"replicas": 1, "x": [1, 2]}});
+        assert_eq!(comparable(&live, &[&rule]), comparable(&dry, &[&rule]));
+        assert_ne!(comparable(&live, &[]), comparable(&dry, &[]));
+        let mut paths = Vec::new();
+        differences(&comparable(&live, &[]), &comparable(&dry, &[]), "", &mut paths);
+        assert_eq!(paths, ["/metadata/annotations/a/b", "/spec/replicas"]);
+        let id = ObjectId::of(&json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "n"}})).unwrap();
+        assert!(rule.selects(&id));
+        assert!(!IgnoreRule { kind: Some("Service".into()), ..IgnoreRule::default() }.selects(&id));
     }
 
     #[test]

@@ -831,13 +831,89 @@ impl Reconciler {
             return Some("spec.serviceAccountName (impersonation) is not supported by this build of sluice's helm-controller: remove it".into());
         }
         if let Some(mode) = spec.drift_detection.as_ref().and_then(|d| d.mode.as_deref())
-            && mode != "disabled"
+            && !matches!(mode, "disabled" | "warn" | "enabled")
         {
             return Some(format!(
-                "spec.driftDetection.mode {mode:?} is not supported by this build of sluice's helm-controller: use disabled"
+                "spec.driftDetection.mode {mode:?} is not a drift detection mode: use disabled, warn or enabled"
             ));
         }
         None
+    }
+
+    /// Drift detection on an in-sync release (`spec.driftDetection`): `warn` reports the
+    /// drifted objects, `enabled` also re-applies them.
+    async fn drift(
+        &self,
+        run: &mut Run<'_>,
+        actions: &Actions,
+        latest: &Release,
+        chart_version: &str,
+    ) -> Result<(), Error> {
+        let obj = run.obj;
+        let detection = obj.spec.drift_detection.clone().unwrap_or_default();
+        let mode = detection.mode.as_deref().unwrap_or("disabled");
+        if mode == "disabled" {
+            run.status.remove_condition(condition::DRIFTED);
+            return Ok(());
+        }
+        let rules: Vec<action::IgnoreRule> = detection
+            .ignore
+            .iter()
+            .flatten()
+            .map(|rule| {
+                let target = rule.target.clone().unwrap_or_default();
+                action::IgnoreRule {
+                    paths: rule.paths.clone(),
+                    kind: target.kind,
+                    name: target.name,
+                    namespace: target.namespace,
+                    group: target.group,
+                }
+            })
+            .collect();
+        let drifts = actions
+            .detect_drift(&latest.manifest, &rules)
+            .await
+            .map_err(|e| action_error(reason::RECONCILIATION_FAILED, e))?;
+        let release = format!("{}/{}.v{}", latest.namespace, latest.name, latest.version);
+        if drifts.is_empty() {
+            run.status.set_condition(
+                condition::DRIFTED,
+                CondStatus::False,
+                condition::NO_DRIFT_DETECTED,
+                &format!("No drift detected for release {release}"),
+            );
+            return Ok(());
+        }
+        let changes: Vec<String> =
+            drifts.iter().map(|d| format!("{} {}", d.id, d.change)).collect();
+        let changes = changes.join("\n");
+        if mode == "warn" {
+            let message = format!(
+                "Cluster state of release {release} has drifted from the desired state:\n{changes}"
+            );
+            run.status.set_condition(
+                condition::DRIFTED,
+                CondStatus::True,
+                condition::DRIFT_DETECTED,
+                &message,
+            );
+            run.event(Severity::Info, condition::DRIFT_DETECTED, &message, chart_version).await;
+            return Ok(());
+        }
+        actions
+            .correct_drift(&drifts)
+            .await
+            .map_err(|e| action_error(condition::UPGRADE_FAILED, e))?;
+        let message = format!("Cluster state of release {release} has been corrected:\n{changes}");
+        run.status.set_condition(
+            condition::DRIFTED,
+            CondStatus::False,
+            condition::DRIFT_DETECTED,
+            &message,
+        );
+        run.event(Severity::Info, condition::DRIFT_DETECTED, &message, chart_version).await;
+        Ok(())
     }
 
     async fn reconcile_release(&self, run: &mut Run<'_>) -> Result<(&'static str, String), Error> {
@@ -889,6 +965,8 @@ impl Reconciler {
         {
             run.counters = Counters::default();
         }
+        // Written with every progress patch, so a crash keeps the reset.
+        run.counters.write(&mut run.status);
         run.status.set_field("lastAttemptedGeneration", obj.metadata.generation);
         run.status.set_field("lastAttemptedRevision", &desired.revision);
         run.status.set_field("lastAttemptedRevisionDigest", artifact.digest.clone());
@@ -1018,6 +1096,9 @@ impl Reconciler {
                             reason,
                             &message,
                         );
+                    }
+                    if let Some(latest) = &latest {
+                        self.drift(run, &upgrade_actions, latest, &desired.chart_version).await?;
                     }
                     return Ok((reason, message));
                 }
