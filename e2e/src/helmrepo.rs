@@ -141,7 +141,7 @@ fn generate_index(charts: &BTreeMap<String, BTreeMap<String, Vec<u8>>>) -> Strin
     for (name, versions) in charts {
         out.push_str(&format!("  {name}:\n"));
         let mut ordered: Vec<_> = versions.iter().collect();
-        ordered.sort_by(|a, b| version_key(b.0).cmp(&version_key(a.0)));
+        ordered.sort_by_key(|(version, _)| std::cmp::Reverse(version_key(version)));
         for (version, package) in ordered {
             let digest = hex::encode(sha2::Sha256::digest(package));
             out.push_str(&format!(
