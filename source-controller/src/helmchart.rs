@@ -45,6 +45,8 @@ pub const CHART_PULL_ERROR: &str = "ChartPullError";
 pub const VALUES_FILES_ERROR: &str = "ValuesFilesError";
 /// Reason: packaging the chart failed.
 pub const CHART_PACKAGE_ERROR: &str = "ChartPackageError";
+/// Reason: the chart's dependencies could not be built.
+pub const DEPENDENCY_BUILD_ERROR: &str = "DependencyBuildError";
 
 /// Why a HelmChart reconcile failed.
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +132,7 @@ fn build_error(reason: &'static str, message: impl Into<String>) -> Error {
         CHART_PULL_ERROR => "chart pull error",
         VALUES_FILES_ERROR => "values files merge error",
         CHART_PACKAGE_ERROR => "chart package error",
+        DEPENDENCY_BUILD_ERROR => "dependency build error",
         _ => "chart build error",
     };
     Error::Build { reason, summary, message: message.into() }
@@ -484,6 +487,7 @@ impl Reconciler {
                     Some(format!("{core}+{metadata}"))
                 }
             };
+            check_dependencies(&files)?;
             let package = package_files(files, &PackageOptions { values_yaml, version })
                 .map_err(|err| build_error(CHART_PACKAGE_ERROR, err.to_string()))?;
             Ok((package, found.into_iter().map(|(n, _)| n).collect::<Vec<_>>()))
@@ -632,6 +636,30 @@ impl Reconciler {
     }
 }
 
+/// Refuses a chart whose declared dependencies are not vendored in `charts/`: this controller
+/// does not download dependencies yet, and a package without them would fail to render.
+fn check_dependencies(files: &[sluice_helm::chart::ChartFile]) -> Result<(), Error> {
+    let chart = sluice_helm::chart::load_files(files.to_vec())
+        .map_err(|err| build_error(CHART_PACKAGE_ERROR, err.to_string()))?;
+    let missing: Vec<String> = chart
+        .dependencies
+        .iter()
+        .filter(|dep| !chart.subcharts.iter().any(|sub| sub.name() == dep.name))
+        .map(|dep| dep.name.clone())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(build_error(
+        DEPENDENCY_BUILD_ERROR,
+        format!(
+            "chart '{}' declares dependencies missing from its charts/ directory: {}; building dependencies is not implemented yet in this controller: vendor them into charts/ (helm dependency build) in the source",
+            chart.name(),
+            missing.join(", ")
+        ),
+    ))
+}
+
 fn artifact_revision(repo: &HelmRepository) -> String {
     repo.status
         .as_ref()
@@ -738,6 +766,21 @@ mod tests {
         assert!(relative_path("spec.chart", "/etc").is_err());
         let err = relative_path("spec.valuesFiles", "a/../../b").unwrap_err();
         assert!(err.to_string().contains("spec.valuesFiles"), "{err}");
+    }
+
+    #[test]
+    fn unvendored_dependencies_are_refused() {
+        use sluice_helm::chart::ChartFile;
+        let file = |name: &str, text: &str| ChartFile { name: name.into(), data: text.into() };
+        let chart = "apiVersion: v2\nname: app\nversion: 1.0.0\ndependencies:\n- name: db\n  version: 1.x\n  repository: https://charts.example.com\n";
+        let err = check_dependencies(&[file("Chart.yaml", chart)]).unwrap_err();
+        assert_eq!(err.reason(), "DependencyBuildError");
+        assert!(err.to_string().contains("missing from its charts/ directory: db"), "{err}");
+        let vendored = [
+            file("Chart.yaml", chart),
+            file("charts/db/Chart.yaml", "apiVersion: v2\nname: db\nversion: 1.2.0\n"),
+        ];
+        check_dependencies(&vendored).unwrap();
     }
 
     #[test]

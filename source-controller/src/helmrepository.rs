@@ -322,12 +322,8 @@ impl RepositoryClient {
         let shown = redact(&url);
         let fetch_error = |message: String| Error::Fetch { what, url: shown.clone(), message };
         let mut request = self.client.get(url.clone());
-        // Credentials go to the repository's own host only, unless passCredentials is set.
-        let same_host = url.host_str() == self.base.host_str()
-            && url.port_or_known_default() == self.base.port_or_known_default()
-            && url.scheme() == self.base.scheme();
         if let Some((username, password)) = &self.basic_auth
-            && (same_host || self.pass_credentials)
+            && sends_credentials(&self.base, &url, self.pass_credentials)
         {
             request = request.basic_auth(username, Some(password));
         }
@@ -361,6 +357,15 @@ impl RepositoryClient {
         }
         Ok(body)
     }
+}
+
+/// Whether credentials go with a request to `url`: always to the repository's own origin
+/// (scheme, host and port), elsewhere only with `passCredentials`.
+pub fn sends_credentials(base: &reqwest::Url, url: &reqwest::Url, pass_credentials: bool) -> bool {
+    pass_credentials
+        || (url.scheme() == base.scheme()
+            && url.host_str() == base.host_str()
+            && url.port_or_known_default() == base.port_or_known_default())
 }
 
 fn apply_tls(
@@ -745,6 +750,18 @@ generated: "2026-01-01T00:00:00Z"
             normalize_index(original.as_bytes()).unwrap(),
             normalize_index(reordered.as_bytes()).unwrap()
         );
+    }
+
+    #[test]
+    fn credentials_stay_with_the_repository_host() {
+        let base = reqwest::Url::parse("https://charts.example.com/stable/").unwrap();
+        let same = base.join("demo-1.0.0.tgz").unwrap();
+        let elsewhere = reqwest::Url::parse("https://cdn.example.net/demo-1.0.0.tgz").unwrap();
+        let other_port = reqwest::Url::parse("https://charts.example.com:8443/x.tgz").unwrap();
+        assert!(sends_credentials(&base, &same, false));
+        assert!(!sends_credentials(&base, &elsewhere, false));
+        assert!(!sends_credentials(&base, &other_port, false));
+        assert!(sends_credentials(&base, &elsewhere, true));
     }
 
     #[test]
