@@ -466,6 +466,13 @@ fn fmt_arg_at(out: &mut String, value: &Value, verb: char, flags: &Flags, depth:
         pad(out, &value.type_name(), flags);
         return;
     }
+    if matches!(verb, 's' | 'q' | 'x' | 'X')
+        && let Some(bytes) = value.as_bytes()
+    {
+        // Go formats a []byte like a string under the string verbs.
+        fmt_string(out, &String::from_utf8_lossy(bytes), verb, flags);
+        return;
+    }
     match value {
         Value::Missing | Value::Nil => match verb {
             'v' | 's' | 'q' | 'x' | 'X' | 'd' | 't' | 'f' | 'g' | 'e' => {

@@ -92,6 +92,12 @@ fn write_json(out: &mut String, value: &Value, escape_html: bool, indent: usize,
             newline(out, indent, level);
             out.push('}');
         }
+        Value::Object(_) if value.as_bytes().is_some() => {
+            use base64::Engine as _;
+            let data = value.as_bytes().unwrap_or_default();
+            let text = base64::engine::general_purpose::STANDARD.encode(data);
+            write_json_string(out, &text, escape_html);
+        }
         Value::Object(object) => {
             write_json(out, &object.to_value(), escape_html, indent, level + 1)
         }

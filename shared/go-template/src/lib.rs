@@ -59,7 +59,7 @@ use std::sync::Arc;
 
 pub use error::{Error, Frame, FuncError};
 pub use exec::Context;
-pub use value::{Map, Object, Value};
+pub use value::{Bytes, Map, Object, Value, WriteWatch};
 
 use parse::TreeMap;
 

@@ -81,6 +81,9 @@ pub(crate) fn register(funcs: &mut Funcs) {
 pub(crate) fn strval(value: &Value) -> String {
     match value {
         Value::String(s) => s.to_string(),
+        Value::Object(_) if value.as_bytes().is_some() => {
+            String::from_utf8_lossy(value.as_bytes().unwrap_or_default()).into_owned()
+        }
         Value::Object(o) => {
             let inner = o.to_value();
             if inner.is_nil() { o.type_name().to_string() } else { strval(&inner) }

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::Error;
@@ -69,11 +70,62 @@ pub trait Object: Send + Sync {
     }
 }
 
+/// A Go `[]byte` (Helm's `.Files.GetBytes`): printed as a list of numbers by `print` and `%v`,
+/// as text by `%s`, `toString` and `quote`, and as base64 by `toJson` and `toYaml`, like Go.
+pub struct Bytes(pub Arc<[u8]>);
+
+impl Object for Bytes {
+    fn type_name(&self) -> &str {
+        "[]uint8"
+    }
+
+    fn field(&self, _name: &str) -> Option<Value> {
+        None
+    }
+
+    fn to_value(&self) -> Value {
+        Value::list(self.0.iter().map(|b| Value::Int(i64::from(*b))).collect())
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+}
+
 /// A shared, mutable map with string keys, iterated in sorted key order (as Go's templates do).
 #[derive(Clone)]
 pub struct Map {
     inner: Arc<RwLock<BTreeMap<String, Value>>>,
     type_name: Option<Arc<str>>,
+    /// The [`WriteWatch`] epoch in which the map was created.
+    born: u64,
+}
+
+static MAP_EPOCH: AtomicU64 = AtomicU64::new(0);
+static OLD_MAP_WRITES: AtomicU64 = AtomicU64::new(0);
+
+/// Detects writes to maps that existed before the watch started (Sprig's `set`, `unset`,
+/// `merge` on shared values): lets a caller run independent executions concurrently and fall
+/// back to running them in order when one changed state the others could see.
+///
+/// Writes anywhere in the process count, so a concurrent unrelated execution can only cause a
+/// false alarm, never hide a write.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteWatch {
+    writes: u64,
+}
+
+impl WriteWatch {
+    /// Starts watching: maps created before this call are "old" from now on.
+    pub fn start() -> WriteWatch {
+        MAP_EPOCH.fetch_add(1, AtomicOrdering::SeqCst);
+        WriteWatch { writes: OLD_MAP_WRITES.load(AtomicOrdering::SeqCst) }
+    }
+
+    /// Whether a map created before [`WriteWatch::start`] was written since.
+    pub fn old_maps_written(&self) -> bool {
+        OLD_MAP_WRITES.load(AtomicOrdering::SeqCst) != self.writes
+    }
 }
 
 impl Default for Map {
@@ -85,12 +137,16 @@ impl Default for Map {
 impl Map {
     /// An empty `map[string]interface {}`.
     pub fn new() -> Self {
-        Map { inner: Arc::new(RwLock::new(BTreeMap::new())), type_name: None }
+        Map::from_btree(BTreeMap::new())
     }
 
     /// Wraps an existing map.
     pub fn from_btree(map: BTreeMap<String, Value>) -> Self {
-        Map { inner: Arc::new(RwLock::new(map)), type_name: None }
+        Map {
+            inner: Arc::new(RwLock::new(map)),
+            type_name: None,
+            born: MAP_EPOCH.load(AtomicOrdering::SeqCst),
+        }
     }
 
     /// The same map (sharing contents) presented as a named Go type such as `common.Values`.
@@ -117,6 +173,9 @@ impl Map {
     /// # Caveats
     /// Do not hold a read guard of the same map while writing (snapshot first).
     pub fn write(&self) -> RwLockWriteGuard<'_, BTreeMap<String, Value>> {
+        if self.born < MAP_EPOCH.load(AtomicOrdering::SeqCst) {
+            OLD_MAP_WRITES.fetch_add(1, AtomicOrdering::SeqCst);
+        }
         self.inner.write().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
@@ -167,7 +226,7 @@ impl Map {
 
     /// A map with a copy of the entries (values shared, nested maps shared).
     pub fn shallow_copy(&self) -> Map {
-        Map { inner: Arc::new(RwLock::new(self.read().clone())), type_name: self.type_name.clone() }
+        Map { type_name: self.type_name.clone(), ..Map::from_btree(self.read().clone()) }
     }
 }
 
@@ -186,6 +245,19 @@ impl Value {
     /// A list value.
     pub fn list(items: Vec<Value>) -> Value {
         Value::List(Arc::new(items))
+    }
+
+    /// A Go `[]byte` value.
+    pub fn bytes(data: &[u8]) -> Value {
+        Value::Object(Arc::new(Bytes(Arc::from(data))))
+    }
+
+    /// The bytes if this is a Go `[]byte` ([`Value::bytes`]).
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Value::Object(o) => o.as_any().and_then(|a| a.downcast_ref::<Bytes>()).map(|b| &*b.0),
+            _ => None,
+        }
     }
 
     /// A new empty map value.
@@ -342,6 +414,12 @@ impl Value {
             Value::Map(m) => serde_json::Value::Object(
                 m.entries().into_iter().map(|(k, v)| (k, v.to_json_at(depth + 1))).collect(),
             ),
+            Value::Object(_) if self.as_bytes().is_some() => {
+                // encoding/json writes a []byte as base64 text.
+                use base64::Engine as _;
+                let data = self.as_bytes().unwrap_or_default();
+                serde_json::Value::String(base64::engine::general_purpose::STANDARD.encode(data))
+            }
             Value::Object(o) => o.to_value().to_json_at(depth + 1),
         }
     }
