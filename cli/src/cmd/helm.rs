@@ -32,9 +32,21 @@ pub struct TemplateArgs {
     /// Values files, merged in order.
     #[arg(short = 'f', long = "values")]
     pub values: Vec<PathBuf>,
-    /// Values on the command line (`a.b=c,d=e`), applied after the files.
+    /// Values on the command line (`a.b=c,d=e`), typed like Helm (ints, booleans, null).
     #[arg(long = "set")]
     pub set: Vec<String>,
+    /// String values on the command line (`a.b=c`), never typed.
+    #[arg(long = "set-string")]
+    pub set_string: Vec<String>,
+    /// Values read from files (`key=PATH`, the file's content as a string).
+    #[arg(long = "set-file")]
+    pub set_file: Vec<String>,
+    /// JSON values on the command line (`key=JSON` or a whole JSON object).
+    #[arg(long = "set-json")]
+    pub set_json: Vec<String>,
+    /// Literal string values (`key=TEXT`: everything after `=`, commas included).
+    #[arg(long = "set-literal")]
+    pub set_literal: Vec<String>,
     /// Namespace of the release.
     #[arg(short = 'n', long, default_value = "default")]
     pub namespace: String,
@@ -76,6 +88,10 @@ fn run_template(args: TemplateArgs) -> anyhow::Result<()> {
         namespace: args.namespace,
         values_files: args.values,
         set_values: args.set,
+        set_string_values: args.set_string,
+        set_file_values: args.set_file,
+        set_json_values: args.set_json,
+        set_literal_values: args.set_literal,
         kube_version: args.kube_version,
         api_versions: args.api_versions,
         skip_tests: args.skip_tests,

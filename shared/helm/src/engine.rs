@@ -4,12 +4,12 @@
 //! `.Subcharts`, `.Template`), and `<no value>` is removed from the output.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde_json::{Map as JsonMap, Value as Json};
 use sluice_go_template::{
     Context, Func, FuncError, Map, MissingKey, Object, Options, Param, Signature, TemplateSet,
-    Value,
+    Value, WriteWatch,
 };
 
 use crate::KubeVersion;
@@ -28,6 +28,12 @@ pub struct RenderContext {
     pub kube_version: KubeVersion,
     /// `.Capabilities.APIVersions`.
     pub api_versions: Vec<String>,
+}
+
+thread_local! {
+    /// Active `include` calls per template name on this thread.
+    static INCLUDE_COUNTS: std::cell::RefCell<std::collections::HashMap<String, usize>> =
+        std::cell::RefCell::default();
 }
 
 /// Helm's include recursion limit per template name.
@@ -51,25 +57,7 @@ pub fn render(
     values: &JsonMap<String, Json>,
     ctx: &RenderContext,
 ) -> Result<BTreeMap<String, String>, String> {
-    let release = Map::new();
-    release.insert("Name", Value::str(&ctx.release_name));
-    release.insert("Namespace", Value::str(&ctx.namespace));
-    release.insert("IsUpgrade", Value::Bool(ctx.is_upgrade));
-    release.insert("IsInstall", Value::Bool(!ctx.is_upgrade));
-    release.insert("Revision", Value::Int(1));
-    release.insert("Service", Value::str("Helm"));
-    let capabilities = Value::Object(Arc::new(Capabilities::new(ctx)));
-    let root_values = Value::from_json(&Json::Object(values.clone()));
-    let mut templates: BTreeMap<String, Renderable> = BTreeMap::new();
-    collect_templates(
-        chart,
-        chart.name(),
-        true,
-        &root_values,
-        &Value::Map(release),
-        &capabilities,
-        &mut templates,
-    );
+    let templates = build_scopes(chart, values, ctx);
 
     let mut set = TemplateSet::new();
     set.set_options(Options { missing_key: MissingKey::Zero, ..Options::default() });
@@ -85,21 +73,102 @@ pub fn render(
         set.parse(name, &templates[name.as_str()].text)
             .map_err(|e| cleanup_parse_error(name, &e.to_string()))?;
     }
-    let mut rendered = BTreeMap::new();
-    for name in &names {
-        let base = name.rsplit('/').next().unwrap_or(name);
-        if base.starts_with('_') {
-            continue;
+    let jobs: Vec<String> = names
+        .iter()
+        .filter(|name| !name.rsplit('/').next().unwrap_or(name).starts_with('_'))
+        .map(|name| (*name).clone())
+        .collect();
+    drop(names);
+
+    // Templates are independent unless one changes state the others see (`set` on `.Values`
+    // or on the chart's scope): render them concurrently on a copy of each scope, and keep the
+    // result only when no map that existed before was written; otherwise render in order on
+    // fresh scopes, as Helm does.
+    if crate::parallel::threads() > 1 && jobs.len() > 1 {
+        let scopes: Vec<Value> = jobs
+            .iter()
+            .map(|name| {
+                let renderable = &templates[name.as_str()];
+                let scope = renderable.scope.shallow_copy();
+                scope.insert("Template", template_value(name, &renderable.base_path));
+                Value::Map(scope)
+            })
+            .collect();
+        let indexes: Vec<usize> = (0..jobs.len()).collect();
+        let watch = WriteWatch::start();
+        let outputs = crate::parallel::map(&indexes, |&i| set.execute(&jobs[i], &scopes[i]));
+        if !watch.old_maps_written() {
+            let mut rendered = BTreeMap::new();
+            for (name, output) in jobs.into_iter().zip(outputs) {
+                let output = output.map_err(|e| reformat_exec_error(&name, &e))?;
+                rendered.insert(name, strip_no_value(output));
+            }
+            return Ok(rendered);
         }
+        drop(outputs);
+        return render_in_order(&set, &build_scopes(chart, values, ctx), jobs);
+    }
+    render_in_order(&set, &templates, jobs)
+}
+
+/// Helm removes `<no value>` from every rendered text.
+fn strip_no_value(text: String) -> String {
+    if text.contains("<no value>") { text.replace("<no value>", "") } else { text }
+}
+
+/// `.Template`: the file's name and its chart's templates directory.
+fn template_value(name: &str, base_path: &str) -> Value {
+    let template = Map::new();
+    template.insert("Name", Value::str(name));
+    template.insert("BasePath", Value::str(base_path));
+    Value::Map(template)
+}
+
+/// Every chart's scope (`.Values`, `.Chart`, `.Files`, …) and the templates that use it.
+fn build_scopes(
+    chart: &Chart,
+    values: &JsonMap<String, Json>,
+    ctx: &RenderContext,
+) -> BTreeMap<String, Renderable> {
+    let release = Map::new();
+    release.insert("Name", Value::str(&ctx.release_name));
+    release.insert("Namespace", Value::str(&ctx.namespace));
+    release.insert("IsUpgrade", Value::Bool(ctx.is_upgrade));
+    release.insert("IsInstall", Value::Bool(!ctx.is_upgrade));
+    release.insert("Revision", Value::Int(1));
+    release.insert("Service", Value::str("Helm"));
+    let capabilities = Value::Object(Arc::new(Capabilities::new(ctx)));
+    // Values from files are float64 (sigs.k8s.io/yaml); `--set` integers stay int64.
+    let root_values = Value::Map(
+        values.iter().map(|(k, v)| (k.clone(), Value::from_json_keep_ints(v))).collect(),
+    );
+    let mut templates: BTreeMap<String, Renderable> = BTreeMap::new();
+    collect_templates(
+        chart,
+        chart.name(),
+        true,
+        &root_values,
+        &Value::Map(release),
+        &capabilities,
+        &mut templates,
+    );
+    templates
+}
+
+/// Helm's loop: each template in order on its chart's shared scope, stopping at the first error.
+fn render_in_order(
+    set: &TemplateSet,
+    templates: &BTreeMap<String, Renderable>,
+    jobs: Vec<String>,
+) -> Result<BTreeMap<String, String>, String> {
+    let mut rendered = BTreeMap::new();
+    for name in jobs {
         let renderable = &templates[name.as_str()];
-        let template = Map::new();
-        template.insert("Name", Value::str(name));
-        template.insert("BasePath", Value::str(&renderable.base_path));
-        renderable.scope.insert("Template", Value::Map(template));
+        renderable.scope.insert("Template", template_value(&name, &renderable.base_path));
         let output = set
-            .execute(name, &Value::Map(renderable.scope.clone()))
-            .map_err(|e| reformat_exec_error(name, &e))?;
-        rendered.insert((*name).clone(), output.replace("<no value>", ""));
+            .execute(&name, &Value::Map(renderable.scope.clone()))
+            .map_err(|e| reformat_exec_error(&name, &e))?;
+        rendered.insert(name, strip_no_value(output));
     }
     Ok(rendered)
 }
@@ -260,30 +329,34 @@ fn arg_str(args: &[Value], i: usize) -> String {
 }
 
 fn register_helm_functions(set: &mut TemplateSet) {
-    let include_counts: Arc<Mutex<BTreeMap<String, usize>>> = Arc::new(Mutex::new(BTreeMap::new()));
-    let counts = include_counts.clone();
     set.add_func(
         "include",
-        Func::new(Signature::fixed(&[Param::String, Param::Any]), move |ctx: &mut Context<'_>, args: &[Value]| {
+        Func::new(Signature::fixed(&[Param::String, Param::Any]), |ctx: &mut Context<'_>, args: &[Value]| {
             let name = arg_str(args, 0);
             let data = args.get(1).cloned().unwrap_or(Value::Nil);
-            {
-                let mut map = counts.lock().map_err(|_| func_error("include state poisoned"))?;
-                let count = map.entry(name.clone()).or_insert(0);
+            // Per thread: templates may render concurrently, each on one thread (deep nesting
+            // hops threads, where the template depth limit applies first).
+            let over_limit = INCLUDE_COUNTS.with(|counts| {
+                let mut counts = counts.borrow_mut();
+                let count = counts.entry(name.clone()).or_insert(0);
                 if *count > MAX_INCLUDE_RECURSION {
-                    return Err(func_error(format!(
-                        "rendering template has a nested reference name: {name}: unable to execute template"
-                    )));
+                    return true;
                 }
                 *count += 1;
+                false
+            });
+            if over_limit {
+                return Err(func_error(format!(
+                    "rendering template has a nested reference name: {name}: unable to execute template"
+                )));
             }
             let result = ctx.execute_template(&name, &data);
-            if let Ok(mut map) = counts.lock()
-                && let Some(count) = map.get_mut(&name)
-            {
-                *count = count.saturating_sub(1);
-            }
-            result.map(|s| Value::str(&s)).map_err(FuncError::from)
+            INCLUDE_COUNTS.with(|counts| {
+                if let Some(count) = counts.borrow_mut().get_mut(&name) {
+                    *count = count.saturating_sub(1);
+                }
+            });
+            result.map(Value::from).map_err(FuncError::from)
         }),
     );
     set.add_func(
@@ -294,7 +367,7 @@ fn register_helm_functions(set: &mut TemplateSet) {
                 let text = arg_str(args, 0);
                 let data = args.get(1).cloned().unwrap_or(Value::Nil);
                 let output = ctx.execute_text("gotpl", &text, &data).map_err(FuncError::from)?;
-                Ok(Value::str(&output.replace("<no value>", "")))
+                Ok(Value::from(strip_no_value(output)))
             },
         ),
     );
@@ -659,12 +732,7 @@ impl Object for Files {
                     .map(|f| String::from_utf8_lossy(&f.data).into_owned())
                     .unwrap_or_default(),
             ),
-            "GetBytes" => Value::str(
-                &self
-                    .get(&arg())
-                    .map(|f| String::from_utf8_lossy(&f.data).into_owned())
-                    .unwrap_or_default(),
-            ),
+            "GetBytes" => Value::bytes(self.get(&arg()).map_or(&[][..], |f| &f.data[..])),
             "Glob" => Value::Object(Arc::new(self.glob(&arg()))),
             "Lines" => match self.get(&arg()) {
                 None => Value::list(Vec::new()),

@@ -14,6 +14,7 @@ pub mod encode;
 pub mod engine;
 pub mod output;
 pub mod package;
+mod parallel;
 pub mod schema;
 pub mod strvals;
 pub mod values;
@@ -131,8 +132,16 @@ pub struct TemplateOptions {
     pub namespace: String,
     /// `-f/--values` files, merged in order.
     pub values_files: Vec<PathBuf>,
-    /// `--set` expressions, applied after the files.
+    /// `--set` expressions (typed values), applied after the files and `--set-json`.
     pub set_values: Vec<String>,
+    /// `--set-string` expressions (string values), applied after `--set`.
+    pub set_string_values: Vec<String>,
+    /// `--set-file` expressions (`key=PATH`: the file's content), applied after `--set-string`.
+    pub set_file_values: Vec<String>,
+    /// `--set-json` expressions (`key=JSON` or a JSON object), applied right after the files.
+    pub set_json_values: Vec<String>,
+    /// `--set-literal` expressions (`key=TEXT`, taken as is), applied last.
+    pub set_literal_values: Vec<String>,
     /// `--kube-version`, e.g. `1.21.0` or `v1.21.0`.
     pub kube_version: Option<String>,
     /// `--api-versions`, added to the default list.
@@ -154,6 +163,10 @@ impl Default for TemplateOptions {
             namespace: "default".to_string(),
             values_files: Vec::new(),
             set_values: Vec::new(),
+            set_string_values: Vec::new(),
+            set_file_values: Vec::new(),
+            set_json_values: Vec::new(),
+            set_literal_values: Vec::new(),
             kube_version: None,
             api_versions: Vec::new(),
             skip_tests: false,
@@ -233,8 +246,22 @@ pub fn read_user_values(
     files: &[PathBuf],
     set_values: &[String],
 ) -> Result<Map<String, Json>, Error> {
+    merge_user_values(&TemplateOptions {
+        values_files: files.to_vec(),
+        set_values: set_values.to_vec(),
+        ..TemplateOptions::default()
+    })
+}
+
+/// The user-supplied values of `options` merged as Helm's `values.Options.MergeValues` does:
+/// `-f` files in order, then `--set-json`, `--set`, `--set-string`, `--set-file` and
+/// `--set-literal`.
+///
+/// # Errors
+/// Unreadable files, invalid YAML or JSON, and invalid `--set*` syntax, each naming the flag.
+pub fn merge_user_values(options: &TemplateOptions) -> Result<Map<String, Json>, Error> {
     let mut values = Map::new();
-    for path in files {
+    for path in &options.values_files {
         let text = std::fs::read_to_string(path).map_err(|e| {
             Error::Values(format!("failed to read values file {}: {e}", path.display()))
         })?;
@@ -242,9 +269,45 @@ pub fn read_user_values(
             .map_err(|e| Error::Values(format!("failed to parse {}: {e}", path.display())))?;
         merge_maps(&mut values, parsed);
     }
-    for expression in set_values {
+    for expression in &options.set_json_values {
+        let trimmed = expression.trim();
+        if trimmed.starts_with('{') {
+            let object = strvals::parse_json_object(trimmed).map_err(|e| {
+                Error::Values(format!("failed parsing --set-json data JSON: {expression}: {e}"))
+            })?;
+            merge_maps(&mut values, object);
+        } else {
+            strvals::parse_json_into(expression, &mut values).map_err(|e| {
+                Error::Values(format!("failed parsing --set-json data {expression}: {e}"))
+            })?;
+        }
+    }
+    for expression in &options.set_values {
         strvals::parse_into(expression, &mut values)
             .map_err(|e| Error::Values(format!("failed parsing --set data: {e}")))?;
+    }
+    for expression in &options.set_string_values {
+        strvals::parse_into_string(expression, &mut values)
+            .map_err(|e| Error::Values(format!("failed parsing --set-string data: {e}")))?;
+    }
+    for expression in &options.set_file_values {
+        let mut read = |path: &str| -> Result<Json, String> {
+            let data = if path.trim() == "-" {
+                let mut data = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut data)
+                    .map_err(|e| format!("read standard input: {e}"))?;
+                data
+            } else {
+                std::fs::read(path).map_err(|e| format!("open {path}: {e}"))?
+            };
+            Ok(Json::String(String::from_utf8_lossy(&data).into_owned()))
+        };
+        strvals::parse_file_into(expression, &mut values, &mut read)
+            .map_err(|e| Error::Values(format!("failed parsing --set-file data: {e}")))?;
+    }
+    for expression in &options.set_literal_values {
+        strvals::parse_literal_into(expression, &mut values)
+            .map_err(|e| Error::Values(format!("failed parsing --set-literal data: {e}")))?;
     }
     Ok(values)
 }
@@ -268,7 +331,7 @@ fn merge_maps(into: &mut Map<String, Json>, from: Map<String, Json>) {
 /// Any [`Error`].
 pub fn template_chart_dir(path: &Path, options: &TemplateOptions) -> Result<String, Error> {
     let chart = chart::load(path)?;
-    let user_values = read_user_values(&options.values_files, &options.set_values)?;
+    let user_values = merge_user_values(options)?;
     let rendered = render_chart(chart, &user_values, options)?;
     let output_options = OutputOptions {
         skip_tests: options.skip_tests,
@@ -447,6 +510,107 @@ mod tests {
             err.to_string(),
             "chart requires kubeVersion: >= 1.30.0-0 which is incompatible with Kubernetes v1.21.0"
         );
+    }
+
+    #[test]
+    fn templates_that_write_values_render_in_helms_order() {
+        // Helm renders z-set.yaml before a-read.yaml (reverse order), and the `set` is visible.
+        check_render(
+            &[
+                CHART_YAML,
+                ("values.yaml", "x: initial\n"),
+                (
+                    "templates/z-set.yaml",
+                    "{{ $_ := set .Values \"x\" \"from-z\" }}kind: ConfigMap\nmetadata:\n  name: z\n",
+                ),
+                (
+                    "templates/a-read.yaml",
+                    "kind: ConfigMap\nmetadata:\n  name: a\ndata:\n  x: {{ .Values.x }}\n",
+                ),
+                (
+                    "templates/b-read.yaml",
+                    "kind: Secret\nmetadata:\n  name: {{ .Template.Name | base }}\n",
+                ),
+            ],
+            "---\n# Source: c/templates/b-read.yaml\nkind: Secret\nmetadata:\n  name: b-read.yaml\n\n---\n# Source: c/templates/a-read.yaml\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  x: from-z\n\n---\n# Source: c/templates/z-set.yaml\nkind: ConfigMap\nmetadata:\n  name: z\n",
+        );
+    }
+
+    #[test]
+    fn files_get_bytes_is_a_byte_slice() {
+        check_render(
+            &[
+                CHART_YAML,
+                ("f.txt", "hi"),
+                (
+                    "templates/cm.yaml",
+                    "kind: ConfigMap\ndata:\n  v: {{ .Files.GetBytes \"f.txt\" }}\n  s: {{ .Files.GetBytes \"f.txt\" | toString }}\n  p: {{ printf \"%s\" (.Files.GetBytes \"f.txt\") }}\n  j: {{ .Files.GetBytes \"f.txt\" | toJson }}\n  t: {{ typeOf (.Files.GetBytes \"f.txt\") | quote }}\n  n: {{ len (.Files.GetBytes \"f.txt\") }}\n  m: {{ .Files.GetBytes \"missing\" }}\n",
+                ),
+            ],
+            "---\n# Source: c/templates/cm.yaml\nkind: ConfigMap\ndata:\n  v: [104 105]\n  s: hi\n  p: hi\n  j: \"aGk=\"\n  t: \"[]uint8\"\n  n: 2\n  m: []\n",
+        );
+        let err = render_chart(
+            chart(&[
+                CHART_YAML,
+                ("f.txt", "hi"),
+                ("templates/a.yaml", "x: {{ .Files.GetBytes \"f.txt\" | b64enc }}"),
+            ]),
+            &Map::new(),
+            &options(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("wrong type for value; expected string; got []uint8"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn set_flags_merge_in_helms_order_and_keep_int64() {
+        let dir = std::env::temp_dir().join(format!("sluice-helm-set-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("v.txt");
+        std::fs::write(&file, "from a file").unwrap();
+        let values = merge_user_values(&TemplateOptions {
+            set_json_values: vec!["j=[1,{\"k\":true}]".into(), "{\"o\": {\"p\": 2}}".into()],
+            set_values: vec!["n=1000000,s=1,b=TRUE,o.q=x".into()],
+            set_string_values: vec!["s=1".into()],
+            set_file_values: vec![format!("f={}", file.display())],
+            set_literal_values: vec!["l=a,b=c\\d".into()],
+            ..options()
+        })
+        .unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(
+            crate::encode::to_go_json(&Json::Object(values.clone()), false),
+            r#"{"b":true,"f":"from a file","j":[1,{"k":true}],"l":"a,b=c\\d","n":1000000,"o":{"p":2,"q":"x"},"s":"1"}"#
+        );
+        let rendered = render_chart(
+            chart(&[
+                CHART_YAML,
+                ("values.yaml", "n: 5\nm: 1000000\n"),
+                ("templates/a.yaml", "n: {{ .Values.n }}\nm: {{ .Values.m }}\nj: {{ index .Values.j 0 | printf \"%T\" }}\n"),
+            ]),
+            &values,
+            &options(),
+        )
+        .unwrap();
+        assert_eq!(
+            output::format_output(&rendered.sorted, &OutputOptions::default()),
+            "---\n# Source: c/templates/a.yaml\nn: 1000000\nm: 1e+06\nj: float64\n"
+        );
+        let err = merge_user_values(&TemplateOptions {
+            set_file_values: vec!["f=/nonexistent/sluice".into()],
+            ..options()
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("failed parsing --set-file data: open /nonexistent/sluice"),
+            "{err}"
+        );
+        let err = merge_user_values(&TemplateOptions { set_values: vec!["a".into()], ..options() })
+            .unwrap_err();
+        assert_eq!(err.to_string(), "failed parsing --set data: key \"a\" has no value");
     }
 
     #[test]

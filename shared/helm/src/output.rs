@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value as Json;
 
-use crate::yaml::from_yaml;
+use crate::yaml::head_from_yaml;
 
 /// Kinds in the order Helm installs them; unknown kinds go last, sorted by name.
 pub const INSTALL_ORDER: &[&str] = &[
@@ -129,70 +129,75 @@ fn kind_less(a: &str, b: &str) -> std::cmp::Ordering {
 /// # Errors
 /// `YAML parse error on PATH: …` when a document is not valid YAML.
 pub fn sort_manifests(files: &BTreeMap<String, String>) -> Result<Sorted, String> {
-    let mut sorted = Sorted::default();
+    let mut docs: Vec<(&String, String)> = Vec::new();
     for (path, content) in files {
         let base = path.rsplit('/').next().unwrap_or(path);
         if base.starts_with('_') || content.trim().is_empty() {
             continue;
         }
-        for doc in split_manifests(content) {
-            let head = from_yaml(&doc).map_err(|e| {
-                format!("YAML parse error on {path}: error converting YAML to JSON: {e}")
-            })?;
-            let head = match head {
-                Json::Object(map) => Json::Object(map),
-                Json::Null => Json::Null,
-                _ => {
-                    return Err(format!(
-                        "YAML parse error on {path}: error unmarshaling JSON: json: cannot unmarshal into Go value of type releaseutil.SimpleHead"
-                    ));
-                }
-            };
-            let kind = match head.get("kind") {
-                Some(Json::String(s)) => s.clone(),
-                None | Some(Json::Null) => String::new(),
-                Some(_) => {
-                    return Err(format!(
-                        "YAML parse error on {path}: error unmarshaling JSON: kind is not a string"
-                    ));
-                }
-            };
-            let annotations =
-                head.get("metadata").and_then(|m| m.get("annotations")).and_then(Json::as_object);
-            let hook = annotations.and_then(|a| a.get("helm.sh/hook")).map(annotation_text);
-            let Some(hook) = hook else {
-                sorted.manifests.push(Document {
-                    path: path.clone(),
-                    content: doc,
-                    kind,
-                    hook_events: Vec::new(),
-                });
-                continue;
-            };
-            let mut events = Vec::new();
-            let mut unknown = false;
-            for event in hook.split(',') {
-                let event = event.trim().to_lowercase();
-                if !HOOK_EVENTS.contains(&event.as_str()) {
-                    unknown = true;
-                    break;
-                }
-                events.push(event);
-            }
-            if unknown {
-                continue;
-            }
-            sorted.hooks.push(Document {
+        docs.extend(split_manifests(content).into_iter().map(|doc| (path, doc)));
+    }
+    // Parsing every document is most of the work here and each is independent: spread it over
+    // the cores, then assemble in order so the first error reported is the first in file order.
+    let heads = crate::parallel::map(&docs, |(path, doc)| read_head(path, doc));
+    let mut sorted = Sorted::default();
+    for ((path, doc), head) in docs.into_iter().zip(heads) {
+        let (kind, hook) = head?;
+        let Some(hook) = hook else {
+            sorted.manifests.push(Document {
                 path: path.clone(),
                 content: doc,
                 kind,
-                hook_events: events,
+                hook_events: Vec::new(),
             });
+            continue;
+        };
+        let mut events = Vec::new();
+        let mut unknown = false;
+        for event in hook.split(',') {
+            let event = event.trim().to_lowercase();
+            if !HOOK_EVENTS.contains(&event.as_str()) {
+                unknown = true;
+                break;
+            }
+            events.push(event);
         }
+        if unknown {
+            continue;
+        }
+        sorted.hooks.push(Document { path: path.clone(), content: doc, kind, hook_events: events });
     }
     sorted.manifests.sort_by(|a, b| kind_less(&a.kind, &b.kind));
     sorted.hooks.sort_by(|a, b| kind_less(&a.kind, &b.kind));
     Ok(sorted)
+}
+
+/// `releaseutil.SimpleHead` of one document: its kind and its `helm.sh/hook` annotation.
+fn read_head(path: &str, doc: &str) -> Result<(String, Option<String>), String> {
+    let head = head_from_yaml(doc)
+        .map_err(|e| format!("YAML parse error on {path}: error converting YAML to JSON: {e}"))?;
+    let head = match head {
+        Json::Object(map) => Json::Object(map),
+        Json::Null => Json::Null,
+        _ => {
+            return Err(format!(
+                "YAML parse error on {path}: error unmarshaling JSON: json: cannot unmarshal into Go value of type releaseutil.SimpleHead"
+            ));
+        }
+    };
+    let kind = match head.get("kind") {
+        Some(Json::String(s)) => s.clone(),
+        None | Some(Json::Null) => String::new(),
+        Some(_) => {
+            return Err(format!(
+                "YAML parse error on {path}: error unmarshaling JSON: kind is not a string"
+            ));
+        }
+    };
+    let annotations =
+        head.get("metadata").and_then(|m| m.get("annotations")).and_then(Json::as_object);
+    let hook = annotations.and_then(|a| a.get("helm.sh/hook")).map(annotation_text);
+    Ok((kind, hook))
 }
 
 fn annotation_text(value: &Json) -> String {

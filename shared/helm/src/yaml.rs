@@ -50,6 +50,69 @@ pub fn from_yaml(text: &str) -> Result<Json, YamlError> {
     Ok(docs.pop().unwrap_or(Json::Null))
 }
 
+/// What `releaseutil.SimpleHead` needs of the first document of `text`: the top-level `kind`
+/// and `metadata` entries, converted as [`from_yaml`] converts them, and nothing else.
+///
+/// The whole document is still parsed and checked, so it fails exactly when [`from_yaml`]
+/// fails, with the same error; a document that is not a mapping is converted whole.
+///
+/// # Errors
+/// As [`from_yaml`].
+pub fn head_from_yaml(text: &str) -> Result<Json, YamlError> {
+    let mut builder =
+        Builder { parser: Parser::new_from_str(text), anchors: HashMap::new(), n_nodes: 0 };
+    while let Some(event) = builder.next()? {
+        match event {
+            Event::StreamEnd => break,
+            Event::DocumentStart(..) => {
+                builder.anchors.clear();
+                return match builder.next()? {
+                    Some(Event::DocumentEnd) | None => Ok(Json::Null),
+                    Some(event) => {
+                        let node = builder.node(event)?;
+                        head_json(node)
+                    }
+                };
+            }
+            _ => {}
+        }
+    }
+    Ok(Json::Null)
+}
+
+fn head_json(node: Node) -> Result<Json, YamlError> {
+    let Node::Map(entries) = node else {
+        return to_json(node);
+    };
+    let mut map = Map::new();
+    for (key, value) in entries {
+        let key = key_string(&key)?;
+        if key == "kind" || key == "metadata" {
+            let value = to_json(value)?;
+            map.shift_remove(&key);
+            map.insert(key, value);
+        } else {
+            check_json(&value)?;
+        }
+    }
+    Ok(Json::Object(map))
+}
+
+/// Fails where [`to_json`] would fail, in the same order, without building anything.
+fn check_json(node: &Node) -> Result<(), YamlError> {
+    match node {
+        Node::Scalar(Scalar::Float(f)) => float_json(*f).map(drop),
+        Node::Scalar(_) => Ok(()),
+        Node::Seq(items) => items.iter().try_for_each(check_json),
+        Node::Map(entries) => entries.iter().try_for_each(|(key, value)| {
+            if !matches!(key, Node::Scalar(_)) {
+                key_string(key)?;
+            }
+            check_json(value)
+        }),
+    }
+}
+
 /// Parse every document of a multi-document stream (empty documents give `Json::Null`).
 ///
 /// # Errors

@@ -48,16 +48,41 @@ pub fn sort_keys(keys: &mut [&String]) {
 }
 
 fn key_less(a: &str, b: &str) -> bool {
+    // Compared rune by rune; ASCII keys (nearly all of them) need no decoding.
+    if a.is_ascii() && b.is_ascii() {
+        return runes_less(a.as_bytes(), b.as_bytes());
+    }
     let ar: Vec<char> = a.chars().collect();
     let br: Vec<char> = b.chars().collect();
+    runes_less(&ar, &br)
+}
+
+/// A rune of a key: a `char`, or a byte of an ASCII key.
+trait Rune: Copy + PartialEq + PartialOrd {
+    fn char(self) -> char;
+}
+
+impl Rune for char {
+    fn char(self) -> char {
+        self
+    }
+}
+
+impl Rune for u8 {
+    fn char(self) -> char {
+        char::from(self)
+    }
+}
+
+fn runes_less<R: Rune>(ar: &[R], br: &[R]) -> bool {
     let mut i = 0;
     while i < ar.len() && i < br.len() {
         if ar[i] == br[i] {
             i += 1;
             continue;
         }
-        let al = ar[i].is_alphabetic();
-        let bl = br[i].is_alphabetic();
+        let al = ar[i].char().is_alphabetic();
+        let bl = br[i].char().is_alphabetic();
         if al && bl {
             return ar[i] < br[i];
         }
@@ -66,11 +91,11 @@ fn key_less(a: &str, b: &str) -> bool {
         }
         let mut an: i64 = 0;
         let mut bn: i64 = 0;
-        if ar[i] == '0' || br[i] == '0' {
+        if ar[i].char() == '0' || br[i].char() == '0' {
             let mut j = i;
-            while j > 0 && ar[j - 1].is_ascii_digit() {
+            while j > 0 && ar[j - 1].char().is_ascii_digit() {
                 j -= 1;
-                if ar[j] != '0' {
+                if ar[j].char() != '0' {
                     an = 1;
                     bn = 1;
                     break;
@@ -78,13 +103,13 @@ fn key_less(a: &str, b: &str) -> bool {
             }
         }
         let mut ai = i;
-        while ai < ar.len() && ar[ai].is_ascii_digit() {
-            an = an.wrapping_mul(10).wrapping_add(i64::from(ar[ai] as u8 - b'0'));
+        while ai < ar.len() && ar[ai].char().is_ascii_digit() {
+            an = an.wrapping_mul(10).wrapping_add(i64::from(ar[ai].char() as u8 - b'0'));
             ai += 1;
         }
         let mut bi = i;
-        while bi < br.len() && br[bi].is_ascii_digit() {
-            bn = bn.wrapping_mul(10).wrapping_add(i64::from(br[bi] as u8 - b'0'));
+        while bi < br.len() && br[bi].char().is_ascii_digit() {
+            bn = bn.wrapping_mul(10).wrapping_add(i64::from(br[bi].char() as u8 - b'0'));
             bi += 1;
         }
         if an != bn {
@@ -176,7 +201,6 @@ fn analyze(value: &str) -> Analysis {
             block_allowed: false,
         };
     }
-    let chars: Vec<char> = value.chars().collect();
     let mut block_indicators = false;
     let mut flow_indicators = false;
     let mut line_breaks = false;
@@ -194,8 +218,12 @@ fn analyze(value: &str) -> Analysis {
         flow_indicators = true;
     }
     let mut preceded_by_whitespace = true;
-    for (i, &c) in chars.iter().enumerate() {
-        let followed_by_whitespace = is_blankz(chars.get(i + 1).copied());
+    let mut chars = value.chars().peekable();
+    let mut i = 0usize;
+    while let Some(c) = chars.next() {
+        let next = chars.peek().copied();
+        let last = next.is_none();
+        let followed_by_whitespace = is_blankz(next);
         if i == 0 {
             match c {
                 '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"'
@@ -238,7 +266,7 @@ fn analyze(value: &str) -> Analysis {
             if i == 0 {
                 leading_space = true;
             }
-            if i + 1 == chars.len() {
+            if last {
                 trailing_space = true;
             }
             if previous_break {
@@ -251,7 +279,7 @@ fn analyze(value: &str) -> Analysis {
             if i == 0 {
                 leading_break = true;
             }
-            if i + 1 == chars.len() {
+            if last {
                 trailing_break = true;
             }
             if previous_space {
@@ -264,6 +292,7 @@ fn analyze(value: &str) -> Analysis {
             previous_break = false;
         }
         preceded_by_whitespace = is_blankz(Some(c));
+        i += 1;
     }
     let mut analysis = Analysis {
         multiline: line_breaks,
