@@ -466,6 +466,17 @@ async fn helm_chart_packaged_from_a_git_repository() {
     })
     .await;
 
+    // Deleting a HelmChart removes its artifacts from the storage.
+    let plain_dir = storage.path().join(format!("helmchart/{}/plain", ns.name()));
+    assert!(plain_dir.is_dir(), "{} exists", plain_dir.display());
+    charts.delete("plain", &Default::default()).await.unwrap();
+    wait_for(Duration::from_secs(30), "the deleted HelmChart's artifacts to go", || async {
+        let gone = charts.get_opt("plain").await?.is_none() && !plain_dir.exists();
+        Ok(gone.then_some(()))
+    })
+    .await
+    .unwrap();
+
     // A chart path that is not in the source, and a missing values file.
     charts
         .create(
