@@ -473,3 +473,96 @@ async fn bad_credentials_rejected_pushes_and_missing_repositories_are_reported()
     runtime.shutdown.trigger();
     Ok(())
 }
+
+#[tokio::test]
+async fn a_pull_request_is_opened_for_the_push_branch() -> Result<()> {
+    sluice_e2e::install_crypto_provider();
+    let env = TestEnv::shared().await?;
+    env.install_crds().await?;
+    let ns = env.namespace("image-pr").await?;
+    let namespace = ns.name();
+    let registry = Registry::start(false)?;
+    let host = registry.host();
+    push_image(&registry, "app", "1.0.0").await?;
+    push_image(&registry, "app", "1.1.0").await?;
+    let api = sluice_e2e::CaptureServer::start()?;
+    api.respond_with(201);
+    api.respond_body(r#"{"html_url": "http://gitea.example/team/prs/pulls/1"}"#);
+    let git_server = GitServer::start()?;
+    let file = format!("tag: 1.0.0 # {{\"$imagepolicy\": \"{namespace}:app:tag\"}}\n");
+    let initial = git_server.create_repo("prs", &[("app.yaml", &file)])?;
+    let bare = git_server.repos().bare_path("prs");
+    let storage = tempfile::tempdir()?;
+    let runtime = start_controller(&env, namespace, storage.path()).await?;
+    let client = env.client();
+    basic_git_secret(&env, namespace).await?;
+    let sources: Api<GitRepository> = Api::namespaced(client.clone(), namespace);
+    create(&sources, git_repository("prs", &git_server.private_url("prs"))).await?;
+    let repos: Api<ImageRepository> = Api::namespaced(client.clone(), namespace);
+    create(
+        &repos,
+        json!({"apiVersion": "image.toolkit.fluxcd.io/v1", "kind": "ImageRepository", "metadata": {"name": "app"},
+               "spec": {"image": format!("{host}/app"), "interval": "1m"}}),
+    )
+    .await?;
+    let policies: Api<ImagePolicy> = Api::namespaced(client.clone(), namespace);
+    create(
+        &policies,
+        json!({"apiVersion": "image.toolkit.fluxcd.io/v1", "kind": "ImagePolicy", "metadata": {"name": "app"},
+               "spec": {"imageRepositoryRef": {"name": "app"}, "policy": {"semver": {"range": "1.x"}}}}),
+    )
+    .await?;
+    let mut auto = automation("prs", "prs", "", "");
+    auto["spec"]["git"]["push"]["branch"] = json!("image-updates");
+    auto["metadata"]["annotations"] = json!({
+        "image.sluice.dev/pull-request": "gitea",
+        "image.sluice.dev/pull-request-api": api.url_for("/api/v1"),
+    });
+    let automations: Api<ImageUpdateAutomation> = Api::namespaced(client.clone(), namespace);
+    create(&automations, auto).await?;
+
+    // The update goes to the push branch, created from main, and main stays as it was.
+    let pushed = wait_for(TIMEOUT, "the push branch", || async {
+        Ok(git(&bare, &["rev-parse", "refs/heads/image-updates"]).ok())
+    })
+    .await?;
+    assert_eq!(git(&bare, &["rev-parse", "image-updates~1"])?.trim(), initial);
+    assert_eq!(git(&bare, &["rev-parse", "main"])?.trim(), initial);
+    assert_eq!(git(&bare, &["show", "image-updates:app.yaml"])?, file.replace("1.0.0", "1.1.0"));
+
+    let requests = api.wait_for_requests(1, TIMEOUT).await?;
+    let request = &requests[0];
+    assert_eq!(
+        (request.method.as_str(), request.path.as_str()),
+        ("POST", "/api/v1/repos/private/prs/pulls")
+    );
+    assert_eq!(
+        request.header("authorization"),
+        Some(format!("token {}", GitServer::PASSWORD).as_str())
+    );
+    let body = request.body_json()?;
+    assert_eq!(body["head"], "image-updates");
+    assert_eq!(body["base"], "main");
+    assert_eq!(body["title"], "Update from image update automation");
+    wait_for(TIMEOUT, "the automation to be ready", || async {
+        let auto = automations.get("prs").await?;
+        let status = auto.status.unwrap_or_default();
+        Ok(status.last_push_commit.filter(|c| c == pushed.trim()).map(|_| ()))
+    })
+    .await?;
+
+    // Later runs find the pull request open (409) and stay ready without a new commit.
+    api.respond_with(409);
+    let token = request_reconcile(&automations, "prs").await?;
+    let again = wait_for(TIMEOUT, "another run", || async {
+        let auto = automations.get("prs").await?;
+        let status = auto.status.unwrap_or_default();
+        Ok((status.last_handled_reconcile_at.as_deref() == Some(token.as_str())).then_some(status))
+    })
+    .await?;
+    assert_eq!(ready(again.conditions.as_ref()).map(|r| r.0), Some("True".to_string()));
+    assert!(api.requests().len() >= 2);
+    assert_eq!(git(&bare, &["rev-parse", "image-updates"])?.trim(), pushed.trim());
+    runtime.shutdown.trigger();
+    Ok(())
+}

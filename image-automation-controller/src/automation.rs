@@ -26,6 +26,7 @@ const SOURCE_MANAGER_FAILED: &str = "SourceManagerFailed";
 const GIT_OPERATION_FAILED: &str = "GitOperationFailed";
 const UPDATE_FAILED: &str = "UpdateFailed";
 const INVALID_POLICY_SELECTOR: &str = "InvalidPolicySelector";
+const PULL_REQUEST_FAILED: &str = "PullRequestFailed";
 
 fn git_error(err: sluice_git::Error) -> Error {
     let message = sluice_runtime::conditions::error_message(&err);
@@ -86,6 +87,8 @@ fn selector_string(selector: &LabelSelector) -> Result<String, Error> {
 
 /// What the blocking git work produced.
 struct GitRun {
+    /// Whether the push branch now exists on the remote (pushed now or found).
+    push_branch_exists: bool,
     result: UpdateResult,
     head_revision: String,
     pushed: Option<String>,
@@ -213,6 +216,18 @@ async fn automate(
         None => BTreeMap::new(),
     };
     let auth = Auth::from_secret_data(&source.spec.url, &secret).map_err(git_error)?;
+    let pull_request = crate::pull_request::from_annotations(
+        obj.annotations(),
+        &source.spec.url,
+        &push_branch,
+        &checkout_branch,
+    )
+    .map_err(|message| Error::stall(INVALID_SOURCE_CONFIGURATION, message))?
+    .filter(|_| push_branch != checkout_branch);
+    let api_token = ["bearerToken", "password"]
+        .iter()
+        .find_map(|key| secret.get(*key).filter(|v| !v.is_empty()))
+        .map(|v| String::from_utf8_lossy(v).into_owned());
     let mut http = HttpOptions::from_secret_data(&secret);
     if let Some(r) = &source.spec.proxy_secret_ref {
         let data = secret_data(
@@ -346,7 +361,13 @@ async fn automate(
         })?;
         let head_revision = head.revision.to_string();
         if result.is_empty() {
-            return Ok(GitRun { result, head_revision, pushed: None, message: None });
+            return Ok(GitRun {
+                push_branch_exists: push_exists,
+                result,
+                head_revision,
+                pushed: None,
+                message: None,
+            });
         }
         let message = crate::template::commit_message(
             template.as_deref(),
@@ -363,6 +384,7 @@ async fn automate(
         .map_err(git_error)?;
         let Some(commit) = commit else {
             return Ok(GitRun {
+                push_branch_exists: push_exists,
                 result: UpdateResult::default(),
                 head_revision,
                 pushed: None,
@@ -377,7 +399,13 @@ async fn automate(
             ..Default::default()
         };
         sluice_git::push(&dir, &auth, &push_branch_for_task, &push_options).map_err(git_error)?;
-        Ok(GitRun { result, head_revision, pushed: Some(commit.sha), message: Some(message) })
+        Ok(GitRun {
+            push_branch_exists: true,
+            result,
+            head_revision,
+            pushed: Some(commit.sha),
+            message: Some(message),
+        })
     })
     .await
     .map_err(|err| Error::retry(reason::FAILED, format!("automation task failed: {err}")))??;
@@ -414,6 +442,30 @@ async fn automate(
             _ => "no updates made".to_string(),
         },
     };
+    if let Some(pr) = pull_request.filter(|_| run.push_branch_exists) {
+        let commit_message =
+            run.message.clone().unwrap_or_else(|| crate::template::DEFAULT_MESSAGE.into());
+        let (title, rest) = commit_message.split_once('\n').unwrap_or((&commit_message, ""));
+        let body =
+            format!("{}\n\nOpened by sluice image automation {namespace}/{name}.", rest.trim());
+        let http = reqwest::Client::new();
+        match pr.open(&http, api_token.as_deref(), title, body.trim_start()).await {
+            Ok(crate::pull_request::Opened::Created(url)) => {
+                let event = format!(
+                    "opened pull request {} from '{}' into '{}'",
+                    url.unwrap_or_default(),
+                    pr.head,
+                    pr.base
+                );
+                ctx.runtime
+                    .events
+                    .record(obj, Severity::Info, reason::SUCCEEDED, &event, &BTreeMap::new())
+                    .await;
+            }
+            Ok(crate::pull_request::Opened::Exists) => {}
+            Err(message) => return Err(Error::retry(PULL_REQUEST_FAILED, message)),
+        }
+    }
     Ok((
         Outcome::Ready { reason: reason::SUCCEEDED.into(), message },
         ctx.runtime.next_action(Some(interval)),

@@ -8,13 +8,15 @@
 //!   scan wakes the policies of the repository.
 //! - [`automation`]: ImageUpdateAutomation clones the GitRepository, runs the [`setters`] over
 //!   `spec.update.path`, commits with the [`template`] message and pushes. A policy whose
-//!   `latestRef` moved wakes the automations of its namespace.
+//!   `latestRef` moved wakes the automations of its namespace. Beyond Flux, [`pull_request`]
+//!   opens a GitHub or Gitea pull request for the push branch when annotated to.
 //!
 //! The runtime gives the finalizer, the suspend gate, `observedGeneration`,
 //! `lastHandledReconcileAt`, events and metrics.
 
 pub mod automation;
 pub mod policy;
+pub mod pull_request;
 pub mod reflector;
 pub mod registry;
 pub mod setters;
