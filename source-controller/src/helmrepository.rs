@@ -381,6 +381,9 @@ fn apply_tls(
     if let Some(ca) = data.get(ca_key) {
         let certificates = reqwest::Certificate::from_pem_bundle(ca)
             .map_err(|_| invalid(format!("'{ca_key}' is not a PEM certificate bundle")))?;
+        if certificates.is_empty() {
+            return Err(invalid(format!("'{ca_key}' contains no PEM certificate")));
+        }
         for certificate in certificates {
             builder = builder.add_root_certificate(certificate);
         }
@@ -750,6 +753,33 @@ generated: "2026-01-01T00:00:00Z"
             normalize_index(original.as_bytes()).unwrap(),
             normalize_index(reordered.as_bytes()).unwrap()
         );
+    }
+
+    #[test]
+    fn tls_secret_errors_name_the_keys_and_hide_the_data() {
+        let data = |pairs: &[(&str, &str)]| -> BTreeMap<String, Vec<u8>> {
+            pairs.iter().map(|(k, v)| ((*k).to_string(), v.as_bytes().to_vec())).collect()
+        };
+        let apply = |pairs: &[(&str, &str)]| {
+            apply_tls(
+                reqwest::Client::builder(),
+                &data(pairs),
+                "spec.certSecretRef",
+                "tls",
+                "ca.crt",
+                "tls.crt",
+                "tls.key",
+            )
+            .map(|_| ())
+        };
+        apply(&[]).unwrap();
+        let err = apply(&[("ca.crt", "not a certificate secret-material")]).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("invalid spec.certSecretRef Secret 'tls'"), "{message}");
+        assert!(message.contains("'ca.crt'") && !message.contains("secret-material"), "{message}");
+        let err = apply(&[("tls.crt", "x")]).unwrap_err();
+        assert!(err.to_string().contains("set both 'tls.crt' and 'tls.key'"), "{err}");
+        assert_eq!(err.reason(), "AuthenticationFailed");
     }
 
     #[test]
