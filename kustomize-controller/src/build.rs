@@ -69,6 +69,15 @@ pub enum BuildError {
         #[source]
         source: Box<sluice_sops::Error>,
     },
+    /// Decrypting a SOPS-encrypted dotenv file of the artifact failed.
+    #[error("failed to decrypt dotenv file '{path}'")]
+    DecryptionFile {
+        /// The file, relative to the artifact.
+        path: String,
+        /// The cause.
+        #[source]
+        source: Box<sluice_sops::Error>,
+    },
     /// Decrypting a SOPS-encrypted file inside a Secret's data (a secretGenerator file) failed.
     #[error("failed to decrypt and format '{object}' Secret field '{field}'")]
     DecryptionField {
@@ -258,6 +267,44 @@ fn is_disabled(obj: &Value, annotation: &str) -> bool {
         || obj["metadata"]["labels"][annotation]
             .as_str()
             .is_some_and(|v| v.eq_ignore_ascii_case("disabled"))
+}
+
+/// The largest file decrypted in place (Flux's limit).
+const MAX_ENCRYPTED_FILE: u64 = 5 << 20;
+
+/// Decrypts, in place, the SOPS-encrypted dotenv files of the unpacked artifact, so that a
+/// secretGenerator's `envs` read clear values (Flux decrypts generator sources before the
+/// build). Symlinks and files over 5 MiB are left alone.
+pub fn decrypt_dotenv_sources(root: &Path, keys: &sluice_sops::Keys) -> Result<(), BuildError> {
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(io("reading directory", &dir))?.flatten() {
+            let Ok(file_type) = entry.file_type() else { continue };
+            let path = entry.path();
+            if file_type.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            if !file_type.is_file()
+                || entry.metadata().map_or(true, |m| m.len() > MAX_ENCRYPTED_FILE)
+            {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(&path) else { continue };
+            if sluice_sops::detect_format(text.as_bytes()) != Some(sluice_sops::Format::Dotenv) {
+                continue;
+            }
+            let fail = |source| BuildError::DecryptionFile {
+                path: path.strip_prefix(root).unwrap_or(&path).display().to_string(),
+                source: Box::new(source),
+            };
+            let tree = sluice_sops::dotenv_tree(&text).map_err(fail)?;
+            let plain = sluice_sops::decrypt(&tree, keys, false).map_err(fail)?;
+            std::fs::write(&path, sluice_sops::emit_dotenv(&plain))
+                .map_err(io("writing", &path))?;
+        }
+    }
+    Ok(())
 }
 
 /// Decrypts the Secret data entries that hold a whole SOPS-encrypted file (what a
@@ -517,6 +564,37 @@ mod tests {
         disabled["metadata"]["annotations"] =
             json!({"kustomize.toolkit.fluxcd.io/decrypt": "Disabled"});
         assert_eq!(decrypt_secrets(vec![disabled.clone()], Some(&wrong)).unwrap(), vec![disabled]);
+    }
+
+    #[test]
+    fn encrypted_env_files_feed_secret_generators_in_clear() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/sops/testdata");
+        let read = |name: &str| std::fs::read_to_string(format!("{dir}/{name}")).unwrap();
+        let root = tempfile::tempdir().unwrap();
+        write(root.path(), "app/app.env", &read("app.enc.env"));
+        write(
+            root.path(),
+            "app/kustomization.yaml",
+            "secretGenerator:\n- name: creds\n  envs: [app.env]\n  options:\n    disableNameSuffixHash: true\n",
+        );
+        let mut keys = sluice_sops::Keys::new();
+        keys.import("identity.agekey", read("age.agekey").as_bytes()).unwrap();
+        decrypt_dotenv_sources(root.path(), &keys).unwrap();
+        let objects =
+            build_manifests(root.path(), &spec(json!({"path": "./app"})), "main@sha1:abc").unwrap();
+        let data = objects[0]["data"].as_object().unwrap();
+        let mut names: Vec<&String> = data.keys().collect();
+        names.sort();
+        assert_eq!(names, ["PASSWORD", "USER"]);
+        assert_eq!(data["USER"], "YWRtaW4="); // admin
+        write(root.path(), "other/app.env", &read("app.enc.env"));
+        let mut wrong = sluice_sops::Keys::new();
+        wrong.import("other.agekey", read("other.agekey").as_bytes()).unwrap();
+        let err = decrypt_dotenv_sources(root.path(), &wrong).unwrap_err();
+        assert!(
+            err.to_string().starts_with("failed to decrypt dotenv file 'other/app.env'"),
+            "{err}"
+        );
     }
 
     #[test]

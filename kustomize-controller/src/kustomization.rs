@@ -460,6 +460,9 @@ impl Reconciler {
             let root = dir.path().to_path_buf();
             let build_revision = revision.clone();
             let objects = tokio::task::spawn_blocking(move || -> Result<Vec<Value>, BuildError> {
+                if let Some(keys) = &keys {
+                    build::decrypt_dotenv_sources(&root, keys)?;
+                }
                 let mut objects = build::build_manifests(&root, &spec, &build_revision)?;
                 // Flux decrypts before it substitutes variables.
                 objects = build::decrypt_secrets(objects, keys.as_ref())?;
