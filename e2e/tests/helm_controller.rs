@@ -26,12 +26,16 @@ struct Flags {
     runtime: sluice_runtime::runtime::RuntimeArgs,
 }
 
-async fn start_controller(env: &TestEnv) -> tokio::task::JoinHandle<()> {
+/// Starts helm-controller for the objects labelled `sharding.fluxcd.io/key: <shard>`, so the
+/// tests of this file (one process, run in parallel) do not act on each other's objects.
+async fn start_controller(env: &TestEnv, shard: &str) -> tokio::task::JoinHandle<()> {
+    let selector = format!("--watch-label-selector=sharding.fluxcd.io/key={shard}");
     let args = [
         "helm-controller",
         "--metrics-addr=127.0.0.1:0",
         "--health-addr=127.0.0.1:0",
         "--requeue-dependency=2s",
+        selector.as_str(),
     ];
     let flags: Flags = sluice_runtime::runtime::parse_args_from("4", args);
     let runtime =
@@ -40,6 +44,11 @@ async fn start_controller(env: &TestEnv) -> tokio::task::JoinHandle<()> {
         let _ = helm_controller::run(runtime).await;
     })
 }
+
+/// The shard of the main test.
+const SHARD: &str = "helm-main";
+/// The shard of the Helm repository test.
+const REPO_SHARD: &str = "helm-repo";
 
 const VALUES: &str = "message: hello\nreplicas: 0\nslow: false\n";
 const CONFIGMAP: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-config\ndata:\n  message: {{ .Values.message | quote }}\n  chart: {{ .Chart.Version | quote }}\n";
@@ -89,7 +98,7 @@ async fn publish_chart(
     if charts.get_opt("demo").await.unwrap().is_none() {
         let chart: HelmChart = serde_json::from_value(json!({
             "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmChart",
-            "metadata": {"name": "demo"},
+            "metadata": {"name": "demo", "labels": {"sharding.fluxcd.io/key": SHARD}},
             "spec": {"chart": "demo", "interval": "10m", "sourceRef": {"kind": "HelmRepository", "name": "unused"}}
         }))
         .unwrap();
@@ -316,12 +325,12 @@ async fn helm_releases_install_upgrade_test_remediate_and_uninstall() {
 
     let gate = Arc::new(AtomicBool::new(false));
     let completer = pod_completer(&env, &namespace, gate.clone());
-    let mut controller = start_controller(&env).await;
+    let mut controller = start_controller(&env, SHARD).await;
 
     let hrs: Api<HelmRelease> = Api::namespaced(env.client(), &namespace);
     let hr: HelmRelease = serde_json::from_value(json!({
         "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
-        "metadata": {"name": "demo"},
+        "metadata": {"name": "demo", "labels": {"sharding.fluxcd.io/key": SHARD}},
         "spec": {
             "interval": "10m",
             "timeout": "15s",
@@ -530,7 +539,7 @@ async fn helm_releases_install_upgrade_test_remediate_and_uninstall() {
     let stuck = releases(&env, &namespace, "demo").await;
     assert!(stuck.iter().any(|r| r.1 == "pending-upgrade"), "the kill left the upgrade pending");
     gate.store(true, Ordering::SeqCst);
-    controller = start_controller(&env).await;
+    controller = start_controller(&env, SHARD).await;
     let recovered = settled(
         wait_for(
             Duration::from_secs(120),
@@ -591,7 +600,7 @@ async fn helm_releases_install_upgrade_test_remediate_and_uninstall() {
         );
         let adopted: HelmRelease = serde_json::from_value(json!({
             "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
-            "metadata": {"name": "adopted"},
+            "metadata": {"name": "adopted", "labels": {"sharding.fluxcd.io/key": SHARD}},
             "spec": {"interval": "10m", "timeout": "30s", "chartRef": {"kind": "HelmChart", "name": "demo"}, "values": {"message": "from-sluice"}}
         }))
         .unwrap();
@@ -641,4 +650,137 @@ async fn helm_releases_install_upgrade_test_remediate_and_uninstall() {
 
     controller.abort();
     completer.abort();
+}
+
+#[derive(clap::Parser, Debug)]
+struct SourceFlags {
+    #[command(flatten)]
+    runtime: sluice_runtime::runtime::RuntimeArgs,
+    #[command(flatten)]
+    storage: source_controller::StorageArgs,
+}
+
+async fn start_source_controller(env: &TestEnv, storage: &Path) -> Arc<Runtime> {
+    let port = sluice_e2e::process::free_port().unwrap();
+    let args = vec![
+        "source-controller".to_string(),
+        format!("--watch-label-selector=sharding.fluxcd.io/key={REPO_SHARD}"),
+        "--metrics-addr=127.0.0.1:0".into(),
+        "--health-addr=127.0.0.1:0".into(),
+        format!("--storage-path={}", storage.display()),
+        format!("--storage-addr=127.0.0.1:{port}"),
+        format!("--storage-adv-addr=127.0.0.1:{port}"),
+    ];
+    let flags: SourceFlags = sluice_runtime::runtime::parse_args_from("4", args);
+    let runtime =
+        Runtime::start_with_client("source-controller", flags.runtime, env.client()).await.unwrap();
+    tokio::spawn(source_controller::run(runtime.clone(), flags.storage));
+    runtime
+}
+
+async fn request_reconcile<K>(api: &Api<K>, name: &str)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let patch = json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": jiff::Timestamp::now().to_string()}}});
+    let _ = api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await;
+}
+
+/// `spec.chart` from a HelmRepository served over HTTP: the controller creates and owns the
+/// HelmChart `<namespace>-<name>`, the real source-controller builds it, a new chart version in
+/// the repository upgrades the release, and deleting the HelmRelease removes the HelmChart.
+#[tokio::test]
+async fn helm_release_from_a_helm_repository() {
+    use sluice_api::source::HelmRepository;
+    sluice_e2e::install_crypto_provider();
+    let env = TestEnv::shared().await.unwrap();
+    env.install_crds().await.unwrap();
+    let ns = env.namespace("helmrepo").await.unwrap();
+    let namespace = ns.name().to_string();
+    let repo = sluice_e2e::HelmRepoServer::start().unwrap();
+    repo.publish("web", "1.0.0", sluice_e2e::helmrepo::chart_package("web", "1.0.0", &[]).unwrap());
+    let storage = tempfile::tempdir().unwrap();
+    let _source = start_source_controller(&env, storage.path()).await;
+    let controller = start_controller(&env, REPO_SHARD).await;
+
+    let repos: Api<HelmRepository> = Api::namespaced(env.client(), &namespace);
+    let helm_repository: HelmRepository = serde_json::from_value(json!({
+        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmRepository",
+        "metadata": {"name": "charts", "labels": {"sharding.fluxcd.io/key": REPO_SHARD}}, "spec": {"url": repo.url(), "interval": "1m"}
+    }))
+    .unwrap();
+    repos.create(&PostParams::default(), &helm_repository).await.unwrap();
+    let hrs: Api<HelmRelease> = Api::namespaced(env.client(), &namespace);
+    let hr: HelmRelease = serde_json::from_value(json!({
+        "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+        "metadata": {"name": "web", "labels": {"sharding.fluxcd.io/key": REPO_SHARD}},
+        "spec": {
+            "interval": "10m",
+            "chart": {"metadata": {"labels": {"sharding.fluxcd.io/key": REPO_SHARD}}, "spec": {"chart": "web", "version": "*", "sourceRef": {"kind": "HelmRepository", "name": "charts"}, "interval": "1m"}},
+            "values": {"message": "hi"}
+        }
+    }))
+    .unwrap();
+    hrs.create(&PostParams::default(), &hr).await.unwrap();
+    let installed = settled(
+        wait_for(Duration::from_secs(120), "the release from the Helm repository", || async {
+            let hr = hrs.get("web").await?;
+            Ok((condition(&hr, "Ready").is_some_and(|c| c.0 == "True")).then_some(hr))
+        })
+        .await,
+        &hrs,
+    )
+    .await;
+    let chart_name = format!("{namespace}-web");
+    assert_eq!(
+        installed.status.as_ref().unwrap().helm_chart.as_deref(),
+        Some(format!("{namespace}/{chart_name}").as_str())
+    );
+    let charts: Api<HelmChart> = Api::namespaced(env.client(), &namespace);
+    let chart = charts.get(&chart_name).await.unwrap();
+    assert_eq!(chart.metadata.labels.as_ref().unwrap()["helm.toolkit.fluxcd.io/name"], "web");
+    assert_eq!(chart.spec.chart, "web");
+    let configmaps: Api<ConfigMap> = Api::namespaced(env.client(), &namespace);
+    let data = configmaps.get("web").await.unwrap().data.unwrap();
+    assert_eq!((data["message"].as_str(), data["version"].as_str()), ("hi", "1.0.0"));
+
+    // A new chart version in the repository upgrades the release.
+    repo.publish("web", "1.1.0", sluice_e2e::helmrepo::chart_package("web", "1.1.0", &[]).unwrap());
+    settled(
+        wait_for(Duration::from_secs(120), "the upgrade to chart 1.1.0", || async {
+            request_reconcile(&repos, "charts").await;
+            request_reconcile(&charts, &chart_name).await;
+            let hr = hrs.get("web").await?;
+            let snapshot = hr
+                .status
+                .as_ref()
+                .and_then(|s| s.history.as_ref())
+                .and_then(|h| h.first().cloned());
+            let upgraded = snapshot.is_some_and(|s| {
+                s.chart_version == "1.1.0" && s.status == "deployed" && s.version == 2
+            });
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Ok(upgraded.then_some(()))
+        })
+        .await,
+        &hrs,
+    )
+    .await;
+    assert_eq!(configmaps.get("web").await.unwrap().data.unwrap()["version"], "1.1.0");
+
+    // Deleting the HelmRelease uninstalls it and deletes its HelmChart.
+    hrs.delete("web", &DeleteParams::default()).await.unwrap();
+    settled(
+        wait_for(Duration::from_secs(60), "the HelmRelease and its HelmChart to go", || async {
+            let gone =
+                hrs.get_opt("web").await?.is_none() && charts.get_opt(&chart_name).await?.is_none();
+            Ok(gone.then_some(()))
+        })
+        .await,
+        &hrs,
+    )
+    .await;
+    assert!(configmaps.get_opt("web").await.unwrap().is_none());
+    assert!(releases(&env, &namespace, "web").await.is_empty());
+    controller.abort();
 }
