@@ -11,6 +11,8 @@ use std::process::Command;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
+mod git;
+
 /// Which engine to benchmark.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Engine {
@@ -18,6 +20,8 @@ pub enum Engine {
     Kustomize,
     /// `sluice helm template` against the Helm SDK.
     Helm,
+    /// A GitRepository artifact (reconcile core) against `git clone --depth 1` + `tar czf`.
+    Git,
     /// Time to production of N app packages on the local real cluster (`--n N`), against the
     /// plain server-side-apply floor.
     Scale,
@@ -120,6 +124,9 @@ pub fn run(args: BenchArgs, root: &Path) -> anyhow::Result<()> {
     let work = tempfile_path("input");
     let _ = std::fs::remove_dir_all(&work);
     match args.engine {
+        Engine::Git => {
+            return git::run(root, &bench, &cargo, &target, args.size, args.runs);
+        }
         Engine::Scale => {
             let n = args.size.unwrap_or(100) as usize;
             return crate::scale::run(crate::scale::ScaleArgs { n }, root);
