@@ -17,7 +17,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use sluice_e2e::cluster::{Cluster, ClusterOptions};
 use sluice_e2e::process::{Lifetime, ServerProcess, free_port};
-use sluice_e2e::{GitServer, wait_for};
+use sluice_e2e::{GitServer, HelmRepoServer, wait_for};
 
 /// Arguments of `cargo xtask demo`.
 #[derive(Debug, Args)]
@@ -119,6 +119,37 @@ spec:
       cluster_env: demo
 ";
 
+/// A HelmRepository on the local chart server and a HelmRelease installing its `hello` chart.
+const CLUSTER_CHARTS: &str = "apiVersion: source.toolkit.fluxcd.io/v1
+kind: HelmRepository
+metadata:
+  name: charts
+  namespace: flux-system
+spec:
+  interval: 10m
+  url: HELM_URL
+---
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata:
+  name: hello
+  namespace: flux-system
+spec:
+  interval: 10m
+  targetNamespace: demo
+  install:
+    createNamespace: true
+  chart:
+    spec:
+      chart: hello
+      version: 1.x
+      sourceRef:
+        kind: HelmRepository
+        name: charts
+  values:
+    message: hello from a HelmRelease
+";
+
 fn step(text: &str) {
     eprintln!("\n\u{25b6} {text}");
 }
@@ -173,6 +204,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         "source-controller",
         "-p",
         "kustomize-controller",
+        "-p",
+        "helm-controller",
     ]))?;
     let bin = target_dir(&root).join("debug");
 
@@ -186,6 +219,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         kubeconfig.display()
     ));
 
+    let charts = HelmRepoServer::start()?;
+    charts.publish("hello", "1.0.0", sluice_e2e::helmrepo::chart_package("hello", "1.0.0", &[])?);
+    let cluster_charts = CLUSTER_CHARTS.replace("HELM_URL", &charts.url());
     let git = GitServer::start()?;
     git.create_repo(
         "platform",
@@ -196,10 +232,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             ("apps/overlays/demo/kustomization.yaml", OVERLAY),
             ("apps/overlays/demo/namespace.yaml", NAMESPACE),
             ("clusters/demo/apps.yaml", CLUSTER_APPS),
+            ("clusters/demo/charts.yaml", cluster_charts.as_str()),
         ],
     )?;
     let git_url = git.private_url("platform");
     step(&format!("started a git server with the example platform repository: {git_url}"));
+    step(&format!("started a Helm chart repository with the chart hello 1.0.0: {}", charts.url()));
 
     let sluice = |args: &[&str]| -> anyhow::Result<String> {
         show(Command::new(bin.join("sluice")).env("KUBECONFIG", &kubeconfig).args(args))
@@ -240,7 +278,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         ],
     ))?;
 
-    step("starting source-controller and kustomize-controller as local processes");
+    step("starting source-controller, kustomize-controller and helm-controller as local processes");
     let demo_dir = cluster.dir().join("demo");
     std::fs::create_dir_all(&demo_dir)?;
     let storage_port = free_port()?;
@@ -272,6 +310,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             "kustomize-controller",
             common("kustomize-controller"),
             &demo_dir.join("kustomize-controller.log"),
+            Lifetime::Guarded,
+        )?,
+        ServerProcess::spawn(
+            "helm-controller",
+            common("helm-controller"),
+            &demo_dir.join("helm-controller.log"),
             Lifetime::Guarded,
         )?,
     ];
@@ -310,6 +354,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         controller.stop(Duration::from_secs(5));
     }
     drop(git);
+    drop(charts);
     drop(cluster);
     eprintln!("done");
     Ok(())
@@ -406,10 +451,23 @@ async fn walkthrough(
     )
     .await?;
     eprintln!("  Kustomization apps applied revision {applied}");
+    let chart =
+        ready(client, "helmreleases", "helm.toolkit.fluxcd.io", "hello", "lastAttemptedRevision")
+            .await?;
+    eprintln!("  HelmRelease hello installed chart version {chart} as release demo/demo-hello");
     sluice(&["get", "all", "-A"])?;
     sluice(&["tree", "kustomization", "flux-system", "--compact"])?;
     sluice(&["tree", "kustomization", "apps"])?;
     kubectl(&["get", "deployments,services,configmaps", "-n", "demo", "-L", "env"])?;
+    kubectl(&[
+        "get",
+        "configmap",
+        "demo-hello",
+        "-n",
+        "demo",
+        "-o",
+        "jsonpath={.data.message}{\"\\n\"}",
+    ])?;
 
     step("a change through Git: clone, edit, `sluice diff`, push, reconcile");
     let checkout = demo_dir.join("checkout");
@@ -423,7 +481,15 @@ async fn walkthrough(
         )
     };
     std::fs::create_dir_all(&checkout)?;
-    git_cli(&["clone", "--quiet", &git.private_url_with_credentials("platform"), "."])?;
+    // The credentials stay out of the echoed command line.
+    eprintln!("$ git clone {} .   (as {})", git.private_url("platform"), GitServer::USERNAME);
+    let clone = Command::new("git")
+        .current_dir(&checkout)
+        .args(["clone", "--quiet", &git.private_url_with_credentials("platform"), "."])
+        .output()?;
+    if !clone.status.success() {
+        bail!("git clone failed: {}", String::from_utf8_lossy(&clone.stderr));
+    }
     let overlay = OVERLAY.replace("value: 2", "value: 3");
     let base = BASE_KUSTOMIZATION.replace("hello from git", "hello again from git");
     std::fs::write(checkout.join("apps/overlays/demo/kustomization.yaml"), overlay)?;
