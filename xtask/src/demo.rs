@@ -1,10 +1,11 @@
 //! `cargo xtask demo`: sluice doing its job on a real local control plane.
 //!
-//! It starts kube-apiserver v1.20.2 + etcd (built from Debian's source and cached) and a git
-//! server holding an example platform repository, then runs `sluice bootstrap git`: sluice
-//! commits its manifests to `clusters/demo/flux-system/`, installs its CRDs, creates the
-//! `flux-system` GitRepository and Kustomization and waits for the sync. The source-controller
-//! and kustomize-controller run as local processes (the local control plane has no nodes, hence
+//! It starts kube-apiserver v1.20.2 + etcd (built from Debian's source and cached), a Helm chart
+//! repository and a git server holding an example platform repository (a base and an overlay, a
+//! HelmRelease from the local HelmRepository), then runs `sluice bootstrap git`: sluice commits its
+//! manifests to `clusters/demo/flux-system/`, installs its CRDs, creates the `flux-system`
+//! GitRepository and Kustomization and waits for the sync. The source-, kustomize- and
+//! helm-controller run as local processes (the local control plane has no nodes, hence
 //! `--local-controllers`). It shows the objects with `sluice get` and `sluice tree`, previews a
 //! change with `sluice diff`, pushes it and watches it flow to the cluster, then makes a manual
 //! change and watches sluice revert it, and traces a Deployment back to its Git source.
