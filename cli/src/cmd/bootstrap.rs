@@ -422,12 +422,15 @@ async fn bootstrap_git(args: GitArgs, flags: &KubeFlags) -> anyhow::Result<()> {
     }
 
     say!("► applying sync manifests");
+    // Reconcile requests made on a re-run: the waits below also need them handled, or they
+    // would see the previous run's status and return while the controllers are still busy.
+    let mut repo_token: Option<String> = None;
+    let mut ks_token: Option<String> = None;
     if applied_before {
         // The Kustomization owns them now; only ask for a prompt sync of the new commit.
-        for kind in [crate::kinds::git_repository(), crate::kinds::kustomization()] {
-            let api = crate::kinds::api(&client, &kind, Some(&namespace));
-            crate::cmd::objects::request_reconcile(&api, SYNC_NAME).await?;
-        }
+        let repos = crate::kinds::api(&client, &crate::kinds::git_repository(), Some(&namespace));
+        repo_token = Some(crate::cmd::objects::request_reconcile(&repos, SYNC_NAME).await?);
+        ks_token = Some(crate::cmd::objects::request_reconcile(&ks_api, SYNC_NAME).await?);
     } else {
         cluster::apply_staged(&client, &sync_objects).await?;
     }
@@ -438,6 +441,7 @@ async fn bootstrap_git(args: GitArgs, flags: &KubeFlags) -> anyhow::Result<()> {
     let repos = crate::kinds::api(&client, &crate::kinds::git_repository(), Some(&namespace));
     cluster::wait_until(&repos, SYNC_NAME, args.timeout, |obj| {
         obj["status"]["artifact"]["revision"].as_str() == Some(expected.as_str())
+            && handled(obj, repo_token.as_deref())
     })
     .await
     .context("GitRepository flux-system")?;
@@ -445,6 +449,7 @@ async fn bootstrap_git(args: GitArgs, flags: &KubeFlags) -> anyhow::Result<()> {
     say!("◎ waiting for Kustomization \"{namespace}/{SYNC_NAME}\" to be reconciled");
     cluster::wait_until(&ks_api, SYNC_NAME, args.timeout, |obj| {
         obj["status"]["lastAppliedRevision"].as_str() == Some(expected.as_str())
+            && handled(obj, ks_token.as_deref())
     })
     .await
     .context("Kustomization flux-system")?;
@@ -465,6 +470,17 @@ async fn bootstrap_git(args: GitArgs, flags: &KubeFlags) -> anyhow::Result<()> {
     }
     say!("✔ bootstrap finished ({} new commits, revision {expected})", pushed.commits);
     Ok(())
+}
+
+/// Whether `obj` has handled the reconcile request `token` (always, without a request) and
+/// has no reconcile in progress.
+fn handled(obj: &Value, token: Option<&str>) -> bool {
+    let Some(token) = token else { return true };
+    let ready = obj["status"]["conditions"]
+        .as_array()
+        .and_then(|conditions| conditions.iter().find(|c| c["type"] == "Ready"))
+        .map(|ready| ready["status"] == "True" || ready["status"] == "False");
+    obj["status"]["lastHandledReconcileAt"].as_str() == Some(token) && ready == Some(true)
 }
 
 async fn commit(dir: &Path, author: &Author, message: &str) -> anyhow::Result<Option<String>> {
