@@ -30,11 +30,20 @@ pub struct ClusterOptions {
     pub controller_manager: bool,
     /// [`Lifetime::Guarded`] for tests; [`Lifetime::Detached`] for `cargo xtask cluster up --detach`.
     pub lifetime: Lifetime,
+    /// kube-controller-manager controllers to run besides garbagecollector, namespace and
+    /// serviceaccount-token (e.g. `deployment` and `replicaset` for the scale benchmark, so
+    /// Deployments get a status).
+    pub extra_controllers: Vec<String>,
 }
 
 impl Default for ClusterOptions {
     fn default() -> Self {
-        ClusterOptions { dir: None, controller_manager: true, lifetime: Lifetime::Guarded }
+        ClusterOptions {
+            dir: None,
+            controller_manager: true,
+            lifetime: Lifetime::Guarded,
+            extra_controllers: Vec::new(),
+        }
     }
 }
 
@@ -93,7 +102,11 @@ impl Cluster {
         cluster.start_apiserver(&binaries, &etcd_url, options.lifetime).await?;
         cluster.write_kubeconfig()?;
         if options.controller_manager {
-            cluster.start_controller_manager(&binaries, options.lifetime)?;
+            cluster.start_controller_manager(
+                &binaries,
+                options.lifetime,
+                &options.extra_controllers,
+            )?;
         }
         cluster.startup = started.elapsed();
         Ok(cluster)
@@ -240,13 +253,16 @@ impl Cluster {
         &mut self,
         binaries: &ClusterBinaries,
         lifetime: Lifetime,
+        extra_controllers: &[String],
     ) -> Result<()> {
+        let mut controllers = vec!["garbagecollector", "namespace", "serviceaccount-token"];
+        controllers.extend(extra_controllers.iter().map(String::as_str));
         let mut command = Command::new(&binaries.controller_manager);
         command
             .arg(format!("--kubeconfig={}", self.kubeconfig.display()))
             .args(["--leader-elect=false", "--port=0", "--secure-port=0"])
             .args(["--bind-address", "127.0.0.1"])
-            .args(["--controllers", "garbagecollector,namespace,serviceaccount-token"])
+            .args(["--controllers", &controllers.join(",")])
             .arg(format!(
                 "--service-account-private-key-file={}",
                 self.dir.join("sa.key").display()

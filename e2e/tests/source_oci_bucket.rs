@@ -390,13 +390,16 @@ async fn buckets_become_artifacts() {
     let wait_revision = |name: &'static str, revision: String| {
         let api = api.clone();
         async move {
-            wait_for(WAIT, &format!("Bucket {name} at {revision}"), || async {
+            // Ready as well: with a 2 s interval the next reconcile may be in progress.
+            wait_for(WAIT, &format!("Bucket {name} Ready at {revision}"), || async {
                 let obj = api.get(name).await?;
+                let is_ready = ready(obj.status.as_ref().and_then(|s| s.conditions.as_ref()))
+                    .is_some_and(|(status, _, _)| status == "True");
                 Ok(obj
                     .status
                     .clone()
                     .and_then(|s| s.artifact)
-                    .filter(|a| a.revision == revision)
+                    .filter(|a| a.revision == revision && is_ready)
                     .map(|a| (obj, a)))
             })
             .await

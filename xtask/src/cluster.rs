@@ -108,6 +108,7 @@ fn up(detach: bool) -> anyhow::Result<()> {
         dir: Some(dir.clone()),
         controller_manager: true,
         lifetime: Lifetime::Detached,
+        extra_controllers: Vec::new(),
     };
     let cluster = cluster::start_blocking(options)?;
     print_started(&cluster);

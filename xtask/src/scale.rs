@@ -59,6 +59,7 @@ spec:
           image: ghcr.io/stefanprodan/podinfo:6.5.0
           ports:
             - containerPort: 9898
+              protocol: TCP
 "
             ),
         ),
@@ -81,6 +82,7 @@ spec:
     app: {name}
   ports:
     - port: 9898
+      protocol: TCP
       targetPort: 9898
 "
             ),
@@ -283,7 +285,13 @@ pub fn run(args: ScaleArgs, root: &Path) -> anyhow::Result<()> {
     eprintln!("   done in {:.1?}", started.elapsed());
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let cluster = runtime.block_on(Cluster::start(ClusterOptions::default()))?;
+    // The deployment and replicaset controllers give Deployments a status, so health checks
+    // (`wait: true`) see them become Current as on a real cluster.
+    let options = ClusterOptions {
+        extra_controllers: vec!["deployment".into(), "replicaset".into()],
+        ..ClusterOptions::default()
+    };
+    let cluster = runtime.block_on(Cluster::start(options))?;
     let kubeconfig = cluster.kubeconfig_path().to_path_buf();
     let client = runtime.block_on(cluster.client())?;
     eprintln!("== cluster up on {} ({})", cluster.server_url(), kubeconfig.display());
