@@ -497,16 +497,24 @@ impl Reconciler {
             .collect();
         let revision = index_revision(&index);
 
-        // The cheap path: same objects and etags, same ignore rules, file still in storage.
+        // The cheap path: same objects and etags, same ignore rules, file still in storage;
+        // judged again on the API server's copy before rebuilding (the cached one may be stale).
+        let stored = |view: &Bucket| {
+            let status = view.status.as_ref()?;
+            status.artifact.clone().filter(|current| {
+                current.revision == revision
+                    && status.observed_ignore == spec.ignore
+                    && self.storage.exists(&current.path)
+            })
+        };
         let current = obj.status.as_ref().and_then(|s| s.artifact.clone());
-        let settings_unchanged =
-            obj.status.as_ref().is_some_and(|s| s.observed_ignore == spec.ignore);
-        if let Some(current) = &current
-            && current.revision == revision
-            && settings_unchanged
-            && self.storage.exists(&current.path)
+        if let Some(current) = stored(obj) {
+            return Ok((current, false));
+        }
+        if let Some(current) =
+            crate::fresh(&self.runtime.client, obj).await.as_ref().and_then(stored)
         {
-            return Ok((current.clone(), false));
+            return Ok((current, false));
         }
 
         status

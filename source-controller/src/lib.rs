@@ -292,6 +292,26 @@ pub async fn run(
     finished
 }
 
+/// The object as the API server has it now, or `None` when it cannot be read.
+///
+/// A reconcile queued while another one ran starts as soon as that one ends, often before the
+/// watch has delivered the status it wrote; judging "is this revision already stored?" from that
+/// stale copy would rebuild, and rewrite, an artifact that consumers are downloading. The
+/// source reconcilers call this before rebuilding, so a rebuild happens only when the stored
+/// status really differs.
+pub(crate) async fn fresh<K>(client: &kube::Client, obj: &K) -> Option<K>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    use kube::ResourceExt;
+    let api: kube::Api<K> =
+        kube::Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
+    api.get_opt(&obj.name_any()).await.ok().flatten()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -549,14 +549,23 @@ impl Reconciler {
             Error::Pull(format!("resolving '{}' timed out after {timeout:?}", spec.url))
         })??;
 
-        // The cheap path: same manifest, same content settings, file still in storage.
+        // The cheap path: same manifest, same content settings, file still in storage; judged
+        // again on the API server's copy before rebuilding (the cached one may be stale).
+        let stored = |view: &OCIRepository| {
+            view.status.as_ref().and_then(|s| s.artifact.clone()).filter(|current| {
+                current.revision == resolved.revision
+                    && settings_unchanged(view)
+                    && self.storage.exists(&current.path)
+            })
+        };
         let current = obj.status.as_ref().and_then(|s| s.artifact.clone());
-        if let Some(current) = &current
-            && current.revision == resolved.revision
-            && settings_unchanged(obj)
-            && self.storage.exists(&current.path)
+        if let Some(current) = stored(obj) {
+            return Ok((current, false));
+        }
+        if let Some(current) =
+            crate::fresh(&self.runtime.client, obj).await.as_ref().and_then(stored)
         {
-            return Ok((current.clone(), false));
+            return Ok((current, false));
         }
 
         status
