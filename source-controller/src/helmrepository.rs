@@ -590,12 +590,21 @@ impl Reconciler {
             .map_err(|message| Error::Index { url: url.clone(), message })?;
         let digest = sluice_artifact::sha256_digest(&normalized);
         let hex = digest.trim_start_matches("sha256:").to_string();
-        let current = obj.status.as_ref().and_then(|s| s.artifact.clone());
-        if let Some(current) = &current
-            && current.revision == digest
-            && self.storage.exists(&current.path)
+        // Already stored? Judged again on the API server's copy before rebuilding (the cached
+        // one may predate the status the previous reconcile wrote).
+        let stored = |view: &HelmRepository| {
+            view.status
+                .as_ref()
+                .and_then(|s| s.artifact.clone())
+                .filter(|current| current.revision == digest && self.storage.exists(&current.path))
+        };
+        if let Some(current) = stored(obj) {
+            return Ok((current, false));
+        }
+        if let Some(current) =
+            crate::fresh(&self.runtime.client, obj).await.as_ref().and_then(stored)
         {
-            return Ok((current.clone(), false));
+            return Ok((current, false));
         }
         let path = Storage::artifact_path(
             "HelmRepository",
