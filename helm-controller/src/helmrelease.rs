@@ -425,10 +425,83 @@ struct Run<'a> {
     counters: Counters,
 }
 
+/// The release actions whose outcome sets the `Released` condition.
+#[derive(Debug, Clone, Copy)]
+enum ReleaseAction {
+    Install,
+    Upgrade,
+}
+
+impl ReleaseAction {
+    fn verb(self) -> &'static str {
+        match self {
+            ReleaseAction::Install => "install",
+            ReleaseAction::Upgrade => "upgrade",
+        }
+    }
+
+    /// The `Released` reasons (and event reasons) of a success and of a failure.
+    fn reasons(self) -> (&'static str, &'static str) {
+        match self {
+            ReleaseAction::Install => (condition::INSTALL_SUCCEEDED, condition::INSTALL_FAILED),
+            ReleaseAction::Upgrade => (condition::UPGRADE_SUCCEEDED, condition::UPGRADE_FAILED),
+        }
+    }
+}
+
 impl Run<'_> {
     async fn event(&self, severity: Severity, reason: &str, message: &str, revision: &str) {
         let metadata = BTreeMap::from([("revision".to_string(), revision.to_string())]);
         self.runtime.events.record(self.obj, severity, reason, message, &metadata).await;
+    }
+
+    /// Records the outcome of an install or upgrade: the `Released` condition, the event, the
+    /// failure counters (reset on success), and a progress write of the status.
+    async fn record_release_action(
+        &mut self,
+        action: ReleaseAction,
+        result: Result<Release, ActionError>,
+        target: &str,
+        chart_label: &str,
+        chart_version: &str,
+    ) -> Result<(), Error> {
+        let verb = action.verb();
+        let (succeeded, failed) = action.reasons();
+        match result {
+            Ok(rel) => {
+                let message = format!(
+                    "Helm {verb} succeeded for release {}/{}.v{} with chart {chart_label}",
+                    rel.namespace, rel.name, rel.version
+                );
+                self.status.set_condition(
+                    condition::RELEASED,
+                    CondStatus::True,
+                    succeeded,
+                    &message,
+                );
+                self.status.remove_condition(condition::REMEDIATED);
+                self.status.remove_condition(condition::TEST_SUCCESS);
+                self.event(Severity::Info, succeeded, &message, chart_version).await;
+                self.counters = Counters::default();
+                self.status.progress(&message).await?;
+            }
+            Err(err) => {
+                let message = format!(
+                    "Helm {verb} failed for release {target} with chart {chart_label}: {}",
+                    sluice_runtime::conditions::error_message(&err)
+                );
+                self.counters.failures += 1;
+                match action {
+                    ReleaseAction::Install => self.counters.install += 1,
+                    ReleaseAction::Upgrade => self.counters.upgrade += 1,
+                }
+                self.counters.write(&mut self.status);
+                self.status.set_condition(condition::RELEASED, CondStatus::False, failed, &message);
+                self.event(Severity::Error, failed, &message, chart_version).await;
+                self.status.progress(&message).await?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -1166,54 +1239,15 @@ impl Reconciler {
                     let history = storage.history(&release).await.map_err(Error::Storage)?;
                     managed = with_history(&managed, &history);
                     run.status.set_field("history", history_snapshots(&history));
-                    match result {
-                        Ok(rel) => {
-                            let message = format!(
-                                "Helm install succeeded for release {}/{}.v{} with chart {chart_label}",
-                                rel.namespace, rel.name, rel.version
-                            );
-                            run.status.set_condition(
-                                condition::RELEASED,
-                                CondStatus::True,
-                                condition::INSTALL_SUCCEEDED,
-                                &message,
-                            );
-                            run.status.remove_condition(condition::REMEDIATED);
-                            run.status.remove_condition(condition::TEST_SUCCESS);
-                            run.event(
-                                Severity::Info,
-                                condition::INSTALL_SUCCEEDED,
-                                &message,
-                                &desired.chart_version,
-                            )
-                            .await;
-                            run.counters = Counters::default();
-                            run.status.progress(&message).await?;
-                        }
-                        Err(err) => {
-                            let message = format!(
-                                "Helm install failed for release {target_namespace}/{release} with chart {chart_label}: {}",
-                                sluice_runtime::conditions::error_message(&err)
-                            );
-                            run.counters.failures += 1;
-                            run.counters.install += 1;
-                            run.counters.write(&mut run.status);
-                            run.status.set_condition(
-                                condition::RELEASED,
-                                CondStatus::False,
-                                condition::INSTALL_FAILED,
-                                &message,
-                            );
-                            run.event(
-                                Severity::Error,
-                                condition::INSTALL_FAILED,
-                                &message,
-                                &desired.chart_version,
-                            )
-                            .await;
-                            run.status.progress(&message).await?;
-                        }
-                    }
+                    let target = format!("{target_namespace}/{release}");
+                    run.record_release_action(
+                        ReleaseAction::Install,
+                        result,
+                        &target,
+                        &chart_label,
+                        &desired.chart_version,
+                    )
+                    .await?;
                 }
                 State::Unmanaged | State::OutOfSync => {
                     if state == State::OutOfSync
@@ -1244,54 +1278,15 @@ impl Reconciler {
                     let history = storage.history(&release).await.map_err(Error::Storage)?;
                     managed = with_history(&managed, &history);
                     run.status.set_field("history", history_snapshots(&history));
-                    match result {
-                        Ok(rel) => {
-                            let message = format!(
-                                "Helm upgrade succeeded for release {}/{}.v{} with chart {chart_label}",
-                                rel.namespace, rel.name, rel.version
-                            );
-                            run.status.set_condition(
-                                condition::RELEASED,
-                                CondStatus::True,
-                                condition::UPGRADE_SUCCEEDED,
-                                &message,
-                            );
-                            run.status.remove_condition(condition::REMEDIATED);
-                            run.status.remove_condition(condition::TEST_SUCCESS);
-                            run.event(
-                                Severity::Info,
-                                condition::UPGRADE_SUCCEEDED,
-                                &message,
-                                &desired.chart_version,
-                            )
-                            .await;
-                            run.counters = Counters::default();
-                            run.status.progress(&message).await?;
-                        }
-                        Err(err) => {
-                            let message = format!(
-                                "Helm upgrade failed for release {target_namespace}/{release} with chart {chart_label}: {}",
-                                sluice_runtime::conditions::error_message(&err)
-                            );
-                            run.counters.failures += 1;
-                            run.counters.upgrade += 1;
-                            run.counters.write(&mut run.status);
-                            run.status.set_condition(
-                                condition::RELEASED,
-                                CondStatus::False,
-                                condition::UPGRADE_FAILED,
-                                &message,
-                            );
-                            run.event(
-                                Severity::Error,
-                                condition::UPGRADE_FAILED,
-                                &message,
-                                &desired.chart_version,
-                            )
-                            .await;
-                            run.status.progress(&message).await?;
-                        }
-                    }
+                    let target = format!("{target_namespace}/{release}");
+                    run.record_release_action(
+                        ReleaseAction::Upgrade,
+                        result,
+                        &target,
+                        &chart_label,
+                        &desired.chart_version,
+                    )
+                    .await?;
                 }
                 State::Untested => {
                     let latest = history.last().cloned().unwrap_or_default();
