@@ -334,31 +334,18 @@ async fn decryption_keys(
 /// The client that applies, prunes and checks health for `obj`: the controller's own, the
 /// remote cluster's of `spec.kubeConfig`, impersonating the service account when one applies.
 async fn apply_client(obj: &Kustomization, runtime: &Runtime) -> Result<kube::Client, Error> {
-    let namespace = obj.namespace().unwrap_or_default();
-    let base = match obj.spec.kube_config.as_ref().and_then(|k| k.secret_ref.as_ref()) {
-        Some(reference) => crate::impersonate::remote_client(
-            &runtime.client,
-            &namespace,
-            &reference.name,
-            reference.key.as_deref(),
-        )
-        .await
-        .map_err(Error::Client)?,
-        None if obj.spec.kube_config.is_some() => {
-            return Err(Error::InvalidSpec(
-                "spec.kubeConfig.configMapRef (workload identity) is not supported: use spec.kubeConfig.secretRef".into(),
-            ));
-        }
-        None => runtime.client.clone(),
-    };
-    match crate::impersonate::service_account(obj, runtime.args.default_service_account()) {
-        Some(account) => crate::impersonate::impersonating(
-            &base,
-            &crate::impersonate::service_account_user(&namespace, account),
-        )
-        .map_err(Error::Client),
-        None => Ok(base),
-    }
+    crate::impersonate::client_for(
+        &runtime.client,
+        &obj.namespace().unwrap_or_default(),
+        obj.spec.kube_config.as_ref(),
+        obj.spec.service_account_name.as_deref(),
+        runtime.args.default_service_account(),
+    )
+    .await
+    .map_err(|err| match err {
+        crate::impersonate::ClientError::Unsupported(message) => Error::InvalidSpec(message),
+        crate::impersonate::ClientError::Client(message) => Error::Client(message),
+    })
 }
 
 fn owner_labels(obj: &Kustomization) -> BTreeMap<String, String> {

@@ -8,11 +8,13 @@
 //! - [`runtime`]: flags, logging, probes, leader election, shutdown, jitter, backoff and
 //!   [`runtime::run_controller`];
 //! - [`object`]: what the runtime needs from each Flux kind;
+//! - [`impersonate`]: the client an object acts with (`serviceAccountName`, `kubeConfig`);
 //! - [`error`]: the [`error::ReconcileError`] contract and the runtime's own errors.
 
 pub mod conditions;
 pub mod error;
 pub mod events;
+pub mod impersonate;
 pub mod metrics;
 pub mod object;
 pub mod runtime;
