@@ -98,6 +98,8 @@ fn run_template(args: TemplateArgs) -> anyhow::Result<()> {
         include_crds: args.include_crds,
         no_hooks: args.no_hooks,
         is_upgrade: args.is_upgrade,
+        // Offline, as `helm template`: every `lookup` is an empty map.
+        lookup: None,
     };
     let output = sluice_helm::template_chart_dir(std::path::Path::new(&chart), &options)
         .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -28,6 +28,8 @@ pub struct RenderContext {
     pub kube_version: KubeVersion,
     /// `.Capabilities.APIVersions`.
     pub api_versions: Vec<String>,
+    /// Answers `lookup`; empty maps without one.
+    pub lookup: Option<std::sync::Arc<dyn crate::Lookup>>,
 }
 
 thread_local! {
@@ -61,7 +63,7 @@ pub fn render(
 
     let mut set = TemplateSet::new();
     set.set_options(Options { missing_key: MissingKey::Zero, ..Options::default() });
-    register_helm_functions(&mut set);
+    register_helm_functions(&mut set, ctx.lookup.clone());
 
     // Deepest paths first so that parent charts' defines win (`sortTemplates`).
     let mut names: Vec<&String> = templates.keys().collect();
@@ -328,7 +330,10 @@ fn arg_str(args: &[Value], i: usize) -> String {
     }
 }
 
-fn register_helm_functions(set: &mut TemplateSet) {
+fn register_helm_functions(
+    set: &mut TemplateSet,
+    lookup: Option<std::sync::Arc<dyn crate::Lookup>>,
+) {
     set.add_func(
         "include",
         Func::new(Signature::fixed(&[Param::String, Param::Any]), |ctx: &mut Context<'_>, args: &[Value]| {
@@ -400,7 +405,19 @@ fn register_helm_functions(set: &mut TemplateSet) {
         "lookup",
         Func::new(
             Signature::fixed(&[Param::String, Param::String, Param::String, Param::String]),
-            |_ctx: &mut Context<'_>, _args: &[Value]| Ok(Value::Map(Map::new())),
+            move |_ctx: &mut Context<'_>, args: &[Value]| {
+                let Some(lookup) = &lookup else { return Ok(Value::Map(Map::new())) };
+                let found = lookup.lookup(
+                    &arg_str(args, 0),
+                    &arg_str(args, 1),
+                    &arg_str(args, 2),
+                    &arg_str(args, 3),
+                );
+                match found.map_err(func_error)? {
+                    Some(object) => Ok(Value::from_json_keep_ints(&object)),
+                    None => Ok(Value::Map(Map::new())),
+                }
+            },
         ),
     );
     let simple = |set: &mut TemplateSet, name: &str, f: fn(&Value) -> Value| {

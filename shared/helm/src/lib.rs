@@ -154,6 +154,28 @@ pub struct TemplateOptions {
     pub no_hooks: bool,
     /// `.Release.IsUpgrade` (and not IsInstall).
     pub is_upgrade: bool,
+    /// Answers `lookup` from a cluster; `None` (as `helm template`): every lookup is empty.
+    pub lookup: Option<std::sync::Arc<dyn Lookup>>,
+}
+
+/// Answers the `lookup` template function (Helm asks the API server with the release's client).
+///
+/// Unwind safe so that [`TemplateOptions`] stays so (callers render under `catch_unwind`); an
+/// implementation holding a client can wrap it in [`std::panic::AssertUnwindSafe`].
+pub trait Lookup: Send + Sync + std::fmt::Debug + std::panic::RefUnwindSafe {
+    /// The object `name` of `apiVersion`/`kind` in `namespace` (empty for cluster-scoped kinds
+    /// or all namespaces), or, when `name` is empty, the list `{"items": [...], ...}`; `None`
+    /// when it does not exist (the template sees an empty map).
+    ///
+    /// # Errors
+    /// Any other failure, shown to the chart as the error of `lookup`.
+    fn lookup(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Json>, String>;
 }
 
 impl Default for TemplateOptions {
@@ -173,6 +195,7 @@ impl Default for TemplateOptions {
             include_crds: false,
             no_hooks: false,
             is_upgrade: false,
+            lookup: None,
         }
     }
 }
@@ -379,6 +402,7 @@ pub fn render_chart(
         is_upgrade: options.is_upgrade,
         kube_version,
         api_versions,
+        lookup: options.lookup.clone(),
     };
     let mut files: BTreeMap<String, String> =
         engine::render(&chart, &values, &context).map_err(Error::Render)?;
@@ -622,5 +646,51 @@ mod tests {
         );
         assert_eq!(KubeVersion::parse("v1.21.3").unwrap().version, "v1.21.3");
         assert!(KubeVersion::parse("one").is_err());
+    }
+
+    /// A cluster of one ConfigMap, for the `lookup` hook.
+    #[derive(Debug)]
+    struct OneConfigMap;
+
+    impl Lookup for OneConfigMap {
+        fn lookup(
+            &self,
+            api_version: &str,
+            kind: &str,
+            namespace: &str,
+            name: &str,
+        ) -> Result<Option<Json>, String> {
+            match (api_version, kind, namespace, name) {
+                ("v1", "ConfigMap", "prod", "settings") => Ok(Some(serde_json::json!(
+                    {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"colour": "blue", "replicas": 3}}
+                ))),
+                ("v1", "Secret", _, _) => Err("secrets \"x\" is forbidden".into()),
+                _ => Ok(None),
+            }
+        }
+    }
+
+    #[test]
+    fn lookup_asks_the_hook_and_is_empty_without_one() {
+        let template = (
+            "templates/cm.yaml",
+            concat!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: out\ndata:\n",
+                "  colour: {{ $a := lookup \"v1\" \"ConfigMap\" .Release.Namespace \"settings\" }}{{ if $a }}{{ $a.data.colour }}{{ else }}none{{ end }}\n",
+                "  replicas: {{ $b := lookup \"v1\" \"ConfigMap\" \"prod\" \"settings\" }}{{ if $b }}{{ add 1 $b.data.replicas | quote }}{{ else }}\"0\"{{ end }}\n",
+                "  missing: {{ lookup \"v1\" \"ConfigMap\" \"prod\" \"other\" | len | quote }}\n",
+            ),
+        );
+        let files = [CHART_YAML, template];
+        let offline = render_chart(chart(&files), &Map::new(), &options()).unwrap();
+        let text = output::format_output(&offline.sorted, &OutputOptions::default());
+        assert!(text.contains("colour: none\n  replicas: \"0\"\n  missing: \"0\""), "{text}");
+        let live = TemplateOptions { lookup: Some(std::sync::Arc::new(OneConfigMap)), ..options() };
+        let rendered = render_chart(chart(&files), &Map::new(), &live).unwrap();
+        let text = output::format_output(&rendered.sorted, &OutputOptions::default());
+        assert!(text.contains("colour: blue\n  replicas: \"4\"\n  missing: \"0\""), "{text}");
+        let failing = ("templates/secret.yaml", "{{ lookup \"v1\" \"Secret\" \"prod\" \"x\" }}\n");
+        let err = render_chart(chart(&[CHART_YAML, failing]), &Map::new(), &live).unwrap_err();
+        assert!(err.to_string().contains("is forbidden"), "{err}");
     }
 }
