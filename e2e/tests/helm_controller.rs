@@ -3,8 +3,9 @@
 //! uninstall on deletion, and the Helm Go SDK (PyPI `helm-python-sdk`) reading sluice's
 //! releases and handing one over to sluice.
 //!
-//! The chart artifact is published by the test itself (sluice-artifact storage and server) and
-//! recorded in a HelmChart's status, the way source-controller would.
+//! The chart comes through the real source-controller: a HelmRepository served over HTTP by
+//! the harness's chart repository, and the HelmChart the helm-controller creates for
+//! `spec.chart`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -56,59 +57,40 @@ const DEPLOYMENT: &str = "{{- if .Values.replicas }}\napiVersion: apps/v1\nkind:
 const HOOKS: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-hook\n  annotations:\n    helm.sh/hook: pre-install,pre-upgrade\n    helm.sh/hook-weight: \"-5\"\n    helm.sh/hook-delete-policy: before-hook-creation\ndata:\n  upgrade: {{ .Release.IsUpgrade | quote }}\n{{- if .Values.slow }}\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ .Release.Name }}-slow\n  annotations:\n    helm.sh/hook: pre-upgrade\n    helm.sh/hook-delete-policy: hook-succeeded\nspec:\n  automountServiceAccountToken: false\n  containers:\n    - name: wait\n      image: registry.invalid/wait:1\n{{- end }}\n";
 const TEST: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ .Release.Name }}-test\n  annotations:\n    helm.sh/hook: test\n    helm.sh/hook-delete-policy: before-hook-creation\nspec:\n  automountServiceAccountToken: false\n  restartPolicy: Never\n  containers:\n    - name: test\n      image: registry.invalid/test:1\n";
 
-/// Writes the `demo` chart at `version` under `dir/demo`.
-fn write_chart(dir: &Path, version: &str) {
-    let root = dir.join("demo");
-    std::fs::create_dir_all(root.join("templates/tests")).unwrap();
+/// The `demo` chart at `version`, packaged as `helm package` lays it out.
+fn demo_package(version: &str) -> Vec<u8> {
+    let chart_yaml =
+        format!("apiVersion: v2\nname: demo\nversion: {version}\nappVersion: \"2.0\"\n");
     let files = [
-        (
-            "Chart.yaml",
-            format!("apiVersion: v2\nname: demo\nversion: {version}\nappVersion: \"2.0\"\n"),
-        ),
-        ("values.yaml", VALUES.to_string()),
-        ("templates/configmap.yaml", CONFIGMAP.to_string()),
-        ("templates/deployment.yaml", DEPLOYMENT.to_string()),
-        ("templates/hooks.yaml", HOOKS.to_string()),
-        ("templates/tests/test.yaml", TEST.to_string()),
-        ("templates/NOTES.txt", "Thanks for installing {{ .Release.Name }}.\n".to_string()),
+        ("Chart.yaml", chart_yaml.as_str()),
+        ("values.yaml", VALUES),
+        ("templates/configmap.yaml", CONFIGMAP),
+        ("templates/deployment.yaml", DEPLOYMENT),
+        ("templates/hooks.yaml", HOOKS),
+        ("templates/tests/test.yaml", TEST),
+        ("templates/NOTES.txt", "Thanks for installing {{ .Release.Name }}.\n"),
     ];
-    for (path, content) in files {
-        std::fs::write(root.join(path), content).unwrap();
-    }
+    sluice_e2e::helmrepo::chart_package("demo", version, &files).unwrap()
 }
 
-/// Publishes chart `version` as an artifact and records it in the HelmChart's status.
-async fn publish_chart(
-    env: &TestEnv,
-    storage: &sluice_artifact::Storage,
-    namespace: &str,
-    version: &str,
-) -> std::path::PathBuf {
-    let dir = tempfile::tempdir().unwrap();
-    write_chart(dir.path(), version);
-    let path = sluice_artifact::Storage::artifact_path(
-        "HelmChart",
-        namespace,
-        "demo",
-        &format!("demo-{version}.tgz"),
-    );
-    let stored = storage.archive(&path, dir.path(), None).unwrap();
-    let artifact = storage.artifact(&stored, version, None);
-    let charts: Api<HelmChart> = Api::namespaced(env.client(), namespace);
-    if charts.get_opt("demo").await.unwrap().is_none() {
-        let chart: HelmChart = serde_json::from_value(json!({
-            "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmChart",
-            "metadata": {"name": "demo", "labels": {"sharding.fluxcd.io/key": SHARD}},
-            "spec": {"chart": "demo", "interval": "10m", "sourceRef": {"kind": "HelmRepository", "name": "unused"}}
-        }))
-        .unwrap();
-        charts.create(&PostParams::default(), &chart).await.unwrap();
-    }
-    let status = json!({"status": {"observedGeneration": 1, "artifact": artifact, "conditions": [
-        {"type": "Ready", "status": "True", "reason": "ChartPullSucceeded", "message": format!("pulled 'demo' chart with version '{version}'"), "lastTransitionTime": jiff::Timestamp::now().to_string()}
-    ]}});
-    charts.patch_status("demo", &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
-    storage.root().join(path)
+/// The HelmRepository `charts` for `url`, in `shard`.
+async fn create_helm_repository(env: &TestEnv, namespace: &str, url: &str, shard: &str) {
+    use sluice_api::source::HelmRepository;
+    let repos: Api<HelmRepository> = Api::namespaced(env.client(), namespace);
+    let helm_repository: HelmRepository = serde_json::from_value(json!({
+        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmRepository",
+        "metadata": {"name": "charts", "labels": {"sharding.fluxcd.io/key": shard}},
+        "spec": {"url": url, "interval": "1m"}
+    }))
+    .unwrap();
+    repos.create(&PostParams::default(), &helm_repository).await.unwrap();
+}
+
+/// `spec.chart` for `chart` from the HelmRepository `charts`, its HelmChart in `shard`.
+fn chart_template(chart: &str, shard: &str) -> Value {
+    json!({"metadata": {"labels": {"sharding.fluxcd.io/key": shard}},
+        "spec": {"chart": chart, "version": "*", "interval": "1m",
+                 "sourceRef": {"kind": "HelmRepository", "name": "charts"}}})
 }
 
 /// Unwraps a wait, printing the HelmReleases' status first when it timed out.
@@ -312,16 +294,16 @@ async fn helm_releases_install_upgrade_test_remediate_and_uninstall() {
         assert!(matches!(&err, kube::Error::Api(s) if s.code == 409), "{err}");
     }
 
-    // The artifact server.
-    let store_dir = tempfile::tempdir().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap().to_string();
-    let storage =
-        sluice_artifact::Storage::new(store_dir.path(), address, Duration::from_secs(60), 2)
-            .unwrap();
-    let root = store_dir.path().to_path_buf();
-    tokio::spawn(sluice_artifact::server::serve(root, listener, std::future::pending()));
-    let chart_file = publish_chart(&env, &storage, &namespace, "1.0.0").await;
+    // The chart repository and the real source-controller.
+    let repo = sluice_e2e::HelmRepoServer::start().unwrap();
+    let package = demo_package("1.0.0");
+    repo.publish("demo", "1.0.0", package.clone());
+    let chart_dir = tempfile::tempdir().unwrap();
+    let chart_file = chart_dir.path().join("demo-1.0.0.tgz");
+    std::fs::write(&chart_file, &package).unwrap();
+    let storage = tempfile::tempdir().unwrap();
+    let _source = start_source_controller(&env, storage.path(), SHARD).await;
+    create_helm_repository(&env, &namespace, &repo.url(), SHARD).await;
 
     let gate = Arc::new(AtomicBool::new(false));
     let completer = pod_completer(&env, &namespace, gate.clone());
@@ -334,7 +316,7 @@ async fn helm_releases_install_upgrade_test_remediate_and_uninstall() {
         "spec": {
             "interval": "10m",
             "timeout": "15s",
-            "chartRef": {"kind": "HelmChart", "name": "demo"},
+            "chart": chart_template("demo", SHARD),
             "values": {"message": "one"},
             "test": {"enable": true},
             "upgrade": {"remediation": {"retries": 0, "remediateLastFailure": true}}
@@ -601,7 +583,7 @@ async fn helm_releases_install_upgrade_test_remediate_and_uninstall() {
         let adopted: HelmRelease = serde_json::from_value(json!({
             "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
             "metadata": {"name": "adopted", "labels": {"sharding.fluxcd.io/key": SHARD}},
-            "spec": {"interval": "10m", "timeout": "30s", "chartRef": {"kind": "HelmChart", "name": "demo"}, "values": {"message": "from-sluice"}}
+            "spec": {"interval": "10m", "timeout": "30s", "chart": chart_template("demo", SHARD), "values": {"message": "from-sluice"}}
         }))
         .unwrap();
         hrs.create(&PostParams::default(), &adopted).await.unwrap();
@@ -660,11 +642,11 @@ struct SourceFlags {
     storage: source_controller::StorageArgs,
 }
 
-async fn start_source_controller(env: &TestEnv, storage: &Path) -> Arc<Runtime> {
+async fn start_source_controller(env: &TestEnv, storage: &Path, shard: &str) -> Arc<Runtime> {
     let port = sluice_e2e::process::free_port().unwrap();
     let args = vec![
         "source-controller".to_string(),
-        format!("--watch-label-selector=sharding.fluxcd.io/key={REPO_SHARD}"),
+        format!("--watch-label-selector=sharding.fluxcd.io/key={shard}"),
         "--metrics-addr=127.0.0.1:0".into(),
         "--health-addr=127.0.0.1:0".into(),
         format!("--storage-path={}", storage.display()),
@@ -700,7 +682,7 @@ async fn helm_release_from_a_helm_repository() {
     let repo = sluice_e2e::HelmRepoServer::start().unwrap();
     repo.publish("web", "1.0.0", sluice_e2e::helmrepo::chart_package("web", "1.0.0", &[]).unwrap());
     let storage = tempfile::tempdir().unwrap();
-    let _source = start_source_controller(&env, storage.path()).await;
+    let _source = start_source_controller(&env, storage.path(), REPO_SHARD).await;
     let controller = start_controller(&env, REPO_SHARD).await;
 
     let repos: Api<HelmRepository> = Api::namespaced(env.client(), &namespace);

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, PostParams, PropagationPolicy};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::discovery::{ApiCapabilities, Scope};
 use serde_json::{Map, Value};
@@ -130,6 +130,27 @@ pub struct Settings {
     pub disable_hooks: bool,
     /// `spec.maxHistory` (0 = unlimited).
     pub max_history: i64,
+    /// Recreate objects whose immutable fields changed (`upgrade.force`, `rollback.force`).
+    pub force: bool,
+    /// Delete the objects a failed upgrade or rollback created (`cleanupOnFail`).
+    pub cleanup_on_fail: bool,
+    /// How uninstall deletes objects (`uninstall.deletionPropagation`).
+    pub deletion_propagation: PropagationPolicy,
+}
+
+/// Parses `spec.uninstall.deletionPropagation` (Helm's default: background).
+///
+/// # Errors
+/// A value other than background, foreground or orphan.
+pub fn deletion_propagation(raw: Option<&str>) -> Result<PropagationPolicy, String> {
+    match raw {
+        None | Some("background") => Ok(PropagationPolicy::Background),
+        Some("foreground") => Ok(PropagationPolicy::Foreground),
+        Some("orphan") => Ok(PropagationPolicy::Orphan),
+        Some(other) => Err(format!(
+            "spec.uninstall.deletionPropagation {other:?} is not a propagation policy: use background, foreground or orphan"
+        )),
+    }
 }
 
 /// What an install or upgrade deploys.
@@ -393,7 +414,8 @@ impl Actions {
     async fn apply_manifest(&self, manifest: &str) -> Result<Vec<Value>, ActionError> {
         let mut objects = manifest_objects(manifest)?;
         self.prepare(&mut objects).await;
-        let options = ApplyOptions { force: false, wait_timeout: Some(self.settings.timeout) };
+        let options =
+            ApplyOptions { force: self.settings.force, wait_timeout: Some(self.settings.timeout) };
         self.apply.apply_all_staged(&objects, &options).await?;
         Ok(objects)
     }
@@ -424,6 +446,83 @@ impl Actions {
             .collect();
         self.delete.delete_all(&stale).await?;
         Ok(())
+    }
+
+    /// The objects of `new` that `old` does not have: what an upgrade or rollback creates.
+    async fn created_by(&self, old: &str, new: &str) -> Result<Vec<ObjectId>, ActionError> {
+        let old_ids = self.ids(old).await?;
+        Ok(self
+            .ids(new)
+            .await?
+            .into_iter()
+            .filter(|id| {
+                !old_ids.iter().any(|o| {
+                    o.group == id.group
+                        && o.kind == id.kind
+                        && o.namespace == id.namespace
+                        && o.name == id.name
+                })
+            })
+            .collect())
+    }
+
+    /// With `cleanup_on_fail`, deletes what a failed upgrade or rollback created (Helm's
+    /// `--cleanup-on-fail`); a failure to clean up is added to the action's error.
+    async fn cleanup_after_failure(&self, created: &[ObjectId], err: ActionError) -> ActionError {
+        if !self.settings.cleanup_on_fail || created.is_empty() {
+            return err;
+        }
+        let mut reversed = created.to_vec();
+        reversed.reverse();
+        match self.delete_with_propagation(&reversed).await {
+            Ok(()) => err,
+            Err(cleanup) => ActionError::Kube {
+                what: err.to_string(),
+                message: format!("cleanup on fail: {cleanup}"),
+            },
+        }
+    }
+
+    /// Deletes `ids` with the uninstall propagation policy; missing objects and kinds are
+    /// already gone.
+    async fn delete_with_propagation(&self, ids: &[ObjectId]) -> Result<(), ActionError> {
+        let params = DeleteParams {
+            propagation_policy: Some(self.settings.deletion_propagation.clone()),
+            ..DeleteParams::default()
+        };
+        for id in ids {
+            let Some(api) = self.dynamic_api(id).await else { continue };
+            match api.delete(&id.name, &params).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(kube_error(format!("deleting {id}"), e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The ids of a release's objects for `status.inventory`: the manifest's objects (hooks
+    /// excluded) and the chart's CRDs, sorted by id.
+    ///
+    /// # Errors
+    /// A manifest or CRD file that does not parse.
+    pub async fn inventory(
+        &self,
+        manifest: &str,
+        crds: &[(String, String)],
+    ) -> Result<Vec<ObjectId>, ActionError> {
+        let mut objects = manifest_objects(manifest)?;
+        for (path, text) in crds {
+            let docs = sluice_helm::yaml::from_yaml_documents(text).map_err(|e| {
+                ActionError::Manifest { path: path.clone(), message: e.to_string() }
+            })?;
+            objects.extend(docs.into_iter().filter(|d| ObjectId::of(d).is_some()));
+        }
+        self.prepare(&mut objects).await;
+        let mut ids: Vec<ObjectId> = objects.iter().filter_map(ObjectId::of).collect();
+        ids.sort_by_key(|id| id.to_inventory().id);
+        ids.dedup_by_key(|id| id.to_inventory().id);
+        Ok(ids)
     }
 
     /// Runs the hooks of `event` in weight order, recording each run in `release.hooks`.
@@ -722,6 +821,9 @@ impl Actions {
                 Ok(release)
             }
             Err(err) => {
+                let created =
+                    self.created_by(&current.manifest, &release.manifest).await.unwrap_or_default();
+                let err = self.cleanup_after_failure(&created, err).await;
                 let message = format!("Upgrade \"{}\" failed: {err}", release.name);
                 self.fail(release, message).await?;
                 self.prune_history().await?;
@@ -773,6 +875,9 @@ impl Actions {
                 Ok(release)
             }
             Err(err) => {
+                let created =
+                    self.created_by(&current.manifest, &release.manifest).await.unwrap_or_default();
+                let err = self.cleanup_after_failure(&created, err).await;
                 let message = format!("Rollback \"{}\" failed: {err}", release.name);
                 self.fail(release, message).await?;
                 self.prune_history().await?;
@@ -827,7 +932,7 @@ impl Actions {
             let ids = self.ids(&release.manifest).await?;
             let mut reversed = ids.clone();
             reversed.reverse();
-            self.delete.delete_all(&reversed).await?;
+            self.delete_with_propagation(&reversed).await?;
             self.run_hooks(&mut release, "post-delete").await
         });
         match result.await {

@@ -71,6 +71,9 @@ pub enum Error {
     /// A `valuesFrom` reference could not be read.
     #[error("{0}")]
     Values(String),
+    /// A post-renderer (`spec.postRenderers`, `spec.commonMetadata`) failed on the manifest.
+    #[error("post-render: {0}")]
+    PostRender(String),
     /// A dependency is not ready.
     #[error("dependency '{0}' is not ready")]
     DependencyNotReady(String),
@@ -88,6 +91,17 @@ pub enum Error {
     /// Failures exceeded the remediation retries.
     #[error("{0}")]
     RetriesExhausted(String),
+    /// An action failed under the `RetryOnFailure` strategy: no remediation, the action is
+    /// tried again after `retryInterval`.
+    #[error("{message}")]
+    Retry {
+        /// Flux's reason (`InstallFailed`, `UpgradeFailed`, `TestFailed`).
+        reason: &'static str,
+        /// What failed.
+        message: String,
+        /// `strategy.retryInterval`.
+        after: Duration,
+    },
     /// The Kubernetes API refused a request.
     #[error("{what}: {message}")]
     Kube {
@@ -104,15 +118,16 @@ pub enum Error {
 impl ReconcileError for Error {
     fn reason(&self) -> &'static str {
         match self {
-            Error::InvalidSpec(_) | Error::Values(_) | Error::Chart { .. } => {
-                condition::INIT_FAILED
-            }
+            Error::InvalidSpec(_)
+            | Error::Values(_)
+            | Error::Chart { .. }
+            | Error::PostRender(_) => condition::INIT_FAILED,
             Error::AccessDenied(_) => reason::ACCESS_DENIED,
             Error::SourceNotFound { .. } | Error::ArtifactNotReady(_) | Error::Fetch(_) => {
                 reason::ARTIFACT_FAILED
             }
             Error::DependencyNotReady(_) => reason::DEPENDENCY_NOT_READY,
-            Error::Action { reason, .. } => reason,
+            Error::Action { reason, .. } | Error::Retry { reason, .. } => reason,
             Error::RetriesExhausted(_) => condition::RETRIES_EXHAUSTED,
             Error::Storage(_) | Error::Kube { .. } | Error::Status(_) => {
                 reason::RECONCILIATION_FAILED
@@ -328,6 +343,36 @@ impl Remediation {
     }
 }
 
+/// Flux's default `strategy.retryInterval`.
+pub const DEFAULT_RETRY_INTERVAL: Duration = Duration::from_secs(300);
+
+/// The retry interval when the strategy of `action` (`install` or `upgrade`, Flux's active
+/// strategy of the last attempted action) is `RetryOnFailure`; `None` for
+/// `RemediateOnFailure` (the default).
+///
+/// # Errors
+/// An unknown strategy name or an unparsable `retryInterval`.
+fn retry_strategy(obj: &HelmRelease, action: &str) -> Result<Option<Duration>, Error> {
+    let (field, strategy) = if action == "install" {
+        ("install.strategy", obj.spec.install.as_ref().and_then(|i| i.strategy.clone()))
+    } else {
+        ("upgrade.strategy", obj.spec.upgrade.as_ref().and_then(|u| u.strategy.clone()))
+    };
+    let Some(strategy) = strategy else { return Ok(None) };
+    match strategy.name.as_str() {
+        "RemediateOnFailure" => Ok(None),
+        "RetryOnFailure" => duration(
+            &format!("{field}.retryInterval"),
+            strategy.retry_interval.as_deref(),
+            DEFAULT_RETRY_INTERVAL,
+        )
+        .map(Some),
+        other => Err(Error::InvalidSpec(format!(
+            "spec.{field}.name {other:?} is not a strategy: use RemediateOnFailure or RetryOnFailure"
+        ))),
+    }
+}
+
 /// The state of the release compared with the HelmRelease (Flux's `ReleaseState`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
@@ -342,6 +387,7 @@ enum State {
 }
 
 /// What one reconcile renders and compares against.
+#[derive(Clone)]
 struct Desired {
     deploy: Deploy,
     upgrade_deploy: Deploy,
@@ -350,6 +396,10 @@ struct Desired {
     app_version: String,
     config_digest: String,
     revision: String,
+    /// `sha256:` of `spec.postRenderers` (empty when none).
+    post_renderers_digest: String,
+    /// `sha256:` of `spec.commonMetadata` (empty when none).
+    common_metadata_digest: String,
 }
 
 fn test_selected(obj: &HelmRelease, hook: &storage::Hook) -> bool {
@@ -385,11 +435,26 @@ fn state_of(obj: &HelmRelease, history: &[Release], desired: &Desired, force: bo
     if !is_managed(obj, latest) {
         return State::Unmanaged;
     }
+    // A forced action (the force request, a new chart or values on a failed release, or a
+    // RetryOnFailure retry) upgrades a failed release instead of remediating it.
+    if force {
+        return State::OutOfSync;
+    }
     if latest.info.status == status::FAILED || latest.info.status == status::UNINSTALLING {
         return State::Failed;
     }
-    if force
-        || latest.chart_name() != desired.chart_name
+    // A new generation whose post-renderers or common metadata changed is redeployed (the
+    // chart and values may be the same).
+    let status = obj.status.clone().unwrap_or_default();
+    if status.observed_generation != obj.metadata.generation
+        && (status.observed_post_renderers_digest.unwrap_or_default()
+            != desired.post_renderers_digest
+            || status.observed_common_metadata_digest.unwrap_or_default()
+                != desired.common_metadata_digest)
+    {
+        return State::OutOfSync;
+    }
+    if latest.chart_name() != desired.chart_name
         || latest.chart_version() != desired.chart_version
         || config_digest(&latest.config) != desired.config_digest
     {
@@ -464,7 +529,7 @@ impl Run<'_> {
         target: &str,
         chart_label: &str,
         chart_version: &str,
-    ) -> Result<(), Error> {
+    ) -> Result<Option<String>, Error> {
         let verb = action.verb();
         let (succeeded, failed) = action.reasons();
         match result {
@@ -484,6 +549,7 @@ impl Run<'_> {
                 self.event(Severity::Info, succeeded, &message, chart_version).await;
                 self.counters = Counters::default();
                 self.status.progress(&message).await?;
+                Ok(None)
             }
             Err(err) => {
                 let message = format!(
@@ -499,9 +565,9 @@ impl Run<'_> {
                 self.status.set_condition(condition::RELEASED, CondStatus::False, failed, &message);
                 self.event(Severity::Error, failed, &message, chart_version).await;
                 self.status.progress(&message).await?;
+                Ok(Some(message))
             }
         }
-        Ok(())
     }
 }
 
@@ -516,6 +582,29 @@ impl Reconciler {
             })
             .await
             .clone()
+    }
+
+    /// The client the release is stored, applied, tested and uninstalled with: the remote
+    /// cluster's of `spec.kubeConfig`, impersonating `spec.serviceAccountName` (or
+    /// `--default-service-account` locally), else the controller's own. Sources, values and
+    /// status use the controller's client.
+    async fn release_client(&self, obj: &HelmRelease) -> Result<kube::Client, Error> {
+        sluice_runtime::impersonate::client_for(
+            &self.runtime.client,
+            &obj.namespace().unwrap_or_default(),
+            obj.spec.kube_config.as_ref(),
+            obj.spec.service_account_name.as_deref(),
+            self.runtime.args.default_service_account(),
+        )
+        .await
+        .map_err(|err| match err {
+            sluice_runtime::impersonate::ClientError::Unsupported(message) => {
+                Error::InvalidSpec(message)
+            }
+            sluice_runtime::impersonate::ClientError::Client(message) => {
+                Error::Kube { what: "building the release client".into(), message }
+            }
+        })
     }
 
     /// Creates or updates the HelmChart of `spec.chart` and returns its `<ns>/<name>`.
@@ -771,10 +860,21 @@ impl Reconciler {
         artifact: &Artifact,
         release: &str,
         target_namespace: &str,
+        preserved: Option<Map<String, Value>>,
+        client: &kube::Client,
     ) -> Result<Desired, Error> {
         let digest = artifact.digest.clone().unwrap_or_default();
         let file = self.fetcher.download(&artifact.url, &digest).await.map_err(Error::Fetch)?;
         let values = self.compose_values(obj).await?;
+        // `upgrade.preserveValues` (Helm's --reuse-values): an upgrade keeps the release's
+        // values and merges the composed ones over them.
+        let upgrade_values = match preserved {
+            Some(mut previous) => {
+                merge_values(&mut previous, values.clone());
+                previous
+            }
+            None => values.clone(),
+        };
         let kube_version = self.cluster_version().await;
         let revision = artifact.revision.clone();
         let install = obj.spec.install.clone().unwrap_or_default();
@@ -792,7 +892,12 @@ impl Reconciler {
         let release = release.to_string();
         let namespace = target_namespace.to_string();
         let render_values = values.clone();
+        let upgrade_render_values = upgrade_values.clone();
         let chart_revision = revision.clone();
+        let post_renderers = obj.spec.post_renderers.clone().unwrap_or_default();
+        let lookup: Arc<dyn sluice_helm::Lookup> =
+            Arc::new(crate::lookup::ClusterLookup::new(client.clone()));
+        let common_metadata = obj.spec.common_metadata.clone();
         let rendered = tokio::task::spawn_blocking(move || -> Result<_, Error> {
             let chart_error =
                 |message: String| Error::Chart { chart: chart_revision.clone(), message };
@@ -810,11 +915,19 @@ impl Reconciler {
                     namespace: namespace.clone(),
                     kube_version: Some(kube_version.clone()),
                     is_upgrade,
+                    lookup: Some(lookup.clone()),
                     ..sluice_helm::TemplateOptions::default()
                 };
-                let rendered = sluice_helm::render_chart(chart.clone(), &render_values, &options)
+                let values = if is_upgrade { &upgrade_render_values } else { &render_values };
+                let rendered = sluice_helm::render_chart(chart.clone(), values, &options)
                     .map_err(|e| chart_error(e.to_string()))?;
-                renders.push(rendered);
+                let manifest = crate::postrender::post_render(
+                    &rendered.manifest(),
+                    &post_renderers,
+                    common_metadata.as_ref(),
+                )
+                .map_err(Error::PostRender)?;
+                renders.push((rendered, manifest));
             }
             Ok((chart_json, name, version, app_version, renders))
         })
@@ -824,10 +937,12 @@ impl Reconciler {
             message: format!("render task failed: {e}"),
         })??;
         let (chart_json, chart_name, chart_version, app_version, renders) = rendered;
-        let deploy_of = |rendered: &sluice_helm::Rendered, crd_policy: CrdPolicy| Deploy {
+        let deploy_of = |(rendered, manifest): &(sluice_helm::Rendered, String),
+                         config: &Map<String, Value>,
+                         crd_policy: CrdPolicy| Deploy {
             chart: chart_json.clone(),
-            config: values.clone(),
-            manifest: rendered.manifest(),
+            config: config.clone(),
+            manifest: manifest.clone(),
             hooks: action::hooks_of(rendered),
             notes: rendered.notes.clone(),
             crds: rendered.crds.clone(),
@@ -835,13 +950,19 @@ impl Reconciler {
             create_namespace,
         };
         Ok(Desired {
-            deploy: deploy_of(&renders[0], install_crds),
-            upgrade_deploy: deploy_of(&renders[1], upgrade_crds),
+            deploy: deploy_of(&renders[0], &values, install_crds),
+            upgrade_deploy: deploy_of(&renders[1], &upgrade_values, upgrade_crds),
             chart_name,
             chart_version,
             app_version,
-            config_digest: config_digest(&values),
+            config_digest: config_digest(&upgrade_values),
             revision,
+            post_renderers_digest: crate::postrender::post_renderers_digest(
+                obj.spec.post_renderers.as_ref(),
+            ),
+            common_metadata_digest: crate::postrender::common_metadata_digest(
+                obj.spec.common_metadata.as_ref(),
+            ),
         })
     }
 
@@ -880,6 +1001,7 @@ impl Reconciler {
                     Error::SourceNotFound { .. }
                     | Error::ArtifactNotReady(_)
                     | Error::DependencyNotReady(_) => self.runtime.args.requeue_dependency,
+                    Error::Retry { after, .. } => after,
                     _ => interval,
                 };
                 let stalled = err.is_stalled();
@@ -894,15 +1016,6 @@ impl Reconciler {
 
     fn unsupported(obj: &HelmRelease) -> Option<String> {
         let spec = &obj.spec;
-        if spec.post_renderers.as_ref().is_some_and(|p| !p.is_empty()) {
-            return Some("spec.postRenderers is not supported by this build of sluice's helm-controller: remove it or render the patches into the chart".into());
-        }
-        if spec.kube_config.is_some() {
-            return Some("spec.kubeConfig is not supported by this build of sluice's helm-controller: remove it to install into the local cluster".into());
-        }
-        if spec.service_account_name.is_some() {
-            return Some("spec.serviceAccountName (impersonation) is not supported by this build of sluice's helm-controller: remove it".into());
-        }
         if let Some(mode) = spec.drift_detection.as_ref().and_then(|d| d.mode.as_deref())
             && !matches!(mode, "disabled" | "warn" | "enabled")
         {
@@ -1027,9 +1140,22 @@ impl Reconciler {
             _ => false,
         };
         run.status.set_field("storageNamespace", &storage_namespace);
+        let client = self.release_client(obj).await?;
+        let storage = SecretStorage::new(client.clone(), &storage_namespace);
         let artifact = self.chart_artifact(obj, &mut run.status).await?;
         self.check_dependencies(obj).await?;
-        let desired = self.desired(obj, &artifact, &release, &target_namespace).await?;
+        let preserved =
+            if obj.spec.upgrade.as_ref().and_then(|u| u.preserve_values).unwrap_or(false) {
+                let history = storage.history(&release).await.map_err(Error::Storage)?;
+                history
+                    .last()
+                    .filter(|r| r.info.status != status::UNINSTALLED)
+                    .map(|r| r.config.clone())
+            } else {
+                None
+            };
+        let desired =
+            self.desired(obj, &artifact, &release, &target_namespace, preserved, &client).await?;
         // A new generation, chart or values starts the failure counting afresh.
         if previous.last_attempted_generation != obj.metadata.generation
             || previous.last_attempted_config_digest.as_deref()
@@ -1054,13 +1180,14 @@ impl Reconciler {
         ]);
         if let Some(common) = &obj.spec.common_metadata {
             owner_labels.extend(common.labels.clone().unwrap_or_default());
-            if common.annotations.as_ref().is_some_and(|a| !a.is_empty()) {
-                return Err(Error::InvalidSpec("spec.commonMetadata.annotations is not supported by this build of sluice's helm-controller: use commonMetadata.labels or chart values".into()));
-            }
         }
         let install = obj.spec.install.clone().unwrap_or_default();
         let upgrade = obj.spec.upgrade.clone().unwrap_or_default();
         let max_history = obj.spec.max_history.unwrap_or(DEFAULT_MAX_HISTORY);
+        let uninstall = obj.spec.uninstall.clone().unwrap_or_default();
+        let deletion_propagation =
+            action::deletion_propagation(uninstall.deletion_propagation.as_deref())
+                .map_err(Error::InvalidSpec)?;
         let settings = |action_timeout: Option<&str>,
                         field: &str,
                         disable_wait: bool,
@@ -1074,11 +1201,13 @@ impl Reconciler {
                 disable_wait,
                 disable_hooks,
                 max_history,
+                force: false,
+                cleanup_on_fail: false,
+                deletion_propagation: deletion_propagation.clone(),
             })
         };
-        let storage = SecretStorage::new(self.runtime.client.clone(), &storage_namespace);
         let install_actions = Actions::new(
-            self.runtime.client.clone(),
+            client.clone(),
             storage.clone(),
             settings(
                 install.timeout.as_deref(),
@@ -1088,35 +1217,42 @@ impl Reconciler {
             )?,
         );
         let upgrade_actions = Actions::new(
-            self.runtime.client.clone(),
+            client.clone(),
             storage.clone(),
-            settings(
-                upgrade.timeout.as_deref(),
-                "upgrade.timeout",
-                upgrade.disable_wait.unwrap_or(false),
-                upgrade.disable_hooks.unwrap_or(false),
-            )?,
+            Settings {
+                force: upgrade.force.unwrap_or(false),
+                cleanup_on_fail: upgrade.cleanup_on_fail.unwrap_or(false),
+                ..settings(
+                    upgrade.timeout.as_deref(),
+                    "upgrade.timeout",
+                    upgrade.disable_wait.unwrap_or(false),
+                    upgrade.disable_hooks.unwrap_or(false),
+                )?
+            },
         );
         let test_spec = obj.spec.test.clone().unwrap_or_default();
         let test_actions = Actions::new(
-            self.runtime.client.clone(),
+            client.clone(),
             storage.clone(),
             settings(test_spec.timeout.as_deref(), "test.timeout", false, false)?,
         );
         let rollback = obj.spec.rollback.clone().unwrap_or_default();
         let rollback_actions = Actions::new(
-            self.runtime.client.clone(),
+            client.clone(),
             storage.clone(),
-            settings(
-                rollback.timeout.as_deref(),
-                "rollback.timeout",
-                rollback.disable_wait.unwrap_or(false),
-                rollback.disable_hooks.unwrap_or(false),
-            )?,
+            Settings {
+                force: rollback.force.unwrap_or(false),
+                cleanup_on_fail: rollback.cleanup_on_fail.unwrap_or(false),
+                ..settings(
+                    rollback.timeout.as_deref(),
+                    "rollback.timeout",
+                    rollback.disable_wait.unwrap_or(false),
+                    rollback.disable_hooks.unwrap_or(false),
+                )?
+            },
         );
-        let uninstall = obj.spec.uninstall.clone().unwrap_or_default();
         let uninstall_actions = Actions::new(
-            self.runtime.client.clone(),
+            client.clone(),
             storage.clone(),
             settings(
                 uninstall.timeout.as_deref(),
@@ -1171,6 +1307,12 @@ impl Reconciler {
                         );
                     }
                     if let Some(latest) = &latest {
+                        let ids = upgrade_actions
+                            .inventory(&latest.manifest, &desired.deploy.crds)
+                            .await
+                            .map_err(|e| action_error(reason::RECONCILIATION_FAILED, e))?;
+                        let entries: Vec<_> = ids.iter().map(|id| id.to_inventory()).collect();
+                        run.status.set_field("inventory", serde_json::json!({"entries": entries}));
                         self.drift(run, &upgrade_actions, latest, &desired.chart_version).await?;
                     }
                     return Ok((reason, message));
@@ -1216,7 +1358,10 @@ impl Reconciler {
                 }
                 State::Absent => {
                     let remediation = Remediation::install(obj);
-                    if remediation.exhausted(run.counters.install) && last_action == "install" {
+                    if remediation.exhausted(run.counters.install)
+                        && last_action == "install"
+                        && retry_strategy(obj, "install")?.is_none()
+                    {
                         return Err(Error::RetriesExhausted(format!(
                             "install retries exhausted ({} failures): cannot install release {release}",
                             run.counters.install
@@ -1239,21 +1384,34 @@ impl Reconciler {
                     let history = storage.history(&release).await.map_err(Error::Storage)?;
                     managed = with_history(&managed, &history);
                     run.status.set_field("history", history_snapshots(&history));
+                    if result.is_ok() {
+                        observe_render_digests(&mut run.status, &mut managed, &desired);
+                    }
                     let target = format!("{target_namespace}/{release}");
-                    run.record_release_action(
-                        ReleaseAction::Install,
-                        result,
-                        &target,
-                        &chart_label,
-                        &desired.chart_version,
-                    )
-                    .await?;
+                    let failure = run
+                        .record_release_action(
+                            ReleaseAction::Install,
+                            result,
+                            &target,
+                            &chart_label,
+                            &desired.chart_version,
+                        )
+                        .await?;
+                    if let (Some(message), Some(after)) = (failure, retry_strategy(obj, "install")?)
+                    {
+                        return Err(Error::Retry {
+                            reason: condition::INSTALL_FAILED,
+                            message,
+                            after,
+                        });
+                    }
                 }
                 State::Unmanaged | State::OutOfSync => {
                     if state == State::OutOfSync
                         && !forced
                         && Remediation::upgrade(obj).exhausted(run.counters.upgrade)
                         && last_action == "upgrade"
+                        && retry_strategy(obj, "upgrade")?.is_none()
                     {
                         return Err(Error::RetriesExhausted(format!(
                             "upgrade retries exhausted ({} failures): cannot upgrade release {release}",
@@ -1278,15 +1436,27 @@ impl Reconciler {
                     let history = storage.history(&release).await.map_err(Error::Storage)?;
                     managed = with_history(&managed, &history);
                     run.status.set_field("history", history_snapshots(&history));
+                    if result.is_ok() {
+                        observe_render_digests(&mut run.status, &mut managed, &desired);
+                    }
                     let target = format!("{target_namespace}/{release}");
-                    run.record_release_action(
-                        ReleaseAction::Upgrade,
-                        result,
-                        &target,
-                        &chart_label,
-                        &desired.chart_version,
-                    )
-                    .await?;
+                    let failure = run
+                        .record_release_action(
+                            ReleaseAction::Upgrade,
+                            result,
+                            &target,
+                            &chart_label,
+                            &desired.chart_version,
+                        )
+                        .await?;
+                    if let (Some(message), Some(after)) = (failure, retry_strategy(obj, "upgrade")?)
+                    {
+                        return Err(Error::Retry {
+                            reason: condition::UPGRADE_FAILED,
+                            message,
+                            after,
+                        });
+                    }
                 }
                 State::Untested => {
                     let latest = history.last().cloned().unwrap_or_default();
@@ -1353,6 +1523,15 @@ impl Reconciler {
                             }
                             run.counters.write(&mut run.status);
                             run.status.progress(&message).await?;
+                            if !ignore_test_failures(obj, &remediation)
+                                && let Some(after) = retry_strategy(obj, &last_action)?
+                            {
+                                return Err(Error::Retry {
+                                    reason: condition::TEST_FAILED,
+                                    message,
+                                    after,
+                                });
+                            }
                         }
                     }
                 }
@@ -1374,6 +1553,15 @@ impl Reconciler {
                         },
                         message,
                     ));
+                }
+                State::Failed | State::TestFailed
+                    if retry_strategy(obj, last_action_or_upgrade(&last_action))?.is_some()
+                        && !forced =>
+                {
+                    // RetryOnFailure: no remediation; the failed release is upgraded in place
+                    // (an interrupted or failed install too, as Flux retries it).
+                    managed = with_history(&managed, &history);
+                    forced = true;
                 }
                 State::Failed | State::TestFailed => {
                     let latest = history.last().cloned().unwrap_or_default();
@@ -1573,14 +1761,15 @@ impl Reconciler {
         let timeout = duration("uninstall.timeout", uninstall.timeout.as_deref(), DEFAULT_TIMEOUT)
             .or_else(|_| duration("timeout", obj.spec.timeout.as_deref(), DEFAULT_TIMEOUT))
             .unwrap_or(DEFAULT_TIMEOUT);
-        let storage = SecretStorage::new(self.runtime.client.clone(), &storage_namespace);
+        let client = self.release_client(&obj).await?;
+        let storage = SecretStorage::new(client.clone(), &storage_namespace);
         let history = storage.history(&release).await.map_err(Error::Storage)?;
         // Only a release this object manages is uninstalled.
         if let Some(latest) = history.last()
             && is_managed(&obj, latest)
         {
             let actions = Actions::new(
-                self.runtime.client.clone(),
+                client.clone(),
                 storage.clone(),
                 Settings {
                     release_name: release.clone(),
@@ -1590,6 +1779,13 @@ impl Reconciler {
                     disable_wait: uninstall.disable_wait.unwrap_or(false),
                     disable_hooks: uninstall.disable_hooks.unwrap_or(false),
                     max_history: 0,
+                    force: false,
+                    cleanup_on_fail: false,
+                    // A bad policy was refused while the object lived; delete anyway.
+                    deletion_propagation: action::deletion_propagation(
+                        uninstall.deletion_propagation.as_deref(),
+                    )
+                    .unwrap_or(kube::api::PropagationPolicy::Background),
                 },
             );
             match actions.uninstall(&history, uninstall.keep_history.unwrap_or(false)).await {
@@ -1662,6 +1858,24 @@ fn last_action_or_upgrade(action: &str) -> &str {
 
 fn action_error(reason: &'static str, err: ActionError) -> Error {
     Error::Action { reason, message: sluice_runtime::conditions::error_message(&err) }
+}
+
+/// Records the post-renderer and common metadata digests a release was deployed with
+/// (`status.observedPostRenderersDigest`, `status.observedCommonMetadataDigest`), in the status
+/// and in the copy the state machine compares against.
+fn observe_render_digests(
+    status: &mut StatusWriter<'_, HelmRelease>,
+    managed: &mut HelmRelease,
+    desired: &Desired,
+) {
+    let field = |digest: &str| (!digest.is_empty()).then(|| digest.to_string());
+    let post = field(&desired.post_renderers_digest);
+    let common = field(&desired.common_metadata_digest);
+    status.set_field("observedPostRenderersDigest", post.clone());
+    status.set_field("observedCommonMetadataDigest", common.clone());
+    let managed_status = managed.status.get_or_insert_with(Default::default);
+    managed_status.observed_post_renderers_digest = post;
+    managed_status.observed_common_metadata_digest = common;
 }
 
 /// A copy of `obj` whose status history lists `history` (the releases are now managed).
@@ -1782,6 +1996,8 @@ mod tests {
             app_version: String::new(),
             config_digest: config_digest(&Map::new()),
             revision: "1.0.0".into(),
+            post_renderers_digest: String::new(),
+            common_metadata_digest: String::new(),
         };
         let unmanaged = hr(json!({"interval": "1m"}));
         let h = vec![release(1, "deployed")];
@@ -1799,6 +2015,17 @@ mod tests {
             state_of(&managed, &[release(1, "uninstalled")], &desired, false),
             State::Absent
         );
+        // A new generation with other post-renderers redeploys; the observed generation does not.
+        let mut renderers = managed.clone();
+        renderers.metadata.generation = Some(2);
+        renderers.status.get_or_insert_with(Default::default).observed_generation = Some(1);
+        let patched = Desired { post_renderers_digest: "sha256:1".into(), ..desired.clone() };
+        assert_eq!(state_of(&renderers, &h, &patched, false), State::OutOfSync);
+        renderers.status.get_or_insert_with(Default::default).observed_post_renderers_digest =
+            Some("sha256:1".into());
+        assert_eq!(state_of(&renderers, &h, &patched, false), State::InSync);
+        let observed = with_history(&hr(json!({"interval": "1m"})), &h);
+        assert_eq!(state_of(&observed, &h, &patched, false), State::InSync);
         let other = Desired { chart_version: "1.0.1".into(), ..desired };
         assert_eq!(state_of(&managed, &h, &other, false), State::OutOfSync);
     }

@@ -8,6 +8,8 @@
 
 pub mod action;
 pub mod helmrelease;
+pub mod lookup;
+pub mod postrender;
 pub mod storage;
 
 use std::future::Future;
