@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use sluice_artifact::Storage;
 use sluice_git::{Auth, CheckoutOptions, GitRef};
-use source_controller::gitrepository::{Build, build_artifact};
+use source_controller::gitrepository::{Build, Built, build_artifact};
 
 fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -36,7 +36,7 @@ fn main() -> anyhow::Result<()> {
         includes: Vec::new(),
     };
     let started = Instant::now();
-    let (commit, stored) = build_artifact(&storage, build)
+    let Built { commit, stored, .. } = build_artifact(&storage, build)
         .map_err(|err| anyhow::anyhow!(sluice_runtime::conditions::error_message(&err)))?;
     println!(
         "{} {} {} {:.3}",

@@ -37,6 +37,16 @@ pub enum Error {
     /// A git operation failed.
     #[error("{0}")]
     Git(#[source] sluice_git::Error),
+    /// The commit or tag signature did not verify against the trusted keys; retried, since a
+    /// new signed commit or a key added to the Secret fixes it.
+    #[error("signature verification of revision '{revision}' failed: {source}")]
+    Verification {
+        /// The revision that failed verification.
+        revision: String,
+        /// Why.
+        #[source]
+        source: sluice_git::Error,
+    },
     /// Writing the artifact failed.
     #[error("storing artifact")]
     Storage(#[source] sluice_artifact::StorageError),
@@ -74,6 +84,7 @@ impl ReconcileError for Error {
                 condition::INCLUDE_UNAVAILABLE
             }
             Error::Git(err) => err.reason(),
+            Error::Verification { .. } => condition::VERIFICATION_ERROR,
             Error::Storage(_) | Error::Ignore(_) | Error::Task(_) => {
                 condition::ARCHIVE_OPERATION_FAILED
             }
@@ -128,6 +139,8 @@ fn parse_duration(field: &str, raw: Option<&str>, default: Duration) -> Result<D
 /// What a reconcile produced.
 struct Stored {
     artifact: Artifact,
+    /// The key fingerprints that verified the revision, when `spec.verify` is set.
+    verified_by: Vec<String>,
     /// Whether the artifact changed in this reconcile.
     is_new: bool,
     commit_message: Option<String>,
@@ -163,10 +176,7 @@ pub struct Build {
 ///
 /// # Errors
 /// When the checkout, verification, an include or the archive fails.
-pub fn build_artifact(
-    storage: &Storage,
-    build: Build,
-) -> Result<(sluice_git::Commit, sluice_artifact::storage::StoredFile), Error> {
+pub fn build_artifact(storage: &Storage, build: Build) -> Result<Built, Error> {
     let work = tempfile::Builder::new()
         .prefix("gitrepository-")
         .tempdir()
@@ -180,9 +190,13 @@ pub fn build_artifact(
         &build.options,
     )
     .map_err(Error::Git)?;
-    if let Some((mode, keys)) = &build.verify {
-        commit.verify(*mode, keys).map_err(Error::Git)?;
-    }
+    let verified_by = match &build.verify {
+        Some((mode, keys)) => commit.verify(*mode, keys).map_err(|source| Error::Verification {
+            revision: commit.revision.to_string(),
+            source,
+        })?,
+        None => Vec::new(),
+    };
     for (include, artifact) in &build.includes {
         copy_include(storage, include, artifact, &checkout_dir, work.path())?;
     }
@@ -196,7 +210,17 @@ pub fn build_artifact(
     );
     let _lock = storage.lock(&path).map_err(Error::Storage)?;
     let stored = storage.archive(&path, &checkout_dir, Some(&ignore)).map_err(Error::Storage)?;
-    Ok((commit, stored))
+    Ok(Built { commit, stored, verified_by })
+}
+
+/// What [`build_artifact`] produced.
+pub struct Built {
+    /// The checked-out commit.
+    pub commit: sluice_git::Commit,
+    /// The archive in storage.
+    pub stored: sluice_artifact::storage::StoredFile,
+    /// Fingerprints of the keys that verified the signatures (empty without `verify`).
+    pub verified_by: Vec<String>,
 }
 
 /// Adds the watch that wakes a GitRepository when a GitRepository it includes stores a new
@@ -359,20 +383,28 @@ impl Reconciler {
         }
         let git_ref = GitRef::from_spec(spec.reference.as_ref());
         let ignore_spec = spec.ignore.clone();
-        let current = obj.status.as_ref().and_then(|s| s.artifact.clone());
-        let settings_unchanged = obj.status.as_ref().is_some_and(|s| {
-            s.observed_ignore == spec.ignore
-                && s.observed_recurse_submodules.unwrap_or(false)
-                    == spec.recurse_submodules.unwrap_or(false)
-                && s.observed_sparse_checkout == spec.sparse_checkout
-        }) && spec.verify.is_none();
         let includes = self.resolve_includes(obj).await?;
         let included: Vec<Artifact> = includes.iter().map(|(_, a)| a.clone()).collect();
-        let includes_unchanged = obj.status.as_ref().is_some_and(|s| {
-            s.observed_include == spec.include
-                && same_artifacts(s.included_artifacts.as_deref().unwrap_or_default(), &included)
-        });
-        let settings_unchanged = settings_unchanged && includes_unchanged;
+        // The stored artifact of `view` when it was built with today's settings and is still in
+        // storage: only then can an unchanged remote revision skip the clone.
+        let reusable = |view: &GitRepository| -> Option<Artifact> {
+            let status = view.status.as_ref()?;
+            let settings_unchanged = status.observed_ignore == spec.ignore
+                && status.observed_recurse_submodules.unwrap_or(false)
+                    == spec.recurse_submodules.unwrap_or(false)
+                && status.observed_sparse_checkout == spec.sparse_checkout
+                && spec.verify.is_none()
+                && status.observed_include == spec.include
+                && same_artifacts(
+                    status.included_artifacts.as_deref().unwrap_or_default(),
+                    &included,
+                );
+            status
+                .artifact
+                .clone()
+                .filter(|artifact| settings_unchanged && self.storage.exists(&artifact.path))
+        };
+        let mut current = obj.status.as_ref().and_then(|s| s.artifact.clone());
 
         let options = CheckoutOptions {
             shallow: true,
@@ -382,27 +414,41 @@ impl Reconciler {
             http,
         };
 
-        // The cheap path: the remote ref still points at the stored revision, so no clone.
-        if let Some(current) = &current
-            && settings_unchanged
-            && self.storage.exists(&current.path)
-        {
-            let (url, auth, reference, options) =
-                (spec.url.clone(), auth.clone(), git_ref.clone(), options.clone());
-            let remote = tokio::task::spawn_blocking(move || {
-                sluice_git::remote_revision(&url, &auth, &reference, &options)
-            })
-            .await
-            .map_err(|err| Error::Task(err.to_string()))?
-            .map_err(Error::Git)?;
-            if remote.is_some_and(|revision| revision.to_string() == current.revision) {
+        // The cheap path: the remote ref still points at the stored revision, so no clone. The
+        // cached copy is checked first; when it does not match, the API server's copy is checked
+        // too, since the cache may not yet hold the status that the previous reconcile wrote
+        // (rebuilding then would rewrite an artifact that consumers are downloading).
+        let mut remote: Option<Option<String>> = None;
+        for candidate in [Some(obj.clone()), None] {
+            let view = match candidate {
+                Some(view) => view,
+                None => match crate::fresh(&self.runtime.client, obj).await {
+                    Some(view) => view,
+                    None => break,
+                },
+            };
+            let Some(stored) = reusable(&view) else { continue };
+            if remote.is_none() {
+                let (url, auth, reference, options) =
+                    (spec.url.clone(), auth.clone(), git_ref.clone(), options.clone());
+                let revision = tokio::task::spawn_blocking(move || {
+                    sluice_git::remote_revision(&url, &auth, &reference, &options)
+                })
+                .await
+                .map_err(|err| Error::Task(err.to_string()))?
+                .map_err(Error::Git)?;
+                remote = Some(revision.map(|revision| revision.to_string()));
+            }
+            if remote.as_ref().is_some_and(|r| r.as_deref() == Some(stored.revision.as_str())) {
                 return Ok(Stored {
-                    artifact: current.clone(),
+                    artifact: stored,
+                    verified_by: Vec::new(),
                     is_new: false,
                     commit_message: None,
                     included,
                 });
             }
+            current = view.status.as_ref().and_then(|s| s.artifact.clone());
         }
 
         status
@@ -436,9 +482,10 @@ impl Reconciler {
             verify,
             includes: includes.clone(),
         };
-        let (commit, stored) = tokio::task::spawn_blocking(move || build_artifact(&storage, build))
-            .await
-            .map_err(|err| Error::Task(err.to_string()))??;
+        let Built { commit, stored, verified_by } =
+            tokio::task::spawn_blocking(move || build_artifact(&storage, build))
+                .await
+                .map_err(|err| Error::Task(err.to_string()))??;
         let revision = commit.revision.to_string();
         let is_new = current.as_ref().is_none_or(|c| {
             c.digest.as_deref() != Some(stored.digest.as_str()) || c.revision != revision
@@ -449,7 +496,7 @@ impl Reconciler {
             current.clone().unwrap_or_else(|| self.storage.artifact(&stored, revision, None))
         };
         let first_line = commit.message.lines().next().unwrap_or_default().to_string();
-        Ok(Stored { artifact, is_new, commit_message: Some(first_line), included })
+        Ok(Stored { artifact, verified_by, is_new, commit_message: Some(first_line), included })
     }
 
     /// The artifacts of `spec.include`, checked for presence in storage.
@@ -533,30 +580,47 @@ impl Reconciler {
                         "sourceVerificationMode",
                         verify.mode.clone().unwrap_or_else(|| "HEAD".into()),
                     );
-                }
-                status.set_event_metadata("revision", &artifact.revision);
-                if stored.is_new {
-                    let object_dir = Storage::object_dir(
-                        "GitRepository",
-                        &obj.namespace().unwrap_or_default(),
-                        &obj.name_any(),
+                    status.set_condition(
+                        condition::SOURCE_VERIFIED,
+                        sluice_runtime::conditions::Status::True,
+                        reason::SUCCEEDED,
+                        &format!(
+                            "verified signature of revision '{}' with key '{}'",
+                            artifact.revision,
+                            stored.verified_by.join("', '")
+                        ),
                     );
-                    if let Err(err) = self.storage.garbage_collect(&object_dir, &artifact.path) {
-                        tracing::warn!(gitrepository = %obj.name_any(), error = %sluice_runtime::conditions::error_message(&err), "garbage collection failed");
-                    }
-                    if let Some(message) = &stored.commit_message {
-                        tracing::info!(gitrepository = %obj.name_any(), revision = %artifact.revision, commit = %message, "stored artifact");
-                    }
+                } else {
+                    status.remove_condition(condition::SOURCE_VERIFIED);
+                }
+                if let Some(message) = stored.commit_message.as_ref().filter(|_| stored.is_new) {
+                    tracing::info!(gitrepository = %obj.name_any(), revision = %artifact.revision, commit = %message, "fetched commit");
                 }
                 let message = format!("stored artifact for revision '{}'", artifact.revision);
                 status.remove_condition(condition::INCLUDE_UNAVAILABLE);
-                status
-                    .finish(&Outcome::Ready { reason: reason::SUCCEEDED.into(), message })
-                    .await?;
-                Ok(self.runtime.next_action(Some(interval)))
+                let (runtime, storage) = (&self.runtime, &self.storage);
+                let action = crate::finish_stored(
+                    runtime,
+                    storage,
+                    "GitRepository",
+                    &*obj,
+                    status,
+                    &artifact,
+                    stored.is_new,
+                    message,
+                    interval,
+                );
+                Ok(action.await?)
             }
             Err(err) => {
-                let stalled = err.is_stalled();
+                if let Error::Verification { .. } = &err {
+                    status.set_condition(
+                        condition::SOURCE_VERIFIED,
+                        sluice_runtime::conditions::Status::False,
+                        err.reason(),
+                        &sluice_runtime::conditions::error_message(&err),
+                    );
+                }
                 if let Error::IncludeUnavailable(message) | Error::InvalidInclude(message) = &err {
                     status.set_condition(
                         condition::INCLUDE_UNAVAILABLE,
@@ -565,12 +629,16 @@ impl Reconciler {
                         message,
                     );
                 }
-                status.finish(&Outcome::from_error(&err)).await?;
-                Ok(if stalled {
-                    Action::await_change()
-                } else {
-                    self.runtime.next_action(Some(interval))
-                })
+                let failure = match &err {
+                    Error::Git(_) | Error::Verification { .. } | Error::SecretNotFound { .. } => {
+                        Some(condition::FETCH_FAILED)
+                    }
+                    Error::Storage(_) | Error::Ignore(_) | Error::Task(_) => {
+                        Some(condition::STORAGE_OPERATION_FAILED)
+                    }
+                    _ => None,
+                };
+                Ok(crate::finish_failed(&self.runtime, status, &err, failure, interval).await?)
             }
         }
     }
