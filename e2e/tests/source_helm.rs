@@ -540,3 +540,96 @@ async fn helm_chart_packaged_from_a_git_repository() {
     .await;
     runtime.shutdown.trigger();
 }
+
+#[tokio::test]
+async fn helm_chart_from_an_oci_registry() {
+    const SUITE: &str = "helm-oci";
+    const CONFIG: &str = "application/vnd.cncf.helm.config.v1+json";
+    const CHART_LAYER: &str = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
+    let env = TestEnv::shared().await.unwrap();
+    env.install_crds().await.unwrap();
+    let ns = env.namespace("helm-oci").await.unwrap();
+    let registry = sluice_e2e::Registry::start(true).unwrap();
+    // Versions as Helm pushes them: `+` in a version becomes `_` in the tag.
+    let mut packages = std::collections::BTreeMap::new();
+    for (version, tag) in
+        [("1.0.0", "1.0.0"), ("1.1.0+build.7", "1.1.0_build.7"), ("2.0.0", "2.0.0")]
+    {
+        let package = chart_package("demo", version, &[]).unwrap();
+        let config =
+            serde_json::to_vec(&json!({"apiVersion": "v2", "name": "demo", "version": version}))
+                .unwrap();
+        let layer =
+            sluice_e2e::registry::Layer { media_type: CHART_LAYER.into(), data: package.clone() };
+        registry
+            .push_artifact("charts/demo", tag, CONFIG, &config, &[layer], &serde_json::Map::new())
+            .await
+            .unwrap();
+        packages.insert(version, package);
+    }
+    let storage = tempfile::tempdir().unwrap();
+    let runtime = start_source_controller(&env, storage.path(), SUITE).await;
+    let (user, password) = registry.credentials().unwrap();
+    create_secret(&env, ns.name(), "oci-auth", user, password).await;
+    create_secret(&env, ns.name(), "oci-wrong", user, "not-the-password").await;
+    let repos: Api<HelmRepository> = Api::namespaced(env.client(), ns.name());
+    for (name, secret) in [("oci", "oci-auth"), ("oci-denied", "oci-wrong")] {
+        let repo: HelmRepository = serde_json::from_value(json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmRepository",
+            "metadata": {"name": name, "labels": {SUITE_LABEL: SUITE}},
+            "spec": {"type": "oci", "url": format!("oci://{}/charts", registry.host()), "insecure": true,
+                     "interval": "10m", "secretRef": {"name": secret}}
+        }))
+        .unwrap();
+        repos.create(&PostParams::default(), &repo).await.unwrap();
+    }
+    let charts: Api<HelmChart> = Api::namespaced(env.client(), ns.name());
+    for (name, version, repo) in [
+        ("demo-1x", "1.x", "oci"),
+        ("demo-exact", "2.0.0", "oci"),
+        ("demo-missing", "3.x", "oci"),
+        ("demo-denied", "1.x", "oci-denied"),
+    ] {
+        charts
+            .create(
+                &PostParams::default(),
+                &helm_chart(SUITE, name, "demo", version, ("HelmRepository", repo)),
+            )
+            .await
+            .unwrap();
+    }
+    for (name, version) in [("demo-1x", "1.1.0+build.7"), ("demo-exact", "2.0.0")] {
+        let chart = wait_chart(&charts, name, &format!("{name} to pull {version}"), |c| {
+            c.status
+                .as_ref()
+                .and_then(|s| s.artifact.as_ref())
+                .is_some_and(|a| a.revision == version)
+        })
+        .await;
+        let ready = chart_ready(&chart).unwrap();
+        assert_eq!(ready.status, "True", "{name}: {}", ready.message);
+        let artifact = chart.status.unwrap().artifact.unwrap();
+        assert_eq!(
+            artifact.path,
+            format!("helmchart/{}/{name}/demo-{version}.tgz", ns.name()),
+            "{name}"
+        );
+        // Pulled without valuesFiles: the registry's bytes, unchanged.
+        assert_eq!(download(&artifact).await, packages[version], "{name}");
+    }
+    let failures = [
+        ("demo-missing", "ChartPullError", "no 'demo' chart with version matching '3.x'"),
+        ("demo-denied", "AuthenticationFailed", "401"),
+    ];
+    for (name, reason, text) in failures {
+        let chart = wait_chart(&charts, name, &format!("{name} to fail"), |c| {
+            chart_ready(c).is_some_and(|r| r.status == "False" && r.reason == reason)
+        })
+        .await;
+        let ready = chart_ready(&chart).unwrap();
+        assert!(ready.message.contains(text), "{name}: {}", ready.message);
+        assert!(!ready.message.contains("not-the-password"), "secret leaked: {}", ready.message);
+        assert!(chart.status.unwrap().artifact.is_none(), "{name} stored nothing");
+    }
+    runtime.shutdown.trigger();
+}

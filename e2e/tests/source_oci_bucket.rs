@@ -33,7 +33,12 @@ struct Flags {
     storage: source_controller::StorageArgs,
 }
 
-async fn start_source_controller(env: &TestEnv, storage: &Path) -> Arc<Runtime> {
+/// The label that assigns an object to one test's controller: the tests of this file run in
+/// parallel against one apiserver, each with its own source-controller and storage, and each
+/// test owns one kind (OCIRepository, Bucket, GitRepository).
+const SUITE_LABEL: &str = "sluice.test/suite";
+
+async fn start_source_controller(env: &TestEnv, storage: &Path, suite: &str) -> Arc<Runtime> {
     let port = sluice_e2e::process::free_port().unwrap();
     let args = vec![
         "source-controller".to_string(),
@@ -42,6 +47,7 @@ async fn start_source_controller(env: &TestEnv, storage: &Path) -> Arc<Runtime> 
         format!("--storage-path={}", storage.display()),
         format!("--storage-addr=127.0.0.1:{port}"),
         format!("--storage-adv-addr=127.0.0.1:{port}"),
+        format!("--watch-label-selector={SUITE_LABEL}={suite}"),
     ];
     let flags: Flags = sluice_runtime::runtime::parse_args_from("4", args);
     let runtime =
@@ -141,7 +147,7 @@ fn oci_repository(
     for (key, value) in extra.as_object().cloned().unwrap_or_default() {
         spec[key] = value;
     }
-    serde_json::from_value(json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository", "metadata": {"name": name}, "spec": spec})).unwrap()
+    serde_json::from_value(json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository", "metadata": {"name": name, "labels": {SUITE_LABEL: "oci"}}, "spec": spec})).unwrap()
 }
 
 async fn oci_artifact(api: &Api<OCIRepository>, name: &str, revision: &str) -> OCIRepository {
@@ -207,7 +213,7 @@ async fn oci_repositories_pull_tags_semver_and_digests() {
     )
     .await;
     let storage = tempfile::tempdir().unwrap();
-    let runtime = start_source_controller(&env, storage.path()).await;
+    let runtime = start_source_controller(&env, storage.path(), "oci").await;
     let api: Api<OCIRepository> = Api::namespaced(env.client(), ns.name());
     let url = format!("oci://{host}/org/app");
     let create = |repo: OCIRepository| {
@@ -359,7 +365,7 @@ async fn expected_bucket_revision(
 
 fn bucket(name: &str, bucket_name: &str, endpoint: &str) -> Bucket {
     serde_json::from_value(json!({
-        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "Bucket", "metadata": {"name": name},
+        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "Bucket", "metadata": {"name": name, "labels": {SUITE_LABEL: "bucket"}},
         "spec": {"provider": "generic", "bucketName": bucket_name, "endpoint": endpoint, "insecure": true,
                  "region": S3Server::REGION, "prefix": "apps/", "interval": "2s", "secretRef": {"name": "s3-auth"}}
     }))
@@ -385,7 +391,7 @@ async fn buckets_become_artifacts() {
     create_secret(&env, ns.name(), json!({"metadata": {"name": "s3-auth"}, "stringData": {"accesskey": S3Server::ACCESS_KEY, "secretkey": S3Server::SECRET_KEY}})).await;
     create_secret(&env, ns.name(), json!({"metadata": {"name": "half-auth"}, "stringData": {"accesskey": S3Server::ACCESS_KEY}})).await;
     let storage = tempfile::tempdir().unwrap();
-    let runtime = start_source_controller(&env, storage.path()).await;
+    let runtime = start_source_controller(&env, storage.path(), "bucket").await;
     let api: Api<Bucket> = Api::namespaced(env.client(), ns.name());
     let wait_revision = |name: &'static str, revision: String| {
         let api = api.clone();
@@ -482,7 +488,7 @@ async fn buckets_become_artifacts() {
 
 fn git_repository(name: &str, url: &str, include: serde_json::Value) -> GitRepository {
     serde_json::from_value(json!({
-        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository", "metadata": {"name": name},
+        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository", "metadata": {"name": name, "labels": {SUITE_LABEL: "git-include"}},
         "spec": {"url": url, "interval": "1h", "ref": {"branch": "main"}, "include": include}
     }))
     .unwrap()
@@ -498,7 +504,7 @@ async fn git_repositories_include_other_repositories() {
     git.create_repo("lib", &[("config/base.yaml", "replicas: 1\n"), ("README.txt", "lib\n")])
         .unwrap();
     let storage = tempfile::tempdir().unwrap();
-    let runtime = start_source_controller(&env, storage.path()).await;
+    let runtime = start_source_controller(&env, storage.path(), "git-include").await;
     let api: Api<GitRepository> = Api::namespaced(env.client(), ns.name());
     api.create(&PostParams::default(), &git_repository("lib", &git.url("lib"), json!([])))
         .await

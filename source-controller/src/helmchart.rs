@@ -127,6 +127,22 @@ impl ReconcileError for Error {
     }
 }
 
+/// Media types of a Helm chart's content layer in an OCI artifact (current and pre-3.8).
+const HELM_CHART_LAYERS: [&str; 2] =
+    ["application/vnd.cncf.helm.chart.content.v1.tar+gzip", "application/tar+gzip"];
+
+/// A registry failure while pulling a chart; a 401 becomes AuthenticationFailed.
+fn oci_pull_error(url: &str, message: &str) -> Error {
+    if message.contains("401") || message.to_lowercase().contains("unauthorized") {
+        return Error::Build {
+            reason: condition::AUTHENTICATION_FAILED,
+            summary: "authentication error",
+            message: format!("pulling '{url}': {message}"),
+        };
+    }
+    build_error(CHART_PULL_ERROR, format!("pulling '{url}': {message}"))
+}
+
 fn build_error(reason: &'static str, message: impl Into<String>) -> Error {
     let summary = match reason {
         CHART_PULL_ERROR => "chart pull error",
@@ -271,10 +287,7 @@ impl Reconciler {
         let spec = &obj.spec;
         let chart = spec.chart.as_str();
         if helmrepository::is_oci(repo) {
-            return Err(Error::Unsupported(format!(
-                "charts from HelmRepository '{}' of type oci are not supported yet by this controller: use an OCIRepository with a HelmRelease chartRef",
-                repo.name_any()
-            )));
+            return self.build_from_oci(obj, repo).await;
         }
         let artifact = repo
             .status
@@ -334,8 +347,179 @@ impl Reconciler {
             .map_err(Error::Repository)?;
         let url = client.resolve(reference).map_err(Error::Repository)?;
         let data = client.fetch_chart(url).await.map_err(Error::Repository)?;
+        self.finish_pull(obj, repo, &selected.version, data).await
+    }
+
+    /// A chart from an OCI HelmRepository (`type: oci`): the repository `<url>/<chart>`, its
+    /// version picked among the tags (Helm pushes `+` in versions as `_`), the chart layer
+    /// pulled within `--helm-chart-max-size`.
+    async fn build_from_oci(&self, obj: &HelmChart, repo: &HelmRepository) -> Result<Built, Error> {
+        use crate::ocirepository::{Reconciler as Oci, parse_url};
+        let chart = obj.spec.chart.as_str();
+        let url = format!("{}/{chart}", repo.spec.url.trim_end_matches('/'));
+        let (registry, repository) = parse_url(&url).map_err(|err| {
+            Error::InvalidSpec(format!(
+                "chart '{chart}' of OCI HelmRepository '{}': {}",
+                repo.name_any(),
+                sluice_runtime::conditions::error_message(&err)
+            ))
+        })?;
+        let timeout = match repo.spec.timeout.as_deref() {
+            Some(raw) => sluice_runtime::object::parse_go_duration(raw).map_err(|err| {
+                Error::InvalidSpec(format!(
+                    "spec.timeout {raw:?} of HelmRepository '{}': {err}",
+                    repo.name_any()
+                ))
+            })?,
+            None => std::time::Duration::from_secs(60),
+        };
+        let auth = self.oci_auth(repo, &registry).await?;
+        let client = Oci::client(repo.spec.insecure.unwrap_or(false), &registry, timeout);
+        let timed_out =
+            || build_error(CHART_PULL_ERROR, format!("'{url}' did not answer within {timeout:?}"));
+        let tags = tokio::time::timeout(
+            timeout,
+            Oci::list_tags(&client, &auth, &registry, &repository, &url),
+        )
+        .await
+        .map_err(|_| timed_out())?
+        .map_err(|err| oci_pull_error(&url, &sluice_runtime::conditions::error_message(&err)))?;
+        let versions: Vec<helmrepository::ChartVersion> = tags
+            .iter()
+            .map(|tag| helmrepository::ChartVersion {
+                name: chart.to_string(),
+                version: tag.replace('_', "+"),
+                urls: vec![tag.clone()],
+            })
+            .collect();
+        let range = obj.spec.version.clone().unwrap_or_default();
+        let selected = helmrepository::select_version(&versions, chart, &range).map_err(|err| {
+            build_error(
+                CHART_PULL_ERROR,
+                format!("failed to get chart version for remote reference: {err} in '{url}'"),
+            )
+        })?;
+        let previous = Previous::of(obj);
+        if let Some(artifact) = previous.reusable(&self.storage, chart, &selected.version) {
+            let verb = if obj.spec.values_files.as_ref().is_none_or(Vec::is_empty) {
+                "pulled"
+            } else {
+                "packaged"
+            };
+            return Ok(Built {
+                artifact,
+                chart_name: chart.to_string(),
+                source_revision: String::new(),
+                values_files: previous.values_files,
+                verb,
+                is_new: false,
+            });
+        }
+        let reference = oci_client::Reference::with_tag(
+            registry.clone(),
+            repository.clone(),
+            selected.urls[0].clone(),
+        );
+        let (manifest, _) =
+            tokio::time::timeout(timeout, client.pull_image_manifest(&reference, &auth))
+                .await
+                .map_err(|_| timed_out())?
+                .map_err(|err| {
+                    oci_pull_error(&url, &sluice_runtime::conditions::error_message(&err))
+                })?;
+        let layer = manifest
+            .layers
+            .iter()
+            .find(|layer| HELM_CHART_LAYERS.contains(&layer.media_type.as_str()))
+            .ok_or_else(|| {
+                build_error(
+                    CHART_PULL_ERROR,
+                    format!(
+                        "'{url}:{}' is not a Helm chart: no layer of media type {}",
+                        selected.urls[0], HELM_CHART_LAYERS[0]
+                    ),
+                )
+            })?;
+        if u64::try_from(layer.size).unwrap_or(u64::MAX) > self.limits.chart_max_size {
+            return Err(build_error(
+                CHART_PULL_ERROR,
+                format!(
+                    "chart '{chart}' version '{}' is {} bytes, over the limit of {} bytes (--helm-chart-max-size)",
+                    selected.version, layer.size, self.limits.chart_max_size
+                ),
+            ));
+        }
+        let mut data: Vec<u8> = Vec::new();
+        tokio::time::timeout(timeout, client.pull_blob(&reference, layer, &mut data))
+            .await
+            .map_err(|_| timed_out())?
+            .map_err(|err| {
+                oci_pull_error(&url, &sluice_runtime::conditions::error_message(&err))
+            })?;
+        let mut built = self.finish_pull(obj, repo, &selected.version, data).await?;
+        built.source_revision = String::new();
+        Ok(built)
+    }
+
+    /// Registry credentials of an OCI HelmRepository: a `kubernetes.io/dockerconfigjson`
+    /// Secret, or `username` and `password` keys, from `spec.secretRef`.
+    async fn oci_auth(
+        &self,
+        repo: &HelmRepository,
+        registry: &str,
+    ) -> Result<oci_client::secrets::RegistryAuth, Error> {
+        use oci_client::secrets::RegistryAuth;
+        let Some(reference) = &repo.spec.secret_ref else { return Ok(RegistryAuth::Anonymous) };
+        let namespace = repo.namespace().unwrap_or_default();
+        let secret = format!(
+            "Secret '{namespace}/{}' (spec.secretRef of HelmRepository '{}')",
+            reference.name,
+            repo.name_any()
+        );
+        let auth_error = |message: String| Error::Build {
+            reason: condition::AUTHENTICATION_FAILED,
+            summary: "authentication error",
+            message,
+        };
+        let data = crate::ocirepository::get_secret(&self.runtime, &namespace, &reference.name)
+            .await
+            .map_err(|err| auth_error(format!("reading {secret}: {err}")))?
+            .ok_or_else(|| auth_error(format!("{secret} not found")))?;
+        if data.contains_key(".dockerconfigjson") || data.contains_key(".dockercfg") {
+            return crate::ocirepository::auth_from_docker_config(&data, registry)
+                .map_err(|err| auth_error(format!("{secret} {err}")))?
+                .ok_or_else(|| {
+                    auth_error(format!("{secret} has no credentials for registry '{registry}'"))
+                });
+        }
+        let text = |key: &str| {
+            data.get(key).map(|v| String::from_utf8_lossy(v).trim().to_string()).unwrap_or_default()
+        };
+        match (text("username"), text("password")) {
+            (user, pass) if !user.is_empty() && !pass.is_empty() => {
+                Ok(RegistryAuth::Basic(user, pass))
+            }
+            _ => Err(auth_error(format!(
+                "{secret} needs a .dockerconfigjson key or both 'username' and 'password'"
+            ))),
+        }
+    }
+
+    /// The common end of a pull from a HelmRepository: the chart is checked, `valuesFiles`
+    /// are merged into a repackaged chart when set, and the result is stored.
+    async fn finish_pull(
+        &self,
+        obj: &HelmChart,
+        repo: &HelmRepository,
+        version: &str,
+        data: Vec<u8>,
+    ) -> Result<Built, Error> {
+        let spec = &obj.spec;
+        let chart = spec.chart.as_str();
+        let values_files = spec.values_files.clone().unwrap_or_default();
+        let verb = if values_files.is_empty() { "pulled" } else { "packaged" };
         let ignore_missing = spec.ignore_missing_values_files.unwrap_or(false);
-        let version = selected.version.clone();
+        let version = version.to_string();
         let expected = chart.to_string();
         let (data, merged_files) = tokio::task::spawn_blocking(move || -> Result<_, Error> {
             let loaded = sluice_helm::chart::load_archive(&data).map_err(|err| {

@@ -22,7 +22,6 @@ use serde_json::{Map, Value as Json};
 use sluice_api::meta::{Artifact, reason};
 use sluice_api::source::{HelmRepository, condition};
 use sluice_artifact::Storage;
-use sluice_runtime::conditions::Status;
 use sluice_runtime::object::{FluxObject, parse_go_duration};
 use sluice_runtime::{Outcome, ReconcileError, Runtime, StatusWriter};
 
@@ -660,46 +659,28 @@ impl Reconciler {
             Ok((artifact, is_new)) => {
                 status.set_field("artifact", &artifact);
                 status.set_field("url", &artifact.url);
-                status.set_event_metadata("revision", &artifact.revision);
-                if is_new {
-                    let object_dir = Storage::object_dir(
-                        "HelmRepository",
-                        &obj.namespace().unwrap_or_default(),
-                        &obj.name_any(),
-                    );
-                    if let Err(err) = self.storage.garbage_collect(&object_dir, &artifact.path) {
-                        tracing::warn!(helmrepository = %obj.name_any(), error = %sluice_runtime::conditions::error_message(&err), "garbage collection failed");
-                    }
-                    tracing::info!(helmrepository = %obj.name_any(), revision = %artifact.revision, "stored index");
-                }
                 let message = format!("stored artifact: revision '{}'", artifact.revision);
-                status.set_condition(
-                    condition::ARTIFACT_IN_STORAGE,
-                    Status::True,
-                    reason::SUCCEEDED,
-                    &message,
+                let (runtime, storage) = (&self.runtime, &self.storage);
+                let action = crate::finish_stored(
+                    runtime,
+                    storage,
+                    "HelmRepository",
+                    &*obj,
+                    status,
+                    &artifact,
+                    is_new,
+                    message,
+                    interval,
                 );
-                status.remove_condition(condition::FETCH_FAILED);
-                status.remove_condition(condition::STORAGE_OPERATION_FAILED);
-                status
-                    .finish(&Outcome::Ready { reason: reason::SUCCEEDED.into(), message })
-                    .await?;
-                Ok(self.runtime.next_action(Some(interval)))
+                Ok(action.await?)
             }
             Err(err) => {
-                let stalled = err.is_stalled();
-                let failed = match err {
+                let failure = match err {
                     Error::Storage(_) => condition::STORAGE_OPERATION_FAILED,
                     _ => condition::FETCH_FAILED,
                 };
-                let message = sluice_runtime::conditions::error_message(&err);
-                status.set_condition(failed, Status::True, err.reason(), &message);
-                status.finish(&Outcome::from_error(&err)).await?;
-                Ok(if stalled {
-                    Action::await_change()
-                } else {
-                    self.runtime.next_action(Some(interval))
-                })
+                Ok(crate::finish_failed(&self.runtime, status, &err, Some(failure), interval)
+                    .await?)
             }
         }
     }

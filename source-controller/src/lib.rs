@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use kube::runtime::controller::Action;
 use sluice_api::source::{Bucket, GitRepository, HelmChart, HelmRepository, OCIRepository};
-use sluice_runtime::{ReconcileError, Reconciler, Runtime, run_controller, run_controller_with};
+use sluice_runtime::{
+    Outcome, ReconcileError, Reconciler, Runtime, StatusWriter, run_controller, run_controller_with,
+};
 
 /// The controller name: event reporter, Lease `<name>-leader-election`, status field manager
 /// `gotk-<name>`.
@@ -290,6 +292,69 @@ pub async fn run(
     let finished = runtime.finish().await;
     watched?;
     finished
+}
+
+/// The end of a reconcile that stored, or kept, `artifact`: when it is new, the object's
+/// superseded artifacts are garbage-collected; then `ArtifactInStorage` is set, the failure
+/// conditions are cleared, Ready is written with `message`, and the next run is after `interval`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn finish_stored<K: sluice_runtime::object::FluxObject>(
+    runtime: &Runtime,
+    storage: &sluice_artifact::Storage,
+    kind: &str,
+    obj: &K,
+    mut status: StatusWriter<'_, K>,
+    artifact: &sluice_api::meta::Artifact,
+    is_new: bool,
+    message: String,
+    interval: Duration,
+) -> Result<Action, sluice_runtime::Error> {
+    use kube::ResourceExt;
+    use sluice_api::source::condition;
+    if is_new {
+        let namespace = obj.namespace().unwrap_or_default();
+        let object_dir = sluice_artifact::Storage::object_dir(kind, &namespace, &obj.name_any());
+        if let Err(err) = storage.garbage_collect(&object_dir, &artifact.path) {
+            tracing::warn!(kind, namespace = %namespace, name = %obj.name_any(), error = %sluice_runtime::conditions::error_message(&err), "garbage collection failed");
+        }
+        tracing::info!(kind, namespace = %namespace, name = %obj.name_any(), revision = %artifact.revision, "stored artifact");
+    }
+    status.set_event_metadata("revision", &artifact.revision);
+    status.set_condition(
+        condition::ARTIFACT_IN_STORAGE,
+        sluice_runtime::conditions::Status::True,
+        sluice_api::meta::reason::SUCCEEDED,
+        &message,
+    );
+    status.remove_condition(condition::FETCH_FAILED);
+    status.remove_condition(condition::STORAGE_OPERATION_FAILED);
+    status
+        .finish(&Outcome::Ready { reason: sluice_api::meta::reason::SUCCEEDED.into(), message })
+        .await?;
+    Ok(runtime.next_action(Some(interval)))
+}
+
+/// The end of a failed reconcile: the `failure` condition (`FetchFailed`,
+/// `StorageOperationFailed`, …) is set when given and Ready=False written; a stalled error waits
+/// for a change of the object, any other is retried after `interval`.
+pub(crate) async fn finish_failed<K: sluice_runtime::object::FluxObject, E: ReconcileError>(
+    runtime: &Runtime,
+    mut status: StatusWriter<'_, K>,
+    err: &E,
+    failure: Option<&str>,
+    interval: Duration,
+) -> Result<Action, sluice_runtime::Error> {
+    if let Some(type_) = failure {
+        let message = sluice_runtime::conditions::error_message(err);
+        status.set_condition(
+            type_,
+            sluice_runtime::conditions::Status::True,
+            err.reason(),
+            &message,
+        );
+    }
+    status.finish(&Outcome::from_error(err)).await?;
+    Ok(if err.is_stalled() { Action::await_change() } else { runtime.next_action(Some(interval)) })
 }
 
 /// The object as the API server has it now, or `None` when it cannot be read.

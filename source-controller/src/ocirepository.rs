@@ -23,7 +23,6 @@ use oci_client::{Client, Reference};
 use sluice_api::meta::{Artifact, reason};
 use sluice_api::source::{OCILayerSelector, OCIRepository, condition};
 use sluice_artifact::{SourceIgnore, Storage, UnpackLimits};
-use sluice_runtime::conditions::Status;
 use sluice_runtime::object::parse_go_duration;
 use sluice_runtime::{Outcome, ReconcileError, Runtime, StatusWriter};
 
@@ -331,7 +330,7 @@ fn settings_unchanged(obj: &OCIRepository) -> bool {
 }
 
 impl Reconciler {
-    fn client(insecure: bool, registry: &str, timeout: Duration) -> Client {
+    pub(crate) fn client(insecure: bool, registry: &str, timeout: Duration) -> Client {
         let protocol = if insecure {
             ClientProtocol::HttpsExcept(vec![registry.to_string()])
         } else {
@@ -439,7 +438,7 @@ impl Reconciler {
         }
         let tag = match reference.semver.as_deref().filter(|s| !s.is_empty()) {
             Some(range) => {
-                let tags = self.list_tags(client, auth, registry, repository, url).await?;
+                let tags = Self::list_tags(client, auth, registry, repository, url).await?;
                 pick_semver_tag(&tags, range, reference.semver_filter.as_deref())?.ok_or_else(
                     || {
                         let filter = reference
@@ -480,8 +479,7 @@ impl Reconciler {
         Ok(Resolved { reference: pinned, revision: format!("{tag}@{digest}"), digest })
     }
 
-    async fn list_tags(
-        &self,
+    pub(crate) async fn list_tags(
         client: &Client,
         auth: &RegistryAuth,
         registry: &str,
@@ -656,44 +654,16 @@ impl Reconciler {
                 status.set_field("url", &artifact.url);
                 status.set_field("observedIgnore", &obj.spec.ignore);
                 status.set_field("observedLayerSelector", &obj.spec.layer_selector);
-                status.set_event_metadata("revision", &artifact.revision);
-                if is_new {
-                    let object_dir = Storage::object_dir(
-                        KIND,
-                        &obj.namespace().unwrap_or_default(),
-                        &obj.name_any(),
-                    );
-                    if let Err(err) = self.storage.garbage_collect(&object_dir, &artifact.path) {
-                        tracing::warn!(ocirepository = %obj.name_any(), error = %sluice_runtime::conditions::error_message(&err), "garbage collection failed");
-                    }
-                    tracing::info!(ocirepository = %obj.name_any(), revision = %artifact.revision, "stored artifact");
-                }
                 let message = format!("stored artifact for digest '{}'", artifact.revision);
-                status.set_condition(
-                    condition::ARTIFACT_IN_STORAGE,
-                    Status::True,
-                    reason::SUCCEEDED,
-                    &message,
+                let (runtime, storage) = (&self.runtime, &self.storage);
+                let action = crate::finish_stored(
+                    runtime, storage, KIND, &*obj, status, &artifact, is_new, message, interval,
                 );
-                status.remove_condition(condition::FETCH_FAILED);
-                status.remove_condition(condition::STORAGE_OPERATION_FAILED);
-                status
-                    .finish(&Outcome::Ready { reason: reason::SUCCEEDED.into(), message })
-                    .await?;
-                Ok(self.runtime.next_action(Some(interval)))
+                Ok(action.await?)
             }
             Err(err) => {
-                let stalled = err.is_stalled();
-                if let Some(type_) = err.condition_type() {
-                    let message = sluice_runtime::conditions::error_message(&err);
-                    status.set_condition(type_, Status::True, err.reason(), &message);
-                }
-                status.finish(&Outcome::from_error(&err)).await?;
-                Ok(if stalled {
-                    Action::await_change()
-                } else {
-                    self.runtime.next_action(Some(interval))
-                })
+                let failure = err.condition_type();
+                Ok(crate::finish_failed(&self.runtime, status, &err, failure, interval).await?)
             }
         }
     }
