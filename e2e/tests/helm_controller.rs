@@ -230,7 +230,11 @@ print(json.dumps(out, default=str))
 fn oracle(env: &TestEnv, args: &[&str]) -> Option<Value> {
     let script = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(script.path(), ORACLE).unwrap();
-    let output = std::process::Command::new("python3")
+    // The venv `cargo xtask bench helm` installs the SDK into, else the system's python3 (CI
+    // installs it there).
+    let venv = sluice_e2e::paths::cache_dir().join("venv-helm/bin/python3");
+    let python = if venv.exists() { venv } else { "python3".into() };
+    let output = std::process::Command::new(python)
         .arg(script.path())
         .arg(args[0])
         .arg(env.kubeconfig())

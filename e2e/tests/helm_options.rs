@@ -378,7 +378,7 @@ async fn impersonation_remote_cluster_and_retry_on_failure() {
     let refused = settled(
         wait_for(Duration::from_secs(60), "the unauthorised install to fail", || async {
             let hr = hrs.get("as-late").await?;
-            Ok(condition(&hr, "Released").filter(|c| c.0 == "False").map(|_| hr))
+            Ok(condition(&hr, "Ready").filter(|c| c.0 == "False").map(|_| hr))
         })
         .await,
         &hrs,

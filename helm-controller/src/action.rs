@@ -1281,4 +1281,16 @@ mod tests {
                 .contains("spec.install.crds")
         );
     }
+
+    #[test]
+    fn deletion_propagation_follows_helm() {
+        assert_eq!(deletion_propagation(None).unwrap(), PropagationPolicy::Background);
+        assert_eq!(deletion_propagation(Some("orphan")).unwrap(), PropagationPolicy::Orphan);
+        assert_eq!(
+            deletion_propagation(Some("foreground")).unwrap(),
+            PropagationPolicy::Foreground
+        );
+        let err = deletion_propagation(Some("cascade")).unwrap_err();
+        assert!(err.contains("spec.uninstall.deletionPropagation"), "{err}");
+    }
 }

@@ -2031,6 +2031,67 @@ mod tests {
     }
 
     #[test]
+    fn retry_strategy_follows_the_last_action() {
+        let obj = hr(json!({"interval": "1m",
+            "install": {"strategy": {"name": "RetryOnFailure"}},
+            "upgrade": {"strategy": {"name": "RetryOnFailure", "retryInterval": "30s"}}}));
+        assert_eq!(retry_strategy(&obj, "install").unwrap(), Some(DEFAULT_RETRY_INTERVAL));
+        assert_eq!(retry_strategy(&obj, "upgrade").unwrap(), Some(Duration::from_secs(30)));
+        let remediate = hr(json!({"interval": "1m",
+            "upgrade": {"strategy": {"name": "RemediateOnFailure"}}}));
+        assert_eq!(retry_strategy(&remediate, "upgrade").unwrap(), None);
+        assert_eq!(retry_strategy(&remediate, "install").unwrap(), None);
+        let bad = hr(json!({"interval": "1m", "install": {"strategy": {"name": "Hope"}}}));
+        let err = retry_strategy(&bad, "install").unwrap_err();
+        assert!(err.to_string().contains("spec.install.strategy.name"), "{err}");
+        let retry = Error::Retry {
+            reason: "UpgradeFailed",
+            message: "m".into(),
+            after: DEFAULT_RETRY_INTERVAL,
+        };
+        assert!(!retry.is_stalled());
+        assert_eq!(retry.reason(), "UpgradeFailed");
+    }
+
+    #[test]
+    fn a_forced_action_upgrades_a_failed_release() {
+        let unmanaged = hr(json!({"interval": "1m"}));
+        let failed = vec![release(1, "deployed"), release(2, "failed")];
+        let managed = with_history(&unmanaged, &failed);
+        let desired = Desired {
+            deploy: Deploy {
+                chart: Value::Null,
+                config: Map::new(),
+                manifest: String::new(),
+                hooks: vec![],
+                notes: String::new(),
+                crds: vec![],
+                crd_policy: CrdPolicy::Skip,
+                create_namespace: false,
+            },
+            upgrade_deploy: Deploy {
+                chart: Value::Null,
+                config: Map::new(),
+                manifest: String::new(),
+                hooks: vec![],
+                notes: String::new(),
+                crds: vec![],
+                crd_policy: CrdPolicy::Skip,
+                create_namespace: false,
+            },
+            chart_name: "podinfo".into(),
+            chart_version: "1.0.0".into(),
+            app_version: String::new(),
+            config_digest: config_digest(&Map::new()),
+            revision: "1.0.0".into(),
+            post_renderers_digest: String::new(),
+            common_metadata_digest: String::new(),
+        };
+        assert_eq!(state_of(&managed, &failed, &desired, false), State::Failed);
+        assert_eq!(state_of(&managed, &failed, &desired, true), State::OutOfSync);
+    }
+
+    #[test]
     fn remediation_defaults_follow_flux() {
         let obj = hr(json!({"interval": "1m", "upgrade": {"remediation": {"retries": 2}}}));
         let upgrade = Remediation::upgrade(&obj);
