@@ -397,3 +397,86 @@ async fn impersonation_remote_cluster_and_retry_on_failure() {
     assert!(configmaps.get_opt("as-late-config").await.unwrap().is_some());
     controller.abort();
 }
+
+const JOB: &str = "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {{ .Release.Name }}-job\nspec:\n  template:\n    spec:\n      automountServiceAccountToken: false\n      restartPolicy: Never\n      containers:\n        - name: run\n          image: {{ .Values.image }}\n";
+const VALUES_CONFIGMAP: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-values\ndata:\n  a: {{ .Values.a | default \"none\" | quote }}\n  b: {{ .Values.b | default \"none\" | quote }}\n";
+const EXTRA: &str = "{{- if .Values.extra }}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-extra\ndata:\n  k: v\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}-slow\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: slow\n  template:\n    metadata:\n      labels:\n        app: slow\n    spec:\n      automountServiceAccountToken: false\n      containers:\n        - name: app\n          image: registry.invalid/slow:1\n{{- end }}\n";
+
+/// `upgrade.force` recreates a Job whose template changed, `preserveValues` keeps the values
+/// of the release, and `cleanupOnFail` deletes what a failed upgrade created.
+#[tokio::test]
+async fn upgrade_force_preserve_values_and_cleanup_on_fail() {
+    sluice_e2e::install_crypto_provider();
+    let env = TestEnv::shared().await.unwrap();
+    env.install_crds().await.unwrap();
+    let ns = env.namespace("helm-upg").await.unwrap();
+    let namespace = ns.name().to_string();
+    let shard = "helm-upg";
+    let charts = Charts::start().await;
+    charts
+        .publish(
+            &env,
+            &namespace,
+            shard,
+            "upg",
+            &[
+                ("values.yaml", "image: busybox:1\n"),
+                ("templates/job.yaml", JOB),
+                ("templates/values.yaml", VALUES_CONFIGMAP),
+                ("templates/extra.yaml", EXTRA),
+            ],
+        )
+        .await;
+    let controller = start_controller(&env, shard).await;
+    let hrs: Api<HelmRelease> = Api::namespaced(env.client(), &namespace);
+    let upgrade = json!({"disableWait": true, "force": true, "preserveValues": true});
+    let hr = helm_release(
+        "upg",
+        shard,
+        "upg",
+        json!({"install": {"disableWait": true}, "upgrade": upgrade, "values": {"a": "1"}}),
+    );
+    hrs.create(&PostParams::default(), &hr).await.unwrap();
+    wait_ready(&hrs, "upg", 1).await;
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(env.client(), &namespace);
+    let first = jobs.get("upg-job").await.unwrap();
+
+    // A new image in the immutable Job template: force recreates the Job; the values of the
+    // release (`a`) stay under the new ones.
+    let patch = json!({"spec": {"values": {"a": null, "image": "busybox:2", "b": "2"}}});
+    hrs.patch("upg", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    wait_ready(&hrs, "upg", 2).await;
+    let second = jobs.get("upg-job").await.unwrap();
+    assert_ne!(second.metadata.uid, first.metadata.uid, "the Job was recreated");
+    let image = second.spec.unwrap().template.spec.unwrap().containers[0].image.clone();
+    assert_eq!(image.as_deref(), Some("busybox:2"));
+    let configmaps: Api<ConfigMap> = Api::namespaced(env.client(), &namespace);
+    let data = configmaps.get("upg-values").await.unwrap().data.unwrap();
+    assert_eq!((data["a"].as_str(), data["b"].as_str()), ("1", "2"));
+    let config = &stored_release(&env, &namespace, "upg", 2).await["config"];
+    assert_eq!(config, &json!({"a": "1", "b": "2", "image": "busybox:2"}));
+
+    // An upgrade whose Deployment never becomes ready fails; cleanupOnFail deletes what it
+    // created, and without remediation the release stays failed.
+    let patch = json!({"spec": {"values": {"extra": true},
+        "upgrade": {"disableWait": false, "timeout": "5s", "cleanupOnFail": true,
+                    "force": true, "preserveValues": true}}});
+    hrs.patch("upg", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    let failed = settled(
+        wait_for(Duration::from_secs(90), "the failed upgrade to stall", || async {
+            let hr = hrs.get("upg").await?;
+            Ok(condition(&hr, "Stalled").filter(|c| c.0 == "True").map(|_| hr))
+        })
+        .await,
+        &hrs,
+    )
+    .await;
+    assert_eq!(latest_version(&failed), Some(3));
+    assert_eq!(condition(&failed, "Released").unwrap().1, "UpgradeFailed");
+    assert_eq!(stored_release(&env, &namespace, "upg", 3).await["info"]["status"], "failed");
+    assert!(configmaps.get_opt("upg-extra").await.unwrap().is_none(), "cleaned up on failure");
+    let deployments: Api<Deployment> = Api::namespaced(env.client(), &namespace);
+    let slow = deployments.get_opt("upg-slow").await.unwrap();
+    assert!(slow.is_none_or(|d| d.metadata.deletion_timestamp.is_some()));
+    controller.abort();
+}
