@@ -34,6 +34,11 @@ pub struct ClusterOptions {
     /// serviceaccount-token (e.g. `deployment` and `replicaset` for the scale benchmark, so
     /// Deployments get a status).
     pub extra_controllers: Vec<String>,
+    /// Extra kube-controller-manager flags (e.g. `--kube-api-qps=200` for the scale benchmark).
+    pub controller_manager_args: Vec<String>,
+    /// Extra kube-apiserver flags; a repeated flag overrides the default (e.g. a larger
+    /// `--service-cluster-ip-range` than the /24 for thousands of Services).
+    pub apiserver_args: Vec<String>,
 }
 
 impl Default for ClusterOptions {
@@ -43,6 +48,8 @@ impl Default for ClusterOptions {
             controller_manager: true,
             lifetime: Lifetime::Guarded,
             extra_controllers: Vec::new(),
+            controller_manager_args: Vec::new(),
+            apiserver_args: Vec::new(),
         }
     }
 }
@@ -99,13 +106,16 @@ impl Cluster {
         };
         cluster.write_credentials()?;
         let etcd_url = cluster.start_etcd(&binaries, options.lifetime)?;
-        cluster.start_apiserver(&binaries, &etcd_url, options.lifetime).await?;
+        cluster
+            .start_apiserver(&binaries, &etcd_url, options.lifetime, &options.apiserver_args)
+            .await?;
         cluster.write_kubeconfig()?;
         if options.controller_manager {
             cluster.start_controller_manager(
                 &binaries,
                 options.lifetime,
                 &options.extra_controllers,
+                &options.controller_manager_args,
             )?;
         }
         cluster.startup = started.elapsed();
@@ -163,6 +173,7 @@ impl Cluster {
         binaries: &ClusterBinaries,
         etcd_url: &str,
         lifetime: Lifetime,
+        extra_flags: &[String],
     ) -> Result<()> {
         for attempt in 1..=3 {
             let port = process::free_port()?;
@@ -181,6 +192,7 @@ impl Cluster {
                 // Configuration only: nothing routes traffic to service IPs here.
                 .args(["--service-cluster-ip-range", "10.0.0.0/24"])
                 .args(["--allow-privileged=true", "-v", "1"])
+                .args(extra_flags)
                 .args(extra_args("SLUICE_APISERVER_EXTRA_ARGS"));
             let mut apiserver = ServerProcess::spawn(
                 "kube-apiserver",
@@ -254,6 +266,7 @@ impl Cluster {
         binaries: &ClusterBinaries,
         lifetime: Lifetime,
         extra_controllers: &[String],
+        extra_flags: &[String],
     ) -> Result<()> {
         let mut controllers = vec!["garbagecollector", "namespace", "serviceaccount-token"];
         controllers.extend(extra_controllers.iter().map(String::as_str));
@@ -268,6 +281,7 @@ impl Cluster {
                 self.dir.join("sa.key").display()
             ))
             .args(["-v", "1"])
+            .args(extra_flags)
             .args(extra_args("SLUICE_CONTROLLER_MANAGER_EXTRA_ARGS"));
         let mut controller_manager = ServerProcess::spawn(
             "kube-controller-manager",

@@ -38,6 +38,9 @@ pub struct BenchArgs {
     /// Runs of sluice (the best is kept).
     #[arg(long, default_value_t = 3)]
     pub runs: u32,
+    /// scale: which half to run (GitRepositories + Kustomizations, HelmReleases, or both).
+    #[arg(long, value_enum, default_value = "both")]
+    pub half: crate::scale::Half,
 }
 
 struct Measured {
@@ -129,7 +132,7 @@ pub fn run(args: BenchArgs, root: &Path) -> anyhow::Result<()> {
         }
         Engine::Scale => {
             let n = args.size.unwrap_or(100) as usize;
-            return crate::scale::run(crate::scale::ScaleArgs { n }, root);
+            return crate::scale::run(crate::scale::ScaleArgs { n, half: args.half }, root);
         }
         Engine::Kustomize => {
             let size = args.size.unwrap_or(1000).to_string();

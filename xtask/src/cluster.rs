@@ -109,6 +109,8 @@ fn up(detach: bool) -> anyhow::Result<()> {
         controller_manager: true,
         lifetime: Lifetime::Detached,
         extra_controllers: Vec::new(),
+        controller_manager_args: Vec::new(),
+        apiserver_args: Vec::new(),
     };
     let cluster = cluster::start_blocking(options)?;
     print_started(&cluster);

@@ -3,114 +3,169 @@
 //!
 //! Each app package is what Flux's harness deploys: a Deployment scaled to 0, a ServiceAccount,
 //! a Service and an Ingress. The benchmark
-//! 1. starts its own kube-apiserver v1.20.2 + etcd + controller-manager and a git server holding
-//!    one repository per app;
-//! 2. measures the floor: one plain client server-side-applying the same 4×N objects (into the
-//!    namespace `floor`) with 20 requests in flight;
-//! 3. starts the release builds of the controllers as local processes (Flux's harness settings:
-//!    source-controller `--concurrent=10`, kustomize-controller `--concurrent=20`);
-//! 4. creates N GitRepositories and N Kustomizations at once and polls until every one is Ready;
-//! 5. reads each controller's peak RSS (`VmHWM`) and CPU time from `/proc`.
+//! 1. starts its own kube-apiserver v1.20.2 + etcd + controller-manager (deployment and
+//!    replicaset controllers, so waited Deployments get a status), a git server holding one
+//!    repository per app and a Helm repository holding one chart that renders the same four
+//!    objects;
+//! 2. Kustomization half: measures the floor, one plain client server-side-applying the 4×N
+//!    objects (into the namespace `floor`) with 20 requests in flight, then starts the release
+//!    builds of source-controller (`--concurrent=10`) and kustomize-controller
+//!    (`--concurrent=20`, Flux's harness settings), creates N GitRepositories and N
+//!    Kustomizations (`wait: true`) at once and records when each one becomes Ready;
+//! 3. HelmRelease half: the floor again (namespace `floor-helm`), then a fresh source-controller
+//!    and helm-controller (`--concurrent=10`), one HelmRepository and N HelmReleases of its chart
+//!    (each creating its HelmChart), and when each becomes Ready;
+//! 4. reads each controller's peak RSS (`VmHWM`) and CPU time from `/proc`.
 //!
-//! It prints a table and writes it as JSON to `target/bench-scale-<N>.json`.
+//! Ready times come from watches (no polling lists that would load the apiserver being
+//! measured). It prints a table and writes it as JSON to `target/bench-scale-<N>.json`; the
+//! controllers' logs go to `target/bench-scale-<N>/` (`SLUICE_BENCH_LOG` sets their `RUST_LOG`,
+//! `warn` by default; `SLUICE_BENCH_SKIP_BUILD=1` skips the release build).
+//!
+//! The controller-manager runs with `--kube-api-qps=300 --kube-api-burst=600` and 20
+//! deployment/replicaset workers: at its default 20 QPS it needs ~0.2 s of client rate limit
+//! per Deployment (ReplicaSet create + status updates), which would cap any applier that waits
+//! for Deployments at ~5 per second regardless of the applier.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use futures::StreamExt;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 use sluice_e2e::cluster::{Cluster, ClusterOptions};
 use sluice_e2e::process::{Lifetime, ServerProcess, free_port};
-use sluice_e2e::{GitServer, wait_for};
+use sluice_e2e::{GitServer, HelmRepoServer, wait_for};
 
 /// How long the controllers may take before the benchmark gives up.
 const DEADLINE: Duration = Duration::from_secs(900);
 /// Requests in flight for the plain-apply floor.
 const FLOOR_CONCURRENCY: usize = 20;
+/// The namespace of the HelmRepository and HelmReleases (and their releases' objects).
+const HELM_NAMESPACE: &str = "helm-apps";
 
-fn app_files(index: usize, namespace: &str) -> Vec<(String, String)> {
-    let name = format!("app-{index}");
-    vec![
-        (
-            "deployment.yaml".into(),
-            format!(
-                "apiVersion: apps/v1
+/// Which half of the benchmark to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Half {
+    /// GitRepositories + Kustomizations.
+    Kustomize,
+    /// HelmRepository + HelmReleases.
+    Helm,
+    /// Both, one after the other on the same cluster.
+    Both,
+}
+
+/// Arguments of the scale benchmark.
+#[derive(Debug, Clone)]
+pub struct ScaleArgs {
+    /// Number of app packages.
+    pub n: usize,
+    /// Which half to run.
+    pub half: Half,
+}
+
+const DEPLOYMENT: &str = "apiVersion: apps/v1
 kind: Deployment
 metadata:
-  name: {name}
-  namespace: {namespace}
+  name: NAME
+  namespace: NAMESPACE
 spec:
   replicas: 0
   selector:
     matchLabels:
-      app: {name}
+      app: NAME
   template:
     metadata:
       labels:
-        app: {name}
+        app: NAME
     spec:
-      serviceAccountName: {name}
+      serviceAccountName: NAME
       containers:
         - name: app
           image: ghcr.io/stefanprodan/podinfo:6.5.0
           ports:
             - containerPort: 9898
               protocol: TCP
-"
-            ),
-        ),
-        (
-            "serviceaccount.yaml".into(),
-            format!(
-                "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {name}\n  namespace: {namespace}\n"
-            ),
-        ),
-        (
-            "service.yaml".into(),
-            format!(
-                "apiVersion: v1
+";
+
+const SERVICE_ACCOUNT: &str = "apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: NAME
+  namespace: NAMESPACE
+";
+
+const SERVICE: &str = "apiVersion: v1
 kind: Service
 metadata:
-  name: {name}
-  namespace: {namespace}
+  name: NAME
+  namespace: NAMESPACE
 spec:
   selector:
-    app: {name}
+    app: NAME
   ports:
     - port: 9898
       protocol: TCP
       targetPort: 9898
-"
-            ),
-        ),
-        (
-            "ingress.yaml".into(),
-            format!(
-                "apiVersion: networking.k8s.io/v1
+";
+
+const INGRESS: &str = "apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata:
-  name: {name}
-  namespace: {namespace}
+  name: NAME
+  namespace: NAMESPACE
 spec:
   rules:
-    - host: {name}.example.com
+    - host: NAME.example.com
       http:
         paths:
           - path: /
             pathType: Prefix
             backend:
               service:
-                name: {name}
+                name: NAME
                 port:
                   number: 9898
-"
-            ),
-        ),
+";
+
+/// The four manifests of one app package, `(file name, text)`, with `name` and `namespace`
+/// substituted.
+fn package_files(name: &str, namespace: &str) -> Vec<(String, String)> {
+    [
+        ("deployment.yaml", DEPLOYMENT),
+        ("serviceaccount.yaml", SERVICE_ACCOUNT),
+        ("service.yaml", SERVICE),
+        ("ingress.yaml", INGRESS),
     ]
+    .iter()
+    .map(|(file, text)| {
+        (file.to_string(), text.replace("NAMESPACE", namespace).replace("NAME", name))
+    })
+    .collect()
+}
+
+fn app_files(index: usize, namespace: &str) -> Vec<(String, String)> {
+    package_files(&format!("app-{index}"), namespace)
+}
+
+/// The benchmark chart: the same four objects, named after the release.
+fn chart_package() -> anyhow::Result<Vec<u8>> {
+    let templates: Vec<(String, String)> =
+        package_files("{{ .Release.Name }}", "{{ .Release.Namespace }}")
+            .into_iter()
+            .map(|(file, text)| (format!("templates/{file}"), text))
+            .collect();
+    let mut files: Vec<(&str, &str)> = vec![("values.yaml", "{}\n")];
+    files.extend(templates.iter().map(|(p, t)| (p.as_str(), t.as_str())));
+    // Replace the default ConfigMap template with an empty one.
+    files.push(("templates/configmap.yaml", ""));
+    sluice_e2e::helmrepo::chart_package("app", "1.0.0", &files)
 }
 
 fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
@@ -125,8 +180,10 @@ fn resource_for(object: &Value) -> anyhow::Result<ApiResource> {
         "Service" => resource("", "v1", kind, "services"),
         "Ingress" => resource("networking.k8s.io", "v1", kind, "ingresses"),
         "Namespace" => resource("", "v1", kind, "namespaces"),
-        "GitRepository" => resource("source.toolkit.fluxcd.io", "v1", kind, "gitrepositories"),
-        "Kustomization" => resource("kustomize.toolkit.fluxcd.io", "v1", kind, "kustomizations"),
+        "GitRepository" => git_repositories(),
+        "Kustomization" => kustomizations(),
+        "HelmRepository" => resource("source.toolkit.fluxcd.io", "v1", kind, "helmrepositories"),
+        "HelmRelease" => helm_releases(),
         "CustomResourceDefinition" => resource(
             "apiextensions.k8s.io",
             "v1",
@@ -135,6 +192,26 @@ fn resource_for(object: &Value) -> anyhow::Result<ApiResource> {
         ),
         other => bail!("the scale benchmark does not create {other} objects"),
     })
+}
+
+fn git_repositories() -> ApiResource {
+    resource("source.toolkit.fluxcd.io", "v1", "GitRepository", "gitrepositories")
+}
+
+fn kustomizations() -> ApiResource {
+    resource("kustomize.toolkit.fluxcd.io", "v1", "Kustomization", "kustomizations")
+}
+
+fn helm_charts() -> ApiResource {
+    resource("source.toolkit.fluxcd.io", "v1", "HelmChart", "helmcharts")
+}
+
+fn helm_releases() -> ApiResource {
+    resource("helm.toolkit.fluxcd.io", "v2", "HelmRelease", "helmreleases")
+}
+
+fn deployments() -> ApiResource {
+    resource("apps", "v1", "Deployment", "deployments")
 }
 
 /// Server-side applies one object with the field manager `sluice-bench`.
@@ -192,14 +269,69 @@ fn is_ready(object: &DynamicObject) -> bool {
         })
 }
 
-/// Counts Ready objects of one kind in `namespace`.
-async fn count_ready(
-    client: &kube::Client,
-    resource: &ApiResource,
-    namespace: &str,
-) -> anyhow::Result<usize> {
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, resource);
-    Ok(api.list(&ListParams::default()).await?.items.iter().filter(|o| is_ready(o)).count())
+/// Whether the deployment controller has observed a Deployment's current generation.
+fn is_observed(object: &DynamicObject) -> bool {
+    object.data["status"]["observedGeneration"].as_i64() == object.metadata.generation
+}
+
+/// When each object of one kind in one namespace first met a condition, from a watch.
+#[derive(Clone)]
+struct Tracker {
+    seen: Arc<Mutex<HashMap<String, Duration>>>,
+    task: Arc<tokio::task::JoinHandle<()>>,
+}
+
+impl Tracker {
+    /// Starts watching; times are measured from `start`.
+    fn start(
+        client: &kube::Client,
+        resource: &ApiResource,
+        namespace: &str,
+        start: Instant,
+        done: fn(&DynamicObject) -> bool,
+    ) -> Tracker {
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, resource);
+        let seen: Arc<Mutex<HashMap<String, Duration>>> = Arc::default();
+        let recorded = seen.clone();
+        let task = tokio::spawn(async move {
+            let mut stream = watcher(api, watcher::Config::default())
+                .default_backoff()
+                .applied_objects()
+                .boxed();
+            while let Some(event) = stream.next().await {
+                let Ok(object) = event else { continue };
+                if done(&object) {
+                    let name = object.metadata.name.clone().unwrap_or_default();
+                    let mut seen = recorded.lock().unwrap_or_else(|p| p.into_inner());
+                    seen.entry(name).or_insert_with(|| start.elapsed());
+                }
+            }
+        });
+        Tracker { seen, task: Arc::new(task) }
+    }
+
+    fn count(&self) -> usize {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    fn times(&self) -> HashMap<String, Duration> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+/// Percentiles of a set of durations, in seconds.
+fn percentiles(values: impl IntoIterator<Item = Duration>) -> Value {
+    let mut seconds: Vec<f64> = values.into_iter().map(|d| d.as_secs_f64()).collect();
+    seconds.sort_by(|a, b| a.total_cmp(b));
+    if seconds.is_empty() {
+        return Value::Null;
+    }
+    let at = |q: f64| seconds[((seconds.len() - 1) as f64 * q).round() as usize];
+    json!({"p50": at(0.5), "p90": at(0.9), "max": at(1.0), "min": at(0.0)})
 }
 
 /// Peak resident memory (`VmHWM`) of a process, in KiB.
@@ -221,17 +353,38 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     Some(ticks as f64 / 100.0)
 }
 
-/// Arguments of the scale benchmark.
-#[derive(Debug, Clone)]
-pub struct ScaleArgs {
-    /// Number of app packages.
-    pub n: usize,
+/// The 1-minute load average.
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
 }
 
-struct ControllerFigures {
-    name: String,
-    peak_mib: f64,
-    cpu_seconds: f64,
+/// CPU seconds of the cluster's processes whose name contains `name`.
+fn cluster_cpu(cluster: &Cluster, name: &str) -> f64 {
+    cluster
+        .pids()
+        .iter()
+        .filter(|(process, _)| process.contains(name))
+        .filter_map(|(_, pid)| cpu_seconds(*pid))
+        .sum()
+}
+
+/// One line of the report.
+struct Row {
+    what: String,
+    seconds: f64,
+    controller: Option<String>,
+    peak_mib: Option<f64>,
+    cpu_seconds: Option<f64>,
+}
+
+impl Row {
+    fn json(&self) -> Value {
+        json!({"what": self.what, "seconds": self.seconds, "controller": self.controller,
+               "peak_rss_mib": self.peak_mib, "cpu_seconds": self.cpu_seconds})
+    }
 }
 
 /// Run `cargo xtask bench scale`.
@@ -240,6 +393,8 @@ pub fn run(args: ScaleArgs, root: &Path) -> anyhow::Result<()> {
     if n == 0 {
         bail!("--n must be at least 1");
     }
+    let kustomize = args.half != Half::Helm;
+    let helm = args.half != Half::Kustomize;
     sluice_e2e::provision::build_kubernetes(false)?;
     sluice_e2e::provision::ensure_apt_packages(&[
         "git",
@@ -248,47 +403,75 @@ pub fn run(args: ScaleArgs, root: &Path) -> anyhow::Result<()> {
         "etcd-server",
     ])?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    crate::tasks::run_cmd(
-        root,
-        &cargo,
-        &["build", "--release", "-p", "source-controller", "-p", "kustomize-controller"],
-    )?;
+    let mut build = vec!["build", "--release", "-p", "source-controller"];
+    if kustomize {
+        build.extend(["-p", "kustomize-controller"]);
+    }
+    if helm {
+        build.extend(["-p", "helm-controller"]);
+    }
+    // SLUICE_BENCH_SKIP_BUILD=1 measures the release binaries already built.
+    if std::env::var_os("SLUICE_BENCH_SKIP_BUILD").is_none() {
+        crate::tasks::run_cmd(root, &cargo, &build)?;
+    }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
     let bin = target.join("release");
+    let logs = target.join(format!("bench-scale-{n}"));
+    std::fs::create_dir_all(&logs)?;
 
-    eprintln!("== creating {n} git repositories");
-    let git = GitServer::start()?;
-    let started = Instant::now();
-    std::thread::scope(|scope| -> anyhow::Result<()> {
-        let workers = 4;
-        let handles: Vec<_> = (0..workers)
-            .map(|worker| {
-                let git = &git;
-                scope.spawn(move || -> anyhow::Result<()> {
-                    for index in (worker..n).step_by(workers) {
-                        let files = app_files(index, "apps");
-                        let files: Vec<(&str, &str)> =
-                            files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
-                        git.create_repo(&format!("app-{index}"), &files)?;
-                    }
-                    Ok(())
+    let git = if kustomize {
+        eprintln!("== creating {n} git repositories");
+        let git = GitServer::start()?;
+        let started = Instant::now();
+        std::thread::scope(|scope| -> anyhow::Result<()> {
+            let workers = 4;
+            let handles: Vec<_> = (0..workers)
+                .map(|worker| {
+                    let git = &git;
+                    scope.spawn(move || -> anyhow::Result<()> {
+                        for index in (worker..n).step_by(workers) {
+                            let files = app_files(index, "apps");
+                            let files: Vec<(&str, &str)> =
+                                files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+                            git.create_repo(&format!("app-{index}"), &files)?;
+                        }
+                        Ok(())
+                    })
                 })
-            })
-            .collect();
-        for handle in handles {
-            handle.join().map_err(|_| anyhow::anyhow!("a git worker panicked"))??;
-        }
-        Ok(())
-    })?;
-    eprintln!("   done in {:.1?}", started.elapsed());
+                .collect();
+            for handle in handles {
+                handle.join().map_err(|_| anyhow::anyhow!("a git worker panicked"))??;
+            }
+            Ok(())
+        })?;
+        eprintln!("   done in {:.1?}", started.elapsed());
+        Some(git)
+    } else {
+        None
+    };
+    let charts = if helm {
+        let charts = HelmRepoServer::start()?;
+        charts.publish("app", "1.0.0", chart_package()?);
+        Some(charts)
+    } else {
+        None
+    };
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    // The deployment and replicaset controllers give Deployments a status, so health checks
-    // (`wait: true`) see them become Current as on a real cluster.
     let options = ClusterOptions {
         extra_controllers: vec!["deployment".into(), "replicaset".into()],
+        controller_manager_args: [
+            "--kube-api-qps=300",
+            "--kube-api-burst=600",
+            "--concurrent-deployment-syncs=20",
+            "--concurrent-replicaset-syncs=20",
+        ]
+        .map(String::from)
+        .to_vec(),
+        // 4 Services per app package and its floor: more than the default /24 holds.
+        apiserver_args: vec!["--service-cluster-ip-range=10.96.0.0/16".into()],
         ..ClusterOptions::default()
     };
     let cluster = runtime.block_on(Cluster::start(options))?;
@@ -296,203 +479,452 @@ pub fn run(args: ScaleArgs, root: &Path) -> anyhow::Result<()> {
     let client = runtime.block_on(cluster.client())?;
     eprintln!("== cluster up on {} ({})", cluster.server_url(), kubeconfig.display());
 
-    let result = runtime.block_on(measure(&client, &cluster, &git, &bin, &kubeconfig, n));
+    let bench = Bench { client: &client, cluster: &cluster, bin: &bin, logs: &logs, n };
+    let result = runtime.block_on(async {
+        bench.prepare().await?;
+        let mut rows = Vec::new();
+        let mut report = serde_json::Map::new();
+        report.insert("n".into(), json!(n));
+        if let Some(git) = &git {
+            let (half_rows, half) = bench.kustomize_half(git).await?;
+            rows.extend(half_rows);
+            report.insert("kustomize".into(), half);
+        }
+        if let Some(charts) = &charts {
+            let (half_rows, half) = bench.helm_half(charts).await?;
+            rows.extend(half_rows);
+            report.insert("helm".into(), half);
+        }
+        report.insert("rows".into(), rows.iter().map(Row::json).collect());
+        report.insert("load_average_1m".into(), json!(load_average()));
+        anyhow::Ok((rows, Value::Object(report)))
+    });
     drop(git);
+    drop(charts);
     drop(cluster);
-    let report = result?;
-    let out = target.join(format!("bench-scale-{n}.json"));
-    std::fs::write(&out, serde_json::to_string_pretty(&report)?)?;
-    eprintln!("   written to {}", out.display());
-    Ok(())
-}
-
-async fn measure(
-    client: &kube::Client,
-    cluster: &Cluster,
-    git: &GitServer,
-    bin: &Path,
-    kubeconfig: &Path,
-    n: usize,
-) -> anyhow::Result<Value> {
-    // CRDs and namespaces.
-    let crds = crate::codegen::generated_files()?
-        .into_iter()
-        .filter(|(path, _)| path.extension().is_some_and(|e| e == "yaml"))
-        .filter(|(path, _)| !path.ends_with("kustomization.yaml"))
-        .map(|(_, text)| serde_saphyr::from_str::<Value>(&text).map_err(anyhow::Error::from))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let crds: Vec<Value> =
-        crds.into_iter().filter(|c| c["kind"] == "CustomResourceDefinition").collect();
-    apply_all(client, crds, 4).await?;
-    let namespaces = ["flux-system", "apps", "floor"]
-        .iter()
-        .map(|name| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))
-        .collect();
-    apply_all(client, namespaces, 3).await?;
-    wait_for(Duration::from_secs(60), "the CRDs to be served", || async {
-        let api: Api<DynamicObject> = Api::namespaced_with(
-            client.clone(),
-            "flux-system",
-            &resource("kustomize.toolkit.fluxcd.io", "v1", "Kustomization", "kustomizations"),
-        );
-        Ok(api.list(&ListParams::default()).await.ok().map(|_| ()))
-    })
-    .await?;
-
-    eprintln!("== floor: one client server-side-applies {} objects", 4 * n);
-    let mut floor_objects = Vec::with_capacity(4 * n);
-    for index in 0..n {
-        floor_objects.extend(parse_objects(&app_files(index, "floor"))?);
-    }
-    let floor = apply_all(client, floor_objects, FLOOR_CONCURRENCY).await?;
-    eprintln!("   {:.1?}", floor);
-
-    eprintln!("== starting source-controller and kustomize-controller (release builds)");
-    let dir = cluster.dir().join("bench");
-    std::fs::create_dir_all(&dir)?;
-    let storage_addr = format!("127.0.0.1:{}", free_port()?);
-    let common = |name: &str, concurrent: u32| {
-        let mut command = Command::new(bin.join(name));
-        command
-            .env("KUBECONFIG", kubeconfig)
-            .env("RUNTIME_NAMESPACE", "flux-system")
-            .env("RUST_LOG", "warn")
-            .arg("--metrics-addr=127.0.0.1:0")
-            .arg("--health-addr=127.0.0.1:0")
-            .arg(format!("--concurrent={concurrent}"));
-        command
-    };
-    let mut source = common("source-controller", 10);
-    source.args([
-        format!("--storage-path={}", dir.join("storage").display()),
-        format!("--storage-addr={storage_addr}"),
-        format!("--storage-adv-addr={storage_addr}"),
-    ]);
-    let mut controllers = vec![
-        ServerProcess::spawn(
-            "source-controller",
-            source,
-            &dir.join("source-controller.log"),
-            Lifetime::Guarded,
-        )?,
-        ServerProcess::spawn(
-            "kustomize-controller",
-            common("kustomize-controller", 20),
-            &dir.join("kustomize-controller.log"),
-            Lifetime::Guarded,
-        )?,
-    ];
-    // Let both controllers start their watches before the clock starts.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-
-    eprintln!("== creating {n} GitRepositories and {n} Kustomizations");
-    let mut objects = Vec::with_capacity(2 * n);
-    for index in 0..n {
-        let name = format!("app-{index}");
-        objects.push(json!({
-            "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
-            "metadata": {"name": name, "namespace": "flux-system"},
-            "spec": {"interval": "1h", "url": git.url(&name), "ref": {"branch": "main"}}
-        }));
-        objects.push(json!({
-            "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
-            "metadata": {"name": name, "namespace": "flux-system"},
-            "spec": {"interval": "1h", "path": "./", "prune": true, "wait": true,
-                     "timeout": "5m",
-                     "sourceRef": {"kind": "GitRepository", "name": name}}
-        }));
-    }
-    let start = Instant::now();
-    let created = apply_all(client, objects, FLOOR_CONCURRENCY).await?;
-    eprintln!("   created in {created:.1?}");
-
-    let sources = resource("source.toolkit.fluxcd.io", "v1", "GitRepository", "gitrepositories");
-    let kustomizations =
-        resource("kustomize.toolkit.fluxcd.io", "v1", "Kustomization", "kustomizations");
-    let mut sources_done: Option<Duration> = None;
-    let mut kustomizations_done: Option<Duration> = None;
-    let mut last_print = Instant::now();
-    while kustomizations_done.is_none() {
-        if start.elapsed() > DEADLINE {
-            for controller in &controllers {
-                eprintln!("--- {} ---\n{}", controller.name(), controller.log_tail(3000));
-            }
-            bail!("not every Kustomization was Ready within {DEADLINE:?}");
-        }
-        for controller in &mut controllers {
-            controller.ensure_running()?;
-        }
-        let ready_sources = count_ready(client, &sources, "flux-system").await?;
-        let ready_kustomizations = count_ready(client, &kustomizations, "flux-system").await?;
-        if sources_done.is_none() && ready_sources == n {
-            sources_done = Some(start.elapsed());
-        }
-        if ready_kustomizations == n {
-            kustomizations_done = Some(start.elapsed());
-        }
-        if last_print.elapsed() > Duration::from_secs(5) {
-            eprintln!(
-                "   {:>5.1}s: {ready_sources}/{n} GitRepositories, {ready_kustomizations}/{n} Kustomizations Ready",
-                start.elapsed().as_secs_f64()
-            );
-            last_print = Instant::now();
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    let figures: Vec<ControllerFigures> = controllers
-        .iter()
-        .map(|c| ControllerFigures {
-            name: c.name().to_string(),
-            peak_mib: peak_rss_kib(c.pid()).unwrap_or(0) as f64 / 1024.0,
-            cpu_seconds: cpu_seconds(c.pid()).unwrap_or(0.0),
-        })
-        .collect();
-    let apiserver_cpu: f64 = cluster
-        .pids()
-        .iter()
-        .filter(|(name, _)| name.contains("apiserver"))
-        .filter_map(|(_, pid)| cpu_seconds(*pid))
-        .sum();
-    for controller in &mut controllers {
-        controller.stop(Duration::from_secs(5));
-    }
-
-    let sources_done = sources_done.unwrap_or_default();
-    let kustomizations_done = kustomizations_done.unwrap_or_default();
-    let ratio = kustomizations_done.as_secs_f64() / floor.as_secs_f64().max(0.001);
+    let (rows, report) = result?;
     println!();
     println!(
         "scale benchmark: {n} app packages (Deployment scaled to 0, ServiceAccount, Service, Ingress)"
     );
-    println!("| what | time | peak RSS | CPU |");
-    println!("|---|---|---|---|");
-    println!(
-        "| floor: one client applies {} objects ({FLOOR_CONCURRENCY} in flight) | {:.1}s | | |",
-        4 * n,
-        floor.as_secs_f64()
-    );
-    for f in &figures {
-        let time = if f.name == "source-controller" { sources_done } else { kustomizations_done };
-        let kind = if f.name == "source-controller" { "GitRepository" } else { "Kustomization" };
+    println!("| what | time | controller | peak RSS | CPU |");
+    println!("|---|---|---|---|---|");
+    let opt = |v: Option<f64>, unit: &str| v.map(|v| format!("{v:.1}{unit}")).unwrap_or_default();
+    for row in &rows {
         println!(
-            "| {n} {kind} Ready ({}) | {:.1}s | {:.1} MiB | {:.1}s |",
-            f.name,
-            time.as_secs_f64(),
-            f.peak_mib,
-            f.cpu_seconds
+            "| {} | {:.1}s | {} | {} | {} |",
+            row.what,
+            row.seconds,
+            row.controller.as_deref().unwrap_or(""),
+            opt(row.peak_mib, " MiB"),
+            opt(row.cpu_seconds, "s"),
         );
     }
-    println!("| kube-apiserver CPU over the whole run | | | {apiserver_cpu:.1}s |");
-    println!("Kustomizations against the floor: {ratio:.2}x");
-    Ok(json!({
-        "n": n,
-        "floor_seconds": floor.as_secs_f64(),
-        "sources_ready_seconds": sources_done.as_secs_f64(),
-        "kustomizations_ready_seconds": kustomizations_done.as_secs_f64(),
-        "ratio_to_floor": ratio,
-        "apiserver_cpu_seconds": apiserver_cpu,
-        "controllers": figures.iter().map(|f| json!({
-            "name": f.name, "peak_rss_mib": f.peak_mib, "cpu_seconds": f.cpu_seconds
-        })).collect::<Vec<_>>(),
-    }))
+    for half in ["kustomize", "helm"] {
+        if let Some(ratio) = report[half]["ratio_to_floor"].as_f64() {
+            println!(
+                "{half}: {ratio:.2}x the plain-apply floor (load average {:.1} → {:.1})",
+                report[half]["load_before"].as_f64().unwrap_or(0.0),
+                report[half]["load_after"].as_f64().unwrap_or(0.0)
+            );
+        }
+    }
+    let out = target.join(format!("bench-scale-{n}.json"));
+    std::fs::write(&out, serde_json::to_string_pretty(&report)?)?;
+    eprintln!("   written to {} (controller logs in {})", out.display(), logs.display());
+    Ok(())
+}
+
+struct Bench<'a> {
+    client: &'a kube::Client,
+    cluster: &'a Cluster,
+    bin: &'a Path,
+    logs: &'a Path,
+    n: usize,
+}
+
+/// A floor measurement: the plain apply, and until the deployment controller observed every
+/// Deployment (what `wait: true` waits for on top).
+struct Floor {
+    apply: Duration,
+    settled: Duration,
+}
+
+impl Bench<'_> {
+    /// CRDs and namespaces.
+    async fn prepare(&self) -> anyhow::Result<()> {
+        let client = self.client;
+        let crds = crate::codegen::generated_files()?
+            .into_iter()
+            .filter(|(path, _)| path.extension().is_some_and(|e| e == "yaml"))
+            .filter(|(path, _)| !path.ends_with("kustomization.yaml"))
+            .map(|(_, text)| serde_saphyr::from_str::<Value>(&text).map_err(anyhow::Error::from))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let crds: Vec<Value> =
+            crds.into_iter().filter(|c| c["kind"] == "CustomResourceDefinition").collect();
+        apply_all(client, crds, 4).await?;
+        let namespaces = ["flux-system", "apps", "floor", "floor-helm", HELM_NAMESPACE]
+            .iter()
+            .map(
+                |name| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
+            )
+            .collect();
+        apply_all(client, namespaces, 3).await?;
+        wait_for(Duration::from_secs(60), "the CRDs to be served", || async {
+            for resource in [kustomizations(), helm_releases()] {
+                let api: Api<DynamicObject> =
+                    Api::namespaced_with(client.clone(), "flux-system", &resource);
+                if api.list(&ListParams::default()).await.is_err() {
+                    return Ok(None);
+                }
+            }
+            Ok(Some(()))
+        })
+        .await
+    }
+
+    /// One plain client applies the 4×N objects into `namespace`.
+    async fn floor(&self, namespace: &str) -> anyhow::Result<Floor> {
+        let n = self.n;
+        eprintln!("== floor: one client server-side-applies {} objects into {namespace}", 4 * n);
+        let mut objects = Vec::with_capacity(4 * n);
+        for index in 0..n {
+            objects.extend(parse_objects(&app_files(index, namespace))?);
+        }
+        let start = Instant::now();
+        let observed = Tracker::start(self.client, &deployments(), namespace, start, is_observed);
+        let apply = apply_all(self.client, objects, FLOOR_CONCURRENCY).await?;
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while observed.count() < n && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let settled = observed.times().into_values().max().unwrap_or_default();
+        observed.stop();
+        eprintln!("   applied in {apply:.1?}; every Deployment observed after {settled:.1?}");
+        Ok(Floor { apply, settled })
+    }
+
+    fn spawn(
+        &self,
+        name: &str,
+        log: &str,
+        concurrent: u32,
+        args: &[String],
+    ) -> anyhow::Result<ServerProcess> {
+        let level = std::env::var("SLUICE_BENCH_LOG").unwrap_or_else(|_| "warn".into());
+        let mut command = Command::new(self.bin.join(name));
+        command
+            .env("KUBECONFIG", self.cluster.kubeconfig_path())
+            .env("RUNTIME_NAMESPACE", "flux-system")
+            .env("RUST_LOG", level)
+            .arg("--metrics-addr=127.0.0.1:0")
+            .arg("--health-addr=127.0.0.1:0")
+            .arg(format!("--concurrent={concurrent}"))
+            .args(args);
+        ServerProcess::spawn(name, command, &self.logs.join(log), Lifetime::Guarded)
+    }
+
+    fn source_controller(&self, log: &str) -> anyhow::Result<ServerProcess> {
+        let storage = self.cluster.dir().join(format!("storage-{log}"));
+        std::fs::create_dir_all(&storage)?;
+        let addr = format!("127.0.0.1:{}", free_port()?);
+        self.spawn(
+            "source-controller",
+            &format!("source-controller-{log}.log"),
+            10,
+            &[
+                format!("--storage-path={}", storage.display()),
+                format!("--storage-addr={addr}"),
+                format!("--storage-adv-addr={addr}"),
+            ],
+        )
+    }
+
+    /// Waits until `trackers[i]` has `n` objects (or the deadline), printing progress.
+    async fn wait_all(
+        &self,
+        start: Instant,
+        trackers: &[(&str, &Tracker)],
+        controllers: &mut [ServerProcess],
+    ) -> anyhow::Result<()> {
+        let n = self.n;
+        let mut last_print = Instant::now();
+        loop {
+            let counts: Vec<usize> = trackers.iter().map(|(_, t)| t.count()).collect();
+            if counts.iter().all(|c| *c >= n) {
+                return Ok(());
+            }
+            for controller in controllers.iter_mut() {
+                controller.ensure_running()?;
+            }
+            if start.elapsed() > DEADLINE {
+                for controller in controllers.iter() {
+                    eprintln!("--- {} ---\n{}", controller.name(), controller.log_tail(3000));
+                }
+                bail!("not every object was Ready within {DEADLINE:?}");
+            }
+            if last_print.elapsed() > Duration::from_secs(5) {
+                let progress: Vec<String> = trackers
+                    .iter()
+                    .zip(&counts)
+                    .map(|((kind, _), count)| format!("{count}/{n} {kind}"))
+                    .collect();
+                eprintln!(
+                    "   {:>5.1}s: {} Ready (load {:.1})",
+                    start.elapsed().as_secs_f64(),
+                    progress.join(", "),
+                    load_average()
+                );
+                last_print = Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Figures of one run: the rows and the JSON of the half.
+    #[allow(clippy::too_many_arguments)]
+    async fn finish(
+        &self,
+        label: &str,
+        floor: Floor,
+        sources: (&str, &Tracker),
+        consumers: (&str, &Tracker),
+        source_of: impl Fn(&str) -> String,
+        mut controllers: Vec<ServerProcess>,
+        cpu_before: (f64, f64),
+        load_before: f64,
+    ) -> anyhow::Result<(Vec<Row>, Value)> {
+        let n = self.n;
+        let figures: Vec<(String, f64, f64)> = controllers
+            .iter()
+            .map(|c| {
+                (
+                    c.name().to_string(),
+                    peak_rss_kib(c.pid()).unwrap_or(0) as f64 / 1024.0,
+                    cpu_seconds(c.pid()).unwrap_or(0.0),
+                )
+            })
+            .collect();
+        let apiserver_cpu = cluster_cpu(self.cluster, "apiserver") - cpu_before.0;
+        let manager_cpu = cluster_cpu(self.cluster, "controller-manager") - cpu_before.1;
+        let load_after = load_average();
+        for controller in &mut controllers {
+            controller.stop(Duration::from_secs(5));
+        }
+        sources.1.stop();
+        consumers.1.stop();
+        let source_times = sources.1.times();
+        let consumer_times = consumers.1.times();
+        let sources_done = source_times.values().max().copied().unwrap_or_default();
+        let consumers_done = consumer_times.values().max().copied().unwrap_or_default();
+        // How long each consumer took after its own source was Ready.
+        let lags = consumer_times.iter().filter_map(|(name, done)| {
+            source_times.get(&source_of(name)).map(|source| done.saturating_sub(*source))
+        });
+        let lags = percentiles(lags);
+        let ratio = consumers_done.as_secs_f64() / floor.apply.as_secs_f64().max(0.001);
+        let mut rows = vec![
+            Row {
+                what: format!("{label}: floor, one client applies {} objects", 4 * n),
+                seconds: floor.apply.as_secs_f64(),
+                controller: None,
+                peak_mib: None,
+                cpu_seconds: None,
+            },
+            Row {
+                what: format!("{label}: floor + every Deployment observed"),
+                seconds: floor.settled.as_secs_f64(),
+                controller: Some("kube-controller-manager".into()),
+                peak_mib: None,
+                cpu_seconds: None,
+            },
+        ];
+        for ((kind, _), done, figure) in
+            [(sources, sources_done, &figures[0]), (consumers, consumers_done, &figures[1])]
+        {
+            rows.push(Row {
+                what: format!("{label}: {n} {kind} Ready"),
+                seconds: done.as_secs_f64(),
+                controller: Some(figure.0.clone()),
+                peak_mib: Some(figure.1),
+                cpu_seconds: Some(figure.2),
+            });
+        }
+        rows.push(Row {
+            what: format!("{label}: kube-apiserver / controller-manager CPU during the run"),
+            seconds: consumers_done.as_secs_f64(),
+            controller: None,
+            peak_mib: None,
+            cpu_seconds: Some(apiserver_cpu + manager_cpu),
+        });
+        eprintln!(
+            "   {label}: {} Ready at p50/p90/max {}; after their source {lags}",
+            consumers.0,
+            percentiles(consumer_times.values().copied())
+        );
+        let half = json!({
+            "floor_seconds": floor.apply.as_secs_f64(),
+            "floor_settled_seconds": floor.settled.as_secs_f64(),
+            "sources_ready_seconds": sources_done.as_secs_f64(),
+            "ready_seconds": consumers_done.as_secs_f64(),
+            "ratio_to_floor": ratio,
+            "source_ready": percentiles(source_times.values().copied()),
+            "ready": percentiles(consumer_times.values().copied()),
+            "ready_after_source": lags,
+            "apiserver_cpu_seconds": apiserver_cpu,
+            "controller_manager_cpu_seconds": manager_cpu,
+            "load_before": load_before,
+            "load_after": load_after,
+            "controllers": figures.iter().map(|(name, peak, cpu)| json!({
+                "name": name, "peak_rss_mib": peak, "cpu_seconds": cpu
+            })).collect::<Vec<_>>(),
+        });
+        Ok((rows, half))
+    }
+
+    async fn kustomize_half(&self, git: &GitServer) -> anyhow::Result<(Vec<Row>, Value)> {
+        let n = self.n;
+        let floor = self.floor("floor").await?;
+        eprintln!("== starting source-controller and kustomize-controller (release builds)");
+        let mut controllers = vec![
+            self.source_controller("kustomize")?,
+            self.spawn("kustomize-controller", "kustomize-controller.log", 20, &[])?,
+        ];
+        // Let both controllers start their watches before the clock starts.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let cpu_before = (
+            cluster_cpu(self.cluster, "apiserver"),
+            cluster_cpu(self.cluster, "controller-manager"),
+        );
+        let load_before = load_average();
+
+        eprintln!("== creating {n} GitRepositories and {n} Kustomizations");
+        let mut objects = Vec::with_capacity(2 * n);
+        for index in 0..n {
+            let name = format!("app-{index}");
+            objects.push(json!({
+                "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+                "metadata": {"name": name, "namespace": "flux-system"},
+                "spec": {"interval": "1h", "url": git.url(&name), "ref": {"branch": "main"}}
+            }));
+            objects.push(json!({
+                "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+                "metadata": {"name": name, "namespace": "flux-system"},
+                "spec": {"interval": "1h", "path": "./", "prune": true, "wait": true,
+                         "timeout": "5m",
+                         "sourceRef": {"kind": "GitRepository", "name": name}}
+            }));
+        }
+        let start = Instant::now();
+        let sources =
+            Tracker::start(self.client, &git_repositories(), "flux-system", start, is_ready);
+        let ready = Tracker::start(self.client, &kustomizations(), "flux-system", start, is_ready);
+        let created = apply_all(self.client, objects, FLOOR_CONCURRENCY).await?;
+        eprintln!("   created in {created:.1?}");
+        self.wait_all(
+            start,
+            &[("GitRepositories", &sources), ("Kustomizations", &ready)],
+            &mut controllers,
+        )
+        .await?;
+        self.finish(
+            "kustomize",
+            floor,
+            ("GitRepository", &sources),
+            ("Kustomization", &ready),
+            |name| name.to_string(),
+            controllers,
+            cpu_before,
+            load_before,
+        )
+        .await
+    }
+
+    async fn helm_half(&self, charts: &HelmRepoServer) -> anyhow::Result<(Vec<Row>, Value)> {
+        let n = self.n;
+        let floor = self.floor("floor-helm").await?;
+        eprintln!("== starting source-controller and helm-controller (release builds)");
+        let mut controllers = vec![
+            self.source_controller("helm")?,
+            self.spawn("helm-controller", "helm-controller.log", 10, &[])?,
+        ];
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let cpu_before = (
+            cluster_cpu(self.cluster, "apiserver"),
+            cluster_cpu(self.cluster, "controller-manager"),
+        );
+        let load_before = load_average();
+
+        eprintln!("== creating 1 HelmRepository and {n} HelmReleases");
+        let mut objects = Vec::with_capacity(n + 1);
+        objects.push(json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmRepository",
+            "metadata": {"name": "charts", "namespace": HELM_NAMESPACE},
+            "spec": {"interval": "1h", "url": charts.url()}
+        }));
+        for index in 0..n {
+            objects.push(json!({
+                "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+                "metadata": {"name": format!("app-{index}"), "namespace": HELM_NAMESPACE},
+                "spec": {
+                    "interval": "1h",
+                    "timeout": "5m",
+                    "chart": {"spec": {
+                        "chart": "app", "version": "*", "interval": "1h",
+                        "sourceRef": {"kind": "HelmRepository", "name": "charts"}
+                    }}
+                }
+            }));
+        }
+        let start = Instant::now();
+        let sources = Tracker::start(self.client, &helm_charts(), HELM_NAMESPACE, start, is_ready);
+        let ready = Tracker::start(self.client, &helm_releases(), HELM_NAMESPACE, start, is_ready);
+        let created = apply_all(self.client, objects, FLOOR_CONCURRENCY).await?;
+        eprintln!("   created in {created:.1?}");
+        self.wait_all(
+            start,
+            &[("HelmCharts", &sources), ("HelmReleases", &ready)],
+            &mut controllers,
+        )
+        .await?;
+        self.finish(
+            "helm",
+            floor,
+            ("HelmChart", &sources),
+            ("HelmRelease", &ready),
+            |name| format!("{HELM_NAMESPACE}-{name}"),
+            controllers,
+            cpu_before,
+            load_before,
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_packages_hold_the_four_objects_of_flux_benchmark() {
+        let objects = parse_objects(&app_files(7, "floor")).unwrap();
+        let kinds: Vec<&str> = objects.iter().map(|o| o["kind"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["Deployment", "ServiceAccount", "Service", "Ingress"]);
+        for object in &objects {
+            assert_eq!(object["metadata"]["name"], "app-7");
+            assert_eq!(object["metadata"]["namespace"], "floor");
+            resource_for(object).unwrap();
+        }
+        assert_eq!(objects[0]["spec"]["replicas"], 0);
+        assert_eq!(objects[3]["spec"]["rules"][0]["host"], "app-7.example.com");
+    }
+
+    #[test]
+    fn percentiles_of_ready_times() {
+        let times = (1..=10).map(Duration::from_secs);
+        let p = percentiles(times);
+        assert_eq!((p["min"].as_f64(), p["max"].as_f64()), (Some(1.0), Some(10.0)));
+        assert_eq!(p["p90"].as_f64(), Some(9.0));
+        assert_eq!(percentiles(Vec::new()), Value::Null);
+    }
 }
