@@ -132,8 +132,11 @@ where
         "starting controller");
 
     let (reader, writer) = reflector::store();
+    // The cache keeps no managedFields: the reconcilers never read them from the cache, and
+    // they are often the largest part of an object (Flux's TransformStripManagedFields).
     let trigger = watcher(api, watcher_config)
         .default_backoff()
+        .modify(|obj: &mut K| obj.meta_mut().managed_fields = None)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(trigger_hash::<K>, PredicateConfig::default());
