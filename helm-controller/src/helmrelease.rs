@@ -875,7 +875,15 @@ impl Reconciler {
             }
             None => values.clone(),
         };
-        let kube_version = self.cluster_version().await;
+        // `.Capabilities.KubeVersion` of the cluster the release goes to.
+        let kube_version = if obj.spec.kube_config.is_some() {
+            match client.apiserver_version().await {
+                Ok(info) => info.git_version,
+                Err(_) => sluice_helm::DEFAULT_KUBE_VERSION.to_string(),
+            }
+        } else {
+            self.cluster_version().await
+        };
         let revision = artifact.revision.clone();
         let install = obj.spec.install.clone().unwrap_or_default();
         let upgrade = obj.spec.upgrade.clone().unwrap_or_default();
