@@ -424,6 +424,17 @@ fn ignore_test_failures(obj: &HelmRelease, remediation: &Remediation) -> bool {
         || remediation.ignore_test_failures
 }
 
+/// Whether a new generation changed the post-renderers or common metadata the release was
+/// deployed with: it is redeployed though the chart and values may be the same (Flux's check).
+fn render_digests_changed(obj: &HelmRelease, desired: &Desired) -> bool {
+    let status = obj.status.clone().unwrap_or_default();
+    status.observed_generation != obj.metadata.generation
+        && (status.observed_post_renderers_digest.unwrap_or_default()
+            != desired.post_renderers_digest
+            || status.observed_common_metadata_digest.unwrap_or_default()
+                != desired.common_metadata_digest)
+}
+
 fn state_of(obj: &HelmRelease, history: &[Release], desired: &Desired, force: bool) -> State {
     let Some(latest) = history.last() else { return State::Absent };
     if latest.info.status == status::UNINSTALLED {
@@ -443,15 +454,7 @@ fn state_of(obj: &HelmRelease, history: &[Release], desired: &Desired, force: bo
     if latest.info.status == status::FAILED || latest.info.status == status::UNINSTALLING {
         return State::Failed;
     }
-    // A new generation whose post-renderers or common metadata changed is redeployed (the
-    // chart and values may be the same).
-    let status = obj.status.clone().unwrap_or_default();
-    if status.observed_generation != obj.metadata.generation
-        && (status.observed_post_renderers_digest.unwrap_or_default()
-            != desired.post_renderers_digest
-            || status.observed_common_metadata_digest.unwrap_or_default()
-                != desired.common_metadata_digest)
-    {
+    if render_digests_changed(obj, desired) {
         return State::OutOfSync;
     }
     if latest.chart_name() != desired.chart_name
@@ -1273,6 +1276,9 @@ impl Reconciler {
         let mut last_action = previous.last_attempted_release_action.clone().unwrap_or_default();
         let mut managed = obj.clone();
         let mut forced = force;
+        // A failed release is upgraded for a new chart, values or post-renderers once per
+        // reconcile; a second failure goes to remediation.
+        let mut upgraded_change = false;
         let chart_label = format!("{}@{}", desired.chart_name, desired.chart_version);
         for _ in 0..MAX_STEPS {
             let history = storage.history(&release).await.map_err(Error::Storage)?;
@@ -1580,8 +1586,10 @@ impl Reconciler {
                     };
                     let exhausted = remediation.exhausted(action_failures);
                     let changed = latest.chart_version() != desired.chart_version
-                        || config_digest(&latest.config) != desired.config_digest;
-                    if changed && !exhausted && state == State::Failed {
+                        || config_digest(&latest.config) != desired.config_digest
+                        || render_digests_changed(&managed, &desired);
+                    if changed && !exhausted && state == State::Failed && !upgraded_change {
+                        upgraded_change = true;
                         // A new chart or values: try again with an upgrade rather than remediating.
                         let mut next = managed.clone();
                         next.status.get_or_insert_with(Default::default).history =
