@@ -633,3 +633,98 @@ async fn helm_chart_from_an_oci_registry() {
     }
     runtime.shutdown.trigger();
 }
+
+/// The entry names of a chart package (binary entries such as vendored `.tgz` included).
+fn package_entries(bytes: &[u8]) -> Vec<String> {
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+    let entries = archive.entries().unwrap();
+    entries.map(|entry| entry.unwrap().path().unwrap().display().to_string()).collect()
+}
+
+#[tokio::test]
+async fn helm_chart_dependencies_are_built() {
+    const SUITE: &str = "helm-deps";
+    let env = TestEnv::shared().await.unwrap();
+    env.install_crds().await.unwrap();
+    let ns = env.namespace("helm-deps").await.unwrap();
+    // A private Helm repository holds `demo`; the HelmRepository of the same URL lends its
+    // credentials to the dependency download.
+    let server = HelmRepoServer::start_with_auth().unwrap();
+    server.publish("demo", "1.0.0", chart_package("demo", "1.0.0", &[]).unwrap());
+    server.publish("demo", "1.4.0", chart_package("demo", "1.4.0", &[]).unwrap());
+    server.publish("demo", "2.0.0", chart_package("demo", "2.0.0", &[]).unwrap());
+    let app = |range: &str| {
+        format!(
+            "apiVersion: v2\nname: app\nversion: 0.1.0\ndependencies:\n- name: common\n  version: 0.1.0\n  repository: file://../common\n- name: demo\n  version: \"{range}\"\n  repository: {}\n",
+            server.url()
+        )
+    };
+    let git = GitServer::start().unwrap();
+    git.create_repo(
+        "platform",
+        &[
+            ("charts/app/Chart.yaml", &app("1.x")),
+            ("charts/app/templates/cm.yaml", "kind: ConfigMap\n"),
+            ("charts/common/Chart.yaml", "apiVersion: v2\nname: common\nversion: 0.1.0\ntype: library\n"),
+            ("charts/common/templates/_helpers.tpl", "{{- define \"common.name\" -}}x{{- end -}}\n"),
+            ("charts/broken/Chart.yaml", &app("9.x").replace("name: app", "name: broken")),
+            ("charts/escape/Chart.yaml", "apiVersion: v2\nname: escape\nversion: 0.1.0\ndependencies:\n- name: common\n  version: 0.1.0\n  repository: file://../../../etc\n"),
+        ],
+    )
+    .unwrap();
+    create_secret(&env, ns.name(), "helm-auth", HelmRepoServer::USERNAME, HelmRepoServer::PASSWORD)
+        .await;
+    let storage = tempfile::tempdir().unwrap();
+    let runtime = start_source_controller(&env, storage.path(), SUITE).await;
+    let helm_repos: Api<HelmRepository> = Api::namespaced(env.client(), ns.name());
+    let helm_repo: HelmRepository = serde_json::from_value(json!({
+        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmRepository",
+        "metadata": {"name": "private", "labels": {SUITE_LABEL: SUITE}},
+        "spec": {"url": server.url(), "interval": "10m", "secretRef": {"name": "helm-auth"}}
+    }))
+    .unwrap();
+    helm_repos.create(&PostParams::default(), &helm_repo).await.unwrap();
+    let repos: Api<GitRepository> = Api::namespaced(env.client(), ns.name());
+    let repo: GitRepository = serde_json::from_value(json!({
+        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository", "metadata": {"name": "platform", "labels": {SUITE_LABEL: SUITE}},
+        "spec": {"url": git.url("platform"), "interval": "10m", "ref": {"branch": "main"}}
+    }))
+    .unwrap();
+    repos.create(&PostParams::default(), &repo).await.unwrap();
+    let charts: Api<HelmChart> = Api::namespaced(env.client(), ns.name());
+    for name in ["app", "broken", "escape"] {
+        let chart =
+            helm_chart(SUITE, name, &format!("charts/{name}"), "*", ("GitRepository", "platform"));
+        charts.create(&PostParams::default(), &chart).await.unwrap();
+    }
+
+    let chart = wait_chart(&charts, "app", "app to be packaged with its dependencies", |c| {
+        c.status.as_ref().and_then(|s| s.artifact.as_ref()).is_some()
+    })
+    .await;
+    assert_eq!(chart_ready(&chart).unwrap().status, "True");
+    let entries = package_entries(&download(&chart.status.unwrap().artifact.unwrap()).await);
+    for expected in ["app/Chart.yaml", "app/charts/common-0.1.0.tgz", "app/charts/demo-1.4.0.tgz"] {
+        assert!(entries.iter().any(|e| e == expected), "{expected} missing from {entries:?}");
+    }
+
+    for (name, text) in [
+        ("broken", "dependency 'demo': no 'demo' chart with version matching '9.x'"),
+        ("escape", "dependency 'common': file://../../../etc points outside the source artifact"),
+    ] {
+        let chart = wait_chart(&charts, name, &format!("{name} to fail"), |c| {
+            chart_ready(c).is_some_and(|r| r.status == "False")
+        })
+        .await;
+        let ready = chart_ready(&chart).unwrap();
+        assert_eq!(ready.reason, "DependencyBuildError", "{name}: {}", ready.message);
+        assert!(ready.message.contains(text), "{name}: {}", ready.message);
+        assert!(
+            !ready.message.contains(HelmRepoServer::PASSWORD),
+            "secret leaked: {}",
+            ready.message
+        );
+        assert!(chart.status.unwrap().artifact.is_none());
+    }
+    runtime.shutdown.trigger();
+}

@@ -127,6 +127,140 @@ impl ReconcileError for Error {
     }
 }
 
+/// One chart repository in an OCI registry (`oci://host/path/<chart>`), opened with the
+/// credentials and `insecure`/`timeout` settings of a HelmRepository.
+pub(crate) struct OciChart {
+    client: oci_client::Client,
+    auth: oci_client::secrets::RegistryAuth,
+    registry: String,
+    repository: String,
+    url: String,
+    timeout: std::time::Duration,
+}
+
+impl OciChart {
+    /// Opens `url` with the settings of `repo`.
+    pub(crate) async fn open(
+        reconciler: &Reconciler,
+        repo: &HelmRepository,
+        url: &str,
+    ) -> Result<OciChart, Error> {
+        let (registry, repository) = crate::ocirepository::parse_url(url).map_err(|err| {
+            Error::InvalidSpec(format!(
+                "chart address '{url}' of HelmRepository '{}': {}",
+                repo.name_any(),
+                sluice_runtime::conditions::error_message(&err)
+            ))
+        })?;
+        let timeout = match repo.spec.timeout.as_deref() {
+            Some(raw) => sluice_runtime::object::parse_go_duration(raw).map_err(|err| {
+                Error::InvalidSpec(format!(
+                    "spec.timeout {raw:?} of HelmRepository '{}': {err}",
+                    repo.name_any()
+                ))
+            })?,
+            None => std::time::Duration::from_secs(60),
+        };
+        let auth = reconciler.oci_auth(repo, &registry).await?;
+        let client = crate::ocirepository::Reconciler::client(
+            repo.spec.insecure.unwrap_or(false),
+            &registry,
+            timeout,
+        );
+        Ok(OciChart { client, auth, registry, repository, url: url.to_string(), timeout })
+    }
+
+    fn timed_out(&self) -> Error {
+        build_error(
+            CHART_PULL_ERROR,
+            format!("'{}' did not answer within {:?}", self.url, self.timeout),
+        )
+    }
+
+    /// The highest version of `chart` matching `range` (exact versions too) and its tag.
+    pub(crate) async fn select(&self, chart: &str, range: &str) -> Result<(String, String), Error> {
+        use crate::ocirepository::Reconciler as Oci;
+        let listing =
+            Oci::list_tags(&self.client, &self.auth, &self.registry, &self.repository, &self.url);
+        let tags = tokio::time::timeout(self.timeout, listing)
+            .await
+            .map_err(|_| self.timed_out())?
+            .map_err(|err| {
+                oci_pull_error(&self.url, &sluice_runtime::conditions::error_message(&err))
+            })?;
+        let versions: Vec<helmrepository::ChartVersion> = tags
+            .iter()
+            .map(|tag| helmrepository::ChartVersion {
+                name: chart.to_string(),
+                version: tag.replace('_', "+"),
+                urls: vec![tag.clone()],
+            })
+            .collect();
+        let selected = helmrepository::select_version(&versions, chart, range).map_err(|err| {
+            build_error(
+                CHART_PULL_ERROR,
+                format!(
+                    "failed to get chart version for remote reference: {err} in '{}'",
+                    self.url
+                ),
+            )
+        })?;
+        Ok((selected.version.clone(), selected.urls[0].clone()))
+    }
+
+    /// The chart layer of `tag`, refused over `max_size` bytes.
+    pub(crate) async fn pull(
+        &self,
+        tag: &str,
+        version: &str,
+        max_size: u64,
+    ) -> Result<Vec<u8>, Error> {
+        let reference = oci_client::Reference::with_tag(
+            self.registry.clone(),
+            self.repository.clone(),
+            tag.to_string(),
+        );
+        let pull_error = |err: oci_client::errors::OciDistributionError| {
+            oci_pull_error(&self.url, &sluice_runtime::conditions::error_message(&err))
+        };
+        let (manifest, _) = tokio::time::timeout(
+            self.timeout,
+            self.client.pull_image_manifest(&reference, &self.auth),
+        )
+        .await
+        .map_err(|_| self.timed_out())?
+        .map_err(pull_error)?;
+        let layer = manifest
+            .layers
+            .iter()
+            .find(|layer| HELM_CHART_LAYERS.contains(&layer.media_type.as_str()))
+            .ok_or_else(|| {
+                build_error(
+                    CHART_PULL_ERROR,
+                    format!(
+                        "'{}:{tag}' is not a Helm chart: no layer of media type {}",
+                        self.url, HELM_CHART_LAYERS[0]
+                    ),
+                )
+            })?;
+        if u64::try_from(layer.size).unwrap_or(u64::MAX) > max_size {
+            return Err(build_error(
+                CHART_PULL_ERROR,
+                format!(
+                    "'{}' version '{version}' is {} bytes, over the limit of {max_size} bytes (--helm-chart-max-size)",
+                    self.url, layer.size
+                ),
+            ));
+        }
+        let mut data: Vec<u8> = Vec::new();
+        tokio::time::timeout(self.timeout, self.client.pull_blob(&reference, layer, &mut data))
+            .await
+            .map_err(|_| self.timed_out())?
+            .map_err(pull_error)?;
+        Ok(data)
+    }
+}
+
 /// Media types of a Helm chart's content layer in an OCI artifact (current and pre-3.8).
 const HELM_CHART_LAYERS: [&str; 2] =
     ["application/vnd.cncf.helm.chart.content.v1.tar+gzip", "application/tar+gzip"];
@@ -143,7 +277,7 @@ fn oci_pull_error(url: &str, message: &str) -> Error {
     build_error(CHART_PULL_ERROR, format!("pulling '{url}': {message}"))
 }
 
-fn build_error(reason: &'static str, message: impl Into<String>) -> Error {
+pub(crate) fn build_error(reason: &'static str, message: impl Into<String>) -> Error {
     let summary = match reason {
         CHART_PULL_ERROR => "chart pull error",
         VALUES_FILES_ERROR => "values files merge error",
@@ -354,53 +488,13 @@ impl Reconciler {
     /// version picked among the tags (Helm pushes `+` in versions as `_`), the chart layer
     /// pulled within `--helm-chart-max-size`.
     async fn build_from_oci(&self, obj: &HelmChart, repo: &HelmRepository) -> Result<Built, Error> {
-        use crate::ocirepository::{Reconciler as Oci, parse_url};
         let chart = obj.spec.chart.as_str();
         let url = format!("{}/{chart}", repo.spec.url.trim_end_matches('/'));
-        let (registry, repository) = parse_url(&url).map_err(|err| {
-            Error::InvalidSpec(format!(
-                "chart '{chart}' of OCI HelmRepository '{}': {}",
-                repo.name_any(),
-                sluice_runtime::conditions::error_message(&err)
-            ))
-        })?;
-        let timeout = match repo.spec.timeout.as_deref() {
-            Some(raw) => sluice_runtime::object::parse_go_duration(raw).map_err(|err| {
-                Error::InvalidSpec(format!(
-                    "spec.timeout {raw:?} of HelmRepository '{}': {err}",
-                    repo.name_any()
-                ))
-            })?,
-            None => std::time::Duration::from_secs(60),
-        };
-        let auth = self.oci_auth(repo, &registry).await?;
-        let client = Oci::client(repo.spec.insecure.unwrap_or(false), &registry, timeout);
-        let timed_out =
-            || build_error(CHART_PULL_ERROR, format!("'{url}' did not answer within {timeout:?}"));
-        let tags = tokio::time::timeout(
-            timeout,
-            Oci::list_tags(&client, &auth, &registry, &repository, &url),
-        )
-        .await
-        .map_err(|_| timed_out())?
-        .map_err(|err| oci_pull_error(&url, &sluice_runtime::conditions::error_message(&err)))?;
-        let versions: Vec<helmrepository::ChartVersion> = tags
-            .iter()
-            .map(|tag| helmrepository::ChartVersion {
-                name: chart.to_string(),
-                version: tag.replace('_', "+"),
-                urls: vec![tag.clone()],
-            })
-            .collect();
+        let oci = OciChart::open(self, repo, &url).await?;
         let range = obj.spec.version.clone().unwrap_or_default();
-        let selected = helmrepository::select_version(&versions, chart, &range).map_err(|err| {
-            build_error(
-                CHART_PULL_ERROR,
-                format!("failed to get chart version for remote reference: {err} in '{url}'"),
-            )
-        })?;
+        let (version, tag) = oci.select(chart, &range).await?;
         let previous = Previous::of(obj);
-        if let Some(artifact) = previous.reusable(&self.storage, chart, &selected.version) {
+        if let Some(artifact) = previous.reusable(&self.storage, chart, &version) {
             let verb = if obj.spec.values_files.as_ref().is_none_or(Vec::is_empty) {
                 "pulled"
             } else {
@@ -415,48 +509,8 @@ impl Reconciler {
                 is_new: false,
             });
         }
-        let reference = oci_client::Reference::with_tag(
-            registry.clone(),
-            repository.clone(),
-            selected.urls[0].clone(),
-        );
-        let (manifest, _) =
-            tokio::time::timeout(timeout, client.pull_image_manifest(&reference, &auth))
-                .await
-                .map_err(|_| timed_out())?
-                .map_err(|err| {
-                    oci_pull_error(&url, &sluice_runtime::conditions::error_message(&err))
-                })?;
-        let layer = manifest
-            .layers
-            .iter()
-            .find(|layer| HELM_CHART_LAYERS.contains(&layer.media_type.as_str()))
-            .ok_or_else(|| {
-                build_error(
-                    CHART_PULL_ERROR,
-                    format!(
-                        "'{url}:{}' is not a Helm chart: no layer of media type {}",
-                        selected.urls[0], HELM_CHART_LAYERS[0]
-                    ),
-                )
-            })?;
-        if u64::try_from(layer.size).unwrap_or(u64::MAX) > self.limits.chart_max_size {
-            return Err(build_error(
-                CHART_PULL_ERROR,
-                format!(
-                    "chart '{chart}' version '{}' is {} bytes, over the limit of {} bytes (--helm-chart-max-size)",
-                    selected.version, layer.size, self.limits.chart_max_size
-                ),
-            ));
-        }
-        let mut data: Vec<u8> = Vec::new();
-        tokio::time::timeout(timeout, client.pull_blob(&reference, layer, &mut data))
-            .await
-            .map_err(|_| timed_out())?
-            .map_err(|err| {
-                oci_pull_error(&url, &sluice_runtime::conditions::error_message(&err))
-            })?;
-        let mut built = self.finish_pull(obj, repo, &selected.version, data).await?;
+        let data = oci.pull(&tag, &version, self.limits.chart_max_size).await?;
+        let mut built = self.finish_pull(obj, repo, &version, data).await?;
         built.source_revision = String::new();
         Ok(built)
     }
@@ -620,8 +674,9 @@ impl Reconciler {
             .then(|| revision_metadata(&source.kind, &source_artifact.revision));
         let ignore_missing = spec.ignore_missing_values_files.unwrap_or(false);
         let root = work.path().to_path_buf();
+        let chart_dir = root.join(&chart_path);
         let raw_chart = spec.chart.clone();
-        let package = tokio::task::spawn_blocking(move || -> Result<_, Error> {
+        let read = tokio::task::spawn_blocking(move || -> Result<_, Error> {
             let dir = root.join(&chart_path);
             let files = if dir.is_dir() {
                 sluice_helm::package::read_dir_files(&dir)
@@ -671,14 +726,21 @@ impl Reconciler {
                     Some(format!("{core}+{metadata}"))
                 }
             };
-            check_dependencies(&files)?;
-            let package = package_files(files, &PackageOptions { values_yaml, version })
-                .map_err(|err| build_error(CHART_PACKAGE_ERROR, err.to_string()))?;
-            Ok((package, found.into_iter().map(|(n, _)| n).collect::<Vec<_>>()))
+            let missing = crate::helmdeps::missing(&files)?;
+            let found = found.into_iter().map(|(n, _)| n).collect::<Vec<_>>();
+            Ok((files, PackageOptions { values_yaml, version }, found, missing))
         })
         .await
         .map_err(|err| Error::Task(err.to_string()))??;
-        let (package, values_files) = package;
+        let (mut files, options, values_files, missing) = read;
+        if !missing.is_empty() {
+            let root = work.path();
+            files.extend(crate::helmdeps::build(self, obj, root, &chart_dir, &missing).await?);
+        }
+        let package = tokio::task::spawn_blocking(move || package_files(files, &options))
+            .await
+            .map_err(|err| Error::Task(err.to_string()))?
+            .map_err(|err| build_error(CHART_PACKAGE_ERROR, err.to_string()))?;
         if let Some(artifact) = previous.reusable(&self.storage, &package.name, &package.version) {
             return Ok(Built {
                 artifact,
@@ -822,28 +884,6 @@ impl Reconciler {
 
 /// Refuses a chart whose declared dependencies are not vendored in `charts/`: this controller
 /// does not download dependencies yet, and a package without them would fail to render.
-fn check_dependencies(files: &[sluice_helm::chart::ChartFile]) -> Result<(), Error> {
-    let chart = sluice_helm::chart::load_files(files.to_vec())
-        .map_err(|err| build_error(CHART_PACKAGE_ERROR, err.to_string()))?;
-    let missing: Vec<String> = chart
-        .dependencies
-        .iter()
-        .filter(|dep| !chart.subcharts.iter().any(|sub| sub.name() == dep.name))
-        .map(|dep| dep.name.clone())
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    Err(build_error(
-        DEPENDENCY_BUILD_ERROR,
-        format!(
-            "chart '{}' declares dependencies missing from its charts/ directory: {}; building dependencies is not implemented yet in this controller: vendor them into charts/ (helm dependency build) in the source",
-            chart.name(),
-            missing.join(", ")
-        ),
-    ))
-}
-
 fn artifact_revision(repo: &HelmRepository) -> String {
     repo.status
         .as_ref()
@@ -953,18 +993,18 @@ mod tests {
     }
 
     #[test]
-    fn unvendored_dependencies_are_refused() {
+    fn only_unvendored_dependencies_are_built() {
         use sluice_helm::chart::ChartFile;
         let file = |name: &str, text: &str| ChartFile { name: name.into(), data: text.into() };
-        let chart = "apiVersion: v2\nname: app\nversion: 1.0.0\ndependencies:\n- name: db\n  version: 1.x\n  repository: https://charts.example.com\n";
-        let err = check_dependencies(&[file("Chart.yaml", chart)]).unwrap_err();
-        assert_eq!(err.reason(), "DependencyBuildError");
-        assert!(err.to_string().contains("missing from its charts/ directory: db"), "{err}");
+        let chart = "apiVersion: v2\nname: app\nversion: 1.0.0\ndependencies:\n- name: db\n  version: 1.x\n  repository: https://charts.example.com\n- name: db\n  alias: replica\n  version: 1.x\n  repository: https://charts.example.com\n";
+        let missing = crate::helmdeps::missing(&[file("Chart.yaml", chart)]).unwrap();
+        assert_eq!(missing.len(), 1, "one download for two aliases of one chart");
+        assert_eq!((missing[0].name.as_str(), missing[0].version.as_str()), ("db", "1.x"));
         let vendored = [
             file("Chart.yaml", chart),
             file("charts/db/Chart.yaml", "apiVersion: v2\nname: db\nversion: 1.2.0\n"),
         ];
-        check_dependencies(&vendored).unwrap();
+        assert!(crate::helmdeps::missing(&vendored).unwrap().is_empty());
     }
 
     #[test]

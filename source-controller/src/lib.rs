@@ -9,6 +9,7 @@
 pub mod bucket;
 pub mod gitrepository;
 pub mod helmchart;
+mod helmdeps;
 pub mod helmrepository;
 pub mod ocirepository;
 
