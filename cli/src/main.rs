@@ -2,6 +2,10 @@
 
 use clap::Parser;
 
+/// mimalloc: rendering (Helm templates, kustomize) makes many small short-lived allocations.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = sluice_cli::Cli::parse();

@@ -215,7 +215,7 @@ impl TemplateSet {
         let mut funcs = FuncMap::default();
         sprig::register(&mut funcs);
         TemplateSet {
-            trees: TreeMap::new(),
+            trees: TreeMap::default(),
             funcs: Arc::new(funcs),
             options: Options::default(),
             text_cache: Arc::default(),
@@ -225,7 +225,7 @@ impl TemplateSet {
     /// A set with only Go's builtin functions.
     pub fn without_sprig() -> TemplateSet {
         TemplateSet {
-            trees: TreeMap::new(),
+            trees: TreeMap::default(),
             funcs: Arc::new(FuncMap::default()),
             options: Options::default(),
             text_cache: Arc::default(),
@@ -321,7 +321,7 @@ impl TemplateSet {
             Some(tree) => Arc::new(tree),
             None => return Err(Error::Message(format!("template: {name}: empty parse result"))),
         };
-        let mut overlay = TreeMap::new();
+        let mut overlay = TreeMap::default();
         for tree in trees {
             add_tree(&mut overlay, tree);
         }

@@ -1269,4 +1269,5 @@ fn describe(tok: &Tok) -> String {
 }
 
 /// Parsed trees indexed by template name, used by the executor.
-pub(crate) type TreeMap = HashMap<String, Arc<Tree>>;
+pub(crate) type TreeMap =
+    HashMap<String, Arc<Tree>, std::hash::BuildHasherDefault<crate::FnvHasher>>;

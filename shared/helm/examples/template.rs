@@ -2,6 +2,10 @@
 //! `template CHART [VALUES] [--kube-version V] [--api-versions A]... [--skip-tests]`
 //! (release `demo`, namespace `prod`; `KUBE_VERSION` and `API_VERSIONS=a,b` also work).
 
+/// The allocator of the `sluice` binary, so timings match the CLI.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let mut args = std::env::args().skip(1);
     let mut positional = Vec::new();

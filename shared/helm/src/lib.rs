@@ -12,6 +12,7 @@
 pub mod chart;
 pub mod encode;
 pub mod engine;
+mod head_scan;
 pub mod output;
 pub mod package;
 mod parallel;

@@ -174,6 +174,9 @@ pub fn sort_manifests(files: &BTreeMap<String, String>) -> Result<Sorted, String
 
 /// `releaseutil.SimpleHead` of one document: its kind and its `helm.sh/hook` annotation.
 fn read_head(path: &str, doc: &str) -> Result<(String, Option<String>), String> {
+    if let Some(head) = crate::head_scan::scan(doc) {
+        return Ok((head.kind, head.hook));
+    }
     let head = head_from_yaml(doc)
         .map_err(|e| format!("YAML parse error on {path}: error converting YAML to JSON: {e}"))?;
     let head = match head {

@@ -122,6 +122,15 @@ pub fn from_yaml_documents(text: &str) -> Result<Vec<Json>, YamlError> {
 }
 
 fn parse_documents(text: &str, first_only: bool) -> Result<Vec<Json>, YamlError> {
+    // Plain block YAML (most values files) is read by a line scan; the rest by the parser.
+    if let Some(value) = crate::head_scan::load(text) {
+        return Ok(vec![value]);
+    }
+    parse_documents_fully(text, first_only)
+}
+
+/// [`parse_documents`] through the YAML parser only.
+pub(crate) fn parse_documents_fully(text: &str, first_only: bool) -> Result<Vec<Json>, YamlError> {
     let mut builder =
         Builder { parser: Parser::new_from_str(text), anchors: HashMap::new(), n_nodes: 0 };
     let mut docs = Vec::new();
@@ -418,6 +427,27 @@ fn resolve_plain(text: &str) -> Scalar {
         _ => {}
     }
     Scalar::Str(text.to_string())
+}
+
+/// The JSON value of plain scalar `text` (`None` for NaN and infinities, which JSON cannot hold).
+pub(crate) fn plain_json(text: &str) -> Option<Json> {
+    scalar_to_json(resolve_plain(text)).ok()
+}
+
+/// The JSON object key plain scalar `text` becomes (`y` → `true`, `1.0` → `1`).
+pub(crate) fn plain_key(text: &str) -> Option<String> {
+    key_string(&Node::Scalar(resolve_plain(text))).ok()
+}
+
+/// Whether plain scalar `text` reads as a string (not a bool, number, null or merge key).
+pub(crate) fn plain_is_string(text: &str) -> bool {
+    matches!(resolve_plain(text), Scalar::Str(_))
+}
+
+/// Whether plain scalar `text` reads as a NaN or infinite number (which JSON cannot hold).
+pub(crate) fn plain_is_non_finite_number(text: &str) -> bool {
+    matches!(text.as_bytes().first(), Some(b'.' | b'+' | b'-' | b'0'..=b'9'))
+        && matches!(resolve_plain(text), Scalar::Float(f) if !f.is_finite())
 }
 
 /// Whether `text` would resolve to something other than a string (used by the emitter).
