@@ -478,5 +478,45 @@ async fn upgrade_force_preserve_values_and_cleanup_on_fail() {
     let deployments: Api<Deployment> = Api::namespaced(env.client(), &namespace);
     let slow = deployments.get_opt("upg-slow").await.unwrap();
     assert!(slow.is_none_or(|d| d.metadata.deletion_timestamp.is_some()));
+
+    // RetryOnFailure: the failed release is upgraded again after retryInterval, without
+    // remediation and without stalling; the retry after the fix succeeds.
+    let patch = json!({"spec": {"upgrade": {"strategy": {"name": "RetryOnFailure", "retryInterval": "1s"}}}});
+    hrs.patch("upg", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    let retrying = settled(
+        wait_for(Duration::from_secs(90), "a retried upgrade to fail again", || async {
+            let hr = hrs.get("upg").await?;
+            let failed = condition(&hr, "Ready").is_some_and(|c| c.0 == "False");
+            Ok((failed && latest_version(&hr) >= Some(4)).then_some(hr))
+        })
+        .await,
+        &hrs,
+    )
+    .await;
+    assert_eq!(condition(&retrying, "Ready").unwrap().1, "UpgradeFailed");
+    assert!(condition(&retrying, "Stalled").is_none_or(|c| c.0 != "True"));
+    // The Job never completes here (no job controller): the fixed upgrade skips the wait.
+    let patch = json!({"spec": {"values": {"extra": false}, "upgrade": {"disableWait": true}}});
+    hrs.patch("upg", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    let fixed = settled(
+        wait_for(Duration::from_secs(90), "the retried upgrade to succeed", || async {
+            let hr = hrs.get("upg").await?;
+            let ready = condition(&hr, "Ready").is_some_and(|c| c.0 == "True");
+            Ok(ready.then_some(hr))
+        })
+        .await,
+        &hrs,
+    )
+    .await;
+    let version = latest_version(&fixed).unwrap();
+    assert!(version >= 5, "{version}");
+    // maxHistory (5) keeps the last five revisions.
+    for v in (version - 4).max(3)..version {
+        let rel = stored_release(&env, &namespace, "upg", v).await;
+        let description = rel["info"]["description"].as_str().unwrap_or_default().to_string();
+        assert!(!description.starts_with("Rollback"), "v{v} is a rollback: {description}");
+    }
+    assert!(condition(&fixed, "Remediated").is_none());
+    assert!(configmaps.get_opt("upg-extra").await.unwrap().is_none());
     controller.abort();
 }
