@@ -408,6 +408,9 @@ pub struct Reconciler {
     pub runtime: Arc<Runtime>,
     /// Downloads source artifacts.
     pub fetcher: sluice_artifact::Fetcher,
+    /// The kinds of the local cluster already resolved, shared by every reconcile (each would
+    /// otherwise query discovery for the same kinds again).
+    pub kinds: sluice_ssa::KindCache,
 }
 
 impl Reconciler {
@@ -469,6 +472,9 @@ impl Reconciler {
             drop(dir);
 
             let mut manager = ResourceManager::new(client, FIELD_MANAGER, owner_labels(obj));
+            if obj.spec.kube_config.is_none() {
+                manager = manager.with_kind_cache(self.kinds.clone());
+            }
             if let Some(reader) = health_reader {
                 manager = manager.with_status_reader(reader);
             }

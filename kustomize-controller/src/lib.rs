@@ -38,6 +38,9 @@ pub type Context = kustomization::Reconciler;
 /// Flux's default for `--http-retry`: retries of an artifact download.
 pub const HTTP_RETRY: u32 = 9;
 
+/// How long a resolved kind is trusted before discovery is asked again (a CRD may be deleted).
+pub const KIND_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Reconciler<Kustomization> for Context {
     type Error = Error;
 
@@ -66,7 +69,11 @@ pub async fn run(runtime: Arc<Runtime>) -> Result<(), sluice_runtime::Error> {
         HTTP_RETRY,
         sluice_artifact::UnpackLimits::default(),
     );
-    let context = Arc::new(Context { runtime: runtime.clone(), fetcher });
+    let context = Arc::new(Context {
+        runtime: runtime.clone(),
+        fetcher,
+        kinds: sluice_ssa::KindCache::new(KIND_CACHE_TTL),
+    });
     let watch_runtime = runtime.clone();
     let watched = run_controller_with::<Kustomization, _, _>(runtime.clone(), context, move |c| {
         let store = c.store();

@@ -224,8 +224,41 @@ pub struct ApplyOptions {
     pub wait_timeout: Option<Duration>,
 }
 
-/// Resolved kinds by (group, version, kind).
-type KindCache = BTreeMap<(String, String, String), (ApiResource, ApiCapabilities)>;
+type KindKey = (String, String, String);
+type Resolved = (ApiResource, ApiCapabilities);
+
+/// Resolved kinds by (group, version, kind), each kept for `ttl` after it was resolved.
+///
+/// A [`ResourceManager`] has one of its own; a controller that builds a manager per reconcile
+/// shares one across them ([`ResourceManager::with_kind_cache`]) so each reconcile does not
+/// query discovery again for the same kinds.
+#[derive(Clone, Debug)]
+pub struct KindCache {
+    entries: std::sync::Arc<RwLock<BTreeMap<KindKey, (Resolved, std::time::Instant)>>>,
+    ttl: Duration,
+}
+
+impl KindCache {
+    /// An empty cache whose entries expire `ttl` after they were resolved, so a kind removed
+    /// from the cluster (a deleted CRD) is looked up again.
+    pub fn new(ttl: Duration) -> Self {
+        KindCache { entries: Default::default(), ttl }
+    }
+
+    async fn get(&self, key: &KindKey) -> Option<Resolved> {
+        let entries = self.entries.read().await;
+        let (found, at) = entries.get(key)?;
+        (at.elapsed() < self.ttl).then(|| found.clone())
+    }
+
+    async fn insert(&self, key: KindKey, found: Resolved) {
+        self.entries.write().await.insert(key, (found, std::time::Instant::now()));
+    }
+
+    async fn clear(&self) {
+        self.entries.write().await.clear();
+    }
+}
 
 /// A custom health reader: the health of the objects it knows (`None` for the others, which
 /// kstatus computes). Flux's `healthCheckExprs` are one.
@@ -240,7 +273,7 @@ pub struct ResourceManager {
     status_reader: Option<StatusReader>,
     /// Resolved kinds; only the group/version of each kind is queried, so a group that
     /// disappears concurrently (a CRD being deleted) cannot fail unrelated lookups.
-    discovery: RwLock<KindCache>,
+    discovery: KindCache,
 }
 
 impl std::fmt::Debug for ResourceManager {
@@ -361,8 +394,15 @@ impl ResourceManager {
             field_manager: field_manager.into(),
             owner_labels,
             status_reader: None,
-            discovery: RwLock::new(BTreeMap::new()),
+            discovery: KindCache::new(Duration::from_secs(3600)),
         }
+    }
+
+    /// Resolves kinds through `cache`, shared with other managers (see [`KindCache`]).
+    #[must_use]
+    pub fn with_kind_cache(mut self, cache: KindCache) -> Self {
+        self.discovery = cache;
+        self
     }
 
     /// Waits with `reader` consulted before kstatus for every existing object that is not
@@ -383,19 +423,19 @@ impl ResourceManager {
     }
 
     async fn refresh_discovery(&self) -> Result<(), Error> {
-        self.discovery.write().await.clear();
+        self.discovery.clear().await;
         Ok(())
     }
 
     async fn resolve(&self, id: &ObjectId) -> Result<(ApiResource, ApiCapabilities), Error> {
         let key = (id.group.clone(), id.version.clone(), id.kind.clone());
-        if let Some(found) = self.discovery.read().await.get(&key) {
-            return Ok(found.clone());
+        if let Some(found) = self.discovery.get(&key).await {
+            return Ok(found);
         }
         let gvk = kube::api::GroupVersionKind::gvk(&id.group, &id.version, &id.kind);
         match kube::discovery::oneshot::pinned_kind(&self.client, &gvk).await {
             Ok(found) => {
-                self.discovery.write().await.insert(key, found.clone());
+                self.discovery.insert(key, found.clone()).await;
                 Ok(found)
             }
             Err(kube::Error::Api(status)) if status.code == 404 => Err(Error::UnknownKind {
@@ -732,6 +772,9 @@ impl ResourceManager {
     /// Waits until every object in `ids` is Current.
     pub async fn wait_for_ids(&self, ids: &[ObjectId], timeout: Duration) -> Result<(), Error> {
         let start = tokio::time::Instant::now();
+        // Controllers usually observe a fresh object within a few hundred milliseconds: look
+        // again soon, then back off to the steady interval.
+        let mut interval = Duration::from_millis(100);
         loop {
             let mut pending = Vec::new();
             for id in ids {
@@ -769,7 +812,8 @@ impl ResourceManager {
                     details: pending.join(", "),
                 });
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(interval).await;
+            interval = (interval * 2).min(Duration::from_millis(500));
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod kstatus;
 pub mod order;
 
 pub use apply::{
-    Action, ApplyOptions, ChangeSet, ChangeSetEntry, Error, ObjectId, ResourceManager, StatusReader,
+    Action, ApplyOptions, ChangeSet, ChangeSetEntry, Error, KindCache, ObjectId, ResourceManager,
+    StatusReader,
 };
 pub use kstatus::{Health, Status};
