@@ -178,6 +178,24 @@ pub struct RepositoryClient {
     limits: Limits,
 }
 
+/// The HTTP client of the repositories without TLS settings of their own, one per timeout.
+///
+/// Building a client loads and parses the system's CA certificates (tens of milliseconds of
+/// CPU); per HelmChart reconcile that was most of source-controller's time with many charts.
+/// Credentials are per request, so sharing the client shares nothing secret.
+fn plain_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    static CLIENTS: std::sync::LazyLock<
+        std::sync::Mutex<std::collections::HashMap<Duration, reqwest::Client>>,
+    > = std::sync::LazyLock::new(Default::default);
+    let mut clients = CLIENTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(client) = clients.get(&timeout) {
+        return Ok(client.clone());
+    }
+    let client = reqwest::Client::builder().timeout(timeout).build()?;
+    clients.insert(timeout, client.clone());
+    Ok(client)
+}
+
 impl std::fmt::Debug for RepositoryClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RepositoryClient")
@@ -221,6 +239,8 @@ impl RepositoryClient {
             })?,
         };
         let mut builder = reqwest::Client::builder().timeout(timeout);
+        // Whether the Secrets configure TLS; without, a shared client serves (see plain_client).
+        let mut custom_tls = false;
         let mut basic_auth = None;
         if let Some(reference) = &spec.secret_ref {
             let field = "spec.secretRef";
@@ -242,6 +262,7 @@ impl RepositoryClient {
             }
             // The deprecated TLS keys in the auth Secret, used when there is no certSecretRef.
             if spec.cert_secret_ref.is_none() {
+                custom_tls = true;
                 builder = apply_tls(
                     builder,
                     &data,
@@ -256,10 +277,12 @@ impl RepositoryClient {
         if let Some(reference) = &spec.cert_secret_ref {
             let field = "spec.certSecretRef";
             let data = secret_data(runtime, &namespace, &reference.name, field).await?;
+            custom_tls = true;
             builder =
                 apply_tls(builder, &data, field, &reference.name, "ca.crt", "tls.crt", "tls.key")?;
         }
-        let client = builder.build().map_err(|err| {
+        let client = if custom_tls { builder.build() } else { plain_client(timeout) };
+        let client = client.map_err(|err| {
             Error::InvalidSpec(format!(
                 "building the HTTP client: {}",
                 sluice_runtime::conditions::error_message(&err)
