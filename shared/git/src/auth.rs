@@ -195,6 +195,19 @@ impl Proxy {
     }
 }
 
+/// The system's CA certificates, loaded once: reqwest reads and parses them again for every
+/// client it builds (tens of milliseconds of CPU), and gix builds a client per clone.
+fn system_roots() -> &'static [reqwest::Certificate] {
+    static ROOTS: std::sync::OnceLock<Vec<reqwest::Certificate>> = std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| {
+        rustls_native_certs::load_native_certs()
+            .certs
+            .iter()
+            .filter_map(|der| reqwest::Certificate::from_der(der).ok())
+            .collect()
+    })
+}
+
 /// Settings for gix's reqwest client, parsed up front so that errors name the Secret key.
 #[derive(Clone, Default)]
 pub(crate) struct ClientSettings {
@@ -203,17 +216,14 @@ pub(crate) struct ClientSettings {
 }
 
 impl ClientSettings {
-    pub(crate) fn is_empty(&self) -> bool {
-        self.ca_certificates.is_empty() && self.proxy.is_none()
-    }
-
     pub(crate) fn apply(
         &self,
         mut builder: reqwest::blocking::ClientBuilder,
     ) -> reqwest::blocking::ClientBuilder {
-        for certificate in &self.ca_certificates {
-            builder = builder.add_root_certificate(certificate.clone());
-        }
+        // The system's roots plus the Secret's CAs, as reqwest would trust by default, but from
+        // a copy loaded once.
+        let roots = system_roots().iter().chain(&self.ca_certificates).cloned();
+        builder = builder.tls_certs_only(roots);
         if let Some(proxy) = &self.proxy {
             builder = builder.proxy(proxy.clone());
         }

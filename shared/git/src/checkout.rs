@@ -402,16 +402,13 @@ fn list_refs(
     }
 }
 
-/// Hand extra CA certificates and the proxy to gix's reqwest client (it ignores `http.sslCAInfo`
-/// and `http.proxy`).
+/// Hand the CA certificates (the system's, loaded once, plus the Secret's) and the proxy to
+/// gix's reqwest client (it ignores `http.sslCAInfo` and `http.proxy`).
 fn configure_http_client<T: gix_transport::client::blocking_io::Transport>(
     connection: &mut gix::remote::Connection<'_, '_, '_, T>,
     client: &ClientSettings,
 ) -> gix::Result<()> {
     use gix_transport::client::blocking_io::http;
-    if client.is_empty() {
-        return Ok(());
-    }
     let repo = connection.remote().repo();
     let Some(url) =
         connection.remote().url(gix::remote::Direction::Fetch).map(|url| url.to_bstring())
