@@ -278,6 +278,8 @@ fn is_observed(object: &DynamicObject) -> bool {
 #[derive(Clone)]
 struct Tracker {
     seen: Arc<Mutex<HashMap<String, Duration>>>,
+    /// When each object was first seen at all (its creation, within the watch latency).
+    created: Arc<Mutex<HashMap<String, Duration>>>,
     task: Arc<tokio::task::JoinHandle<()>>,
 }
 
@@ -292,7 +294,9 @@ impl Tracker {
     ) -> Tracker {
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, resource);
         let seen: Arc<Mutex<HashMap<String, Duration>>> = Arc::default();
+        let created: Arc<Mutex<HashMap<String, Duration>>> = Arc::default();
         let recorded = seen.clone();
+        let first_seen = created.clone();
         let task = tokio::spawn(async move {
             let mut stream = watcher(api, watcher::Config::default())
                 .default_backoff()
@@ -300,14 +304,19 @@ impl Tracker {
                 .boxed();
             while let Some(event) = stream.next().await {
                 let Ok(object) = event else { continue };
+                let name = object.metadata.name.clone().unwrap_or_default();
+                first_seen
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(name.clone())
+                    .or_insert_with(|| start.elapsed());
                 if done(&object) {
-                    let name = object.metadata.name.clone().unwrap_or_default();
                     let mut seen = recorded.lock().unwrap_or_else(|p| p.into_inner());
                     seen.entry(name).or_insert_with(|| start.elapsed());
                 }
             }
         });
-        Tracker { seen, task: Arc::new(task) }
+        Tracker { seen, created, task: Arc::new(task) }
     }
 
     fn count(&self) -> usize {
@@ -316,6 +325,15 @@ impl Tracker {
 
     fn times(&self) -> HashMap<String, Duration> {
         self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// How long each Ready object took from when it was first seen.
+    fn since_created(&self) -> Vec<Duration> {
+        let created = self.created.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        self.times()
+            .iter()
+            .filter_map(|(name, done)| Some(done.saturating_sub(*created.get(name)?)))
+            .collect()
     }
 
     fn stop(&self) {
@@ -758,9 +776,11 @@ impl Bench<'_> {
             cpu_seconds: Some(apiserver_cpu + manager_cpu),
         });
         eprintln!(
-            "   {label}: {} Ready at p50/p90/max {}; after their source {lags}",
+            "   {label}: {} Ready at {}; after their source {lags}; {} after creation {}",
             consumers.0,
-            percentiles(consumer_times.values().copied())
+            percentiles(consumer_times.values().copied()),
+            sources.0,
+            percentiles(sources.1.since_created()),
         );
         let half = json!({
             "floor_seconds": floor.apply.as_secs_f64(),
@@ -771,6 +791,8 @@ impl Bench<'_> {
             "source_ready": percentiles(source_times.values().copied()),
             "ready": percentiles(consumer_times.values().copied()),
             "ready_after_source": lags,
+            "source_ready_after_created": percentiles(sources.1.since_created()),
+            "ready_after_created": percentiles(consumers.1.since_created()),
             "apiserver_cpu_seconds": apiserver_cpu,
             "controller_manager_cpu_seconds": manager_cpu,
             "load_before": load_before,
