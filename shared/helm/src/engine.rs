@@ -343,7 +343,11 @@ fn register_helm_functions(
             // hops threads, where the template depth limit applies first).
             let over_limit = INCLUDE_COUNTS.with(|counts| {
                 let mut counts = counts.borrow_mut();
-                let count = counts.entry(name.clone()).or_insert(0);
+                // No key allocation for names already seen (include runs very often).
+                if !counts.contains_key(name.as_str()) {
+                    counts.insert(name.clone(), 0);
+                }
+                let Some(count) = counts.get_mut(name.as_str()) else { return false };
                 if *count > MAX_INCLUDE_RECURSION {
                     return true;
                 }
