@@ -824,6 +824,32 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn kind_cache_shares_entries_until_they_expire() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let key: KindKey = ("apps".into(), "v1".into(), "Deployment".into());
+            let resolved: Resolved = (
+                ApiResource::erase::<k8s_openapi::api::apps::v1::Deployment>(&()),
+                ApiCapabilities {
+                    scope: Scope::Namespaced,
+                    subresources: Vec::new(),
+                    operations: Vec::new(),
+                },
+            );
+            let shared = KindCache::new(Duration::from_secs(60));
+            shared.clone().insert(key.clone(), resolved.clone()).await;
+            let found = shared.get(&key).await.expect("a clone shares the entries");
+            assert_eq!(found.0.plural, "deployments");
+            shared.clear().await;
+            assert!(shared.get(&key).await.is_none(), "clear empties every clone");
+
+            let expiring = KindCache::new(Duration::ZERO);
+            expiring.insert(key.clone(), resolved).await;
+            assert!(expiring.get(&key).await.is_none(), "an expired kind is resolved again");
+        });
+    }
+
+    #[test]
     fn inventory_ids_round_trip() {
         let obj = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "podinfo", "namespace": "default"}});
         let id = ObjectId::of(&obj).unwrap();
