@@ -1,7 +1,10 @@
 //! `cargo xtask bench git`: a GitRepository artifact built by the reconcile's core
 //! (`source-controller/examples/git_artifact.rs`: shallow checkout with gix, ignore rules,
 //! reproducible tar.gz into the storage) against `git clone --depth 1` plus `tar czf` of the
-//! same tree, both from the same `file://` remote made by `../shared/bench/gen_repo.sh`.
+//! same tree, both from the repository made by `../shared/bench/gen_repo.sh`, served by a
+//! `git daemon` on loopback. The server is a process of its own, as a git server is for the
+//! controller: neither side's peak memory includes the server's `upload-pack` (a `file://`
+//! remote would run it as a child of the measured process and count it).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -53,7 +56,9 @@ pub fn run(
     let files = size.unwrap_or(20_000);
     let mb = (u64::from(files) * 200 / 20_000).max(1) as u32;
     let repo = generated_repo(root, bench, files, mb)?;
-    let url = format!("file://{}", repo.display());
+    let daemon = GitDaemon::start(repo.parent().context("the generated repository's parent")?)?;
+    let name = repo.file_name().context("the generated repository's name")?.to_string_lossy();
+    let url = format!("git://127.0.0.1:{}/{name}", daemon.port);
     crate::tasks::run_cmd(
         root,
         cargo,
@@ -98,7 +103,7 @@ pub fn run(
     }
     let core_seconds: f64 = fields[3].parse().context("seconds in git_artifact output")?;
     println!(
-        "GitRepository artifact of gen_repo.sh --files {files} --mb {mb} (file:// remote, best of {runs}):"
+        "GitRepository artifact of gen_repo.sh --files {files} --mb {mb} (git daemon on loopback, best of {runs}):"
     );
     print_table(&ours, &theirs);
     println!(
@@ -117,6 +122,49 @@ pub fn run(
         verdict(mib(ours.peak_kib) < 100.0)
     );
     Ok(())
+}
+
+/// `git-daemon` serving the repositories under a directory on a free loopback port; stopped
+/// (by its PID) when dropped.
+struct GitDaemon {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl GitDaemon {
+    fn start(base: &Path) -> anyhow::Result<GitDaemon> {
+        // The daemon binary itself: `git daemon` would run it as a child that outlives a kill.
+        let exec_path = Command::new("git").arg("--exec-path").output()?;
+        let exec_path = String::from_utf8_lossy(&exec_path.stdout).trim().to_string();
+        let port = sluice_e2e::process::free_port()?;
+        let child = Command::new(Path::new(&exec_path).join("git-daemon"))
+            .arg("--reuseaddr")
+            .arg("--export-all")
+            .arg("--listen=127.0.0.1")
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", base.display()))
+            .arg(base)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("starting git-daemon")?;
+        let daemon = GitDaemon { child, port };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if std::time::Instant::now() > deadline {
+                bail!("git-daemon did not listen on 127.0.0.1:{port} within 15 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Ok(daemon)
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn print_table(ours: &Measured, theirs: &Measured) {
