@@ -1984,29 +1984,21 @@ mod tests {
         assert_eq!(versions, [1]);
     }
 
-    #[test]
-    fn states_follow_storage_and_spec() {
-        let desired = Desired {
-            deploy: Deploy {
-                chart: Value::Null,
-                config: Map::new(),
-                manifest: String::new(),
-                hooks: vec![],
-                notes: String::new(),
-                crds: vec![],
-                crd_policy: CrdPolicy::Skip,
-                create_namespace: false,
-            },
-            upgrade_deploy: Deploy {
-                chart: Value::Null,
-                config: Map::new(),
-                manifest: String::new(),
-                hooks: vec![],
-                notes: String::new(),
-                crds: vec![],
-                crd_policy: CrdPolicy::Skip,
-                create_namespace: false,
-            },
+    /// What podinfo 1.0.0 with no values and an empty manifest renders to.
+    fn podinfo_desired() -> Desired {
+        let deploy = || Deploy {
+            chart: Value::Null,
+            config: Map::new(),
+            manifest: String::new(),
+            hooks: vec![],
+            notes: String::new(),
+            crds: vec![],
+            crd_policy: CrdPolicy::Skip,
+            create_namespace: false,
+        };
+        Desired {
+            deploy: deploy(),
+            upgrade_deploy: deploy(),
             chart_name: "podinfo".into(),
             chart_version: "1.0.0".into(),
             app_version: String::new(),
@@ -2014,7 +2006,12 @@ mod tests {
             revision: "1.0.0".into(),
             post_renderers_digest: String::new(),
             common_metadata_digest: String::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn states_follow_storage_and_spec() {
+        let desired = podinfo_desired();
         let unmanaged = hr(json!({"interval": "1m"}));
         let h = vec![release(1, "deployed")];
         let managed = with_history(&unmanaged, &h);
@@ -2074,35 +2071,7 @@ mod tests {
         let unmanaged = hr(json!({"interval": "1m"}));
         let failed = vec![release(1, "deployed"), release(2, "failed")];
         let managed = with_history(&unmanaged, &failed);
-        let desired = Desired {
-            deploy: Deploy {
-                chart: Value::Null,
-                config: Map::new(),
-                manifest: String::new(),
-                hooks: vec![],
-                notes: String::new(),
-                crds: vec![],
-                crd_policy: CrdPolicy::Skip,
-                create_namespace: false,
-            },
-            upgrade_deploy: Deploy {
-                chart: Value::Null,
-                config: Map::new(),
-                manifest: String::new(),
-                hooks: vec![],
-                notes: String::new(),
-                crds: vec![],
-                crd_policy: CrdPolicy::Skip,
-                create_namespace: false,
-            },
-            chart_name: "podinfo".into(),
-            chart_version: "1.0.0".into(),
-            app_version: String::new(),
-            config_digest: config_digest(&Map::new()),
-            revision: "1.0.0".into(),
-            post_renderers_digest: String::new(),
-            common_metadata_digest: String::new(),
-        };
+        let desired = podinfo_desired();
         assert_eq!(state_of(&managed, &failed, &desired, false), State::Failed);
         assert_eq!(state_of(&managed, &failed, &desired, true), State::OutOfSync);
     }
