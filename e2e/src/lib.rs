@@ -117,6 +117,22 @@ where
     }
 }
 
+/// Asks for a reconcile of the Flux object `name` as `flux reconcile` does: the
+/// `reconcile.fluxcd.io/requestedAt` annotation set to now.
+///
+/// # Panics
+/// When the API server refuses the patch (a test failure).
+pub async fn request_reconcile<K>(api: &kube::Api<K>, name: &str)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let now = jiff::Timestamp::now().to_string();
+    let patch =
+        serde_json::json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": now}}});
+    let params = kube::api::PatchParams::default();
+    api.patch(name, &params, &kube::api::Patch::Merge(&patch)).await.unwrap();
+}
+
 /// A plain reqwest client for the loopback servers (installs the crypto provider first).
 pub fn http_client() -> reqwest::Client {
     install_crypto_provider();

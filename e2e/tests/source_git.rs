@@ -2,50 +2,21 @@
 //! refs by tag, semver and commit, ssh with a checked host key, signature verification,
 //! reproducible digests, polling on the interval and artifact garbage collection.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
+use common::{SUITE_LABEL, start_source_controller};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use sluice_api::meta::{Artifact, Condition};
 use sluice_api::source::GitRepository;
 use sluice_e2e::{GitServer, SshGitServer, TestEnv, wait_for};
-use sluice_runtime::Runtime;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-/// The label that assigns an object to one test's controller: the tests of this file run in
-/// parallel against one apiserver, each with its own source-controller and storage.
-const SUITE_LABEL: &str = "sluice.test/suite";
-
-#[derive(clap::Parser, Debug)]
-struct Flags {
-    #[command(flatten)]
-    runtime: sluice_runtime::runtime::RuntimeArgs,
-    #[command(flatten)]
-    storage: source_controller::StorageArgs,
-}
-
-async fn start_source_controller(env: &TestEnv, storage: &Path, suite: &str) -> Arc<Runtime> {
-    let port = sluice_e2e::process::free_port().unwrap();
-    let args = vec![
-        "source-controller".to_string(),
-        "--metrics-addr=127.0.0.1:0".into(),
-        "--health-addr=127.0.0.1:0".into(),
-        format!("--storage-path={}", storage.display()),
-        format!("--storage-addr=127.0.0.1:{port}"),
-        format!("--storage-adv-addr=127.0.0.1:{port}"),
-        format!("--watch-label-selector={SUITE_LABEL}={suite}"),
-    ];
-    let flags: Flags = sluice_runtime::runtime::parse_args_from("4", args);
-    let runtime =
-        Runtime::start_with_client("source-controller", flags.runtime, env.client()).await.unwrap();
-    tokio::spawn(source_controller::run(runtime.clone(), flags.storage));
-    runtime
-}
 
 fn git_repository(suite: &str, name: &str, spec: serde_json::Value) -> GitRepository {
     serde_json::from_value(json!({
@@ -84,11 +55,6 @@ async fn wait_failure(api: &Api<GitRepository>, name: &str, text: &str) -> GitRe
     })
     .await
     .unwrap()
-}
-
-async fn request_reconcile(api: &Api<GitRepository>, name: &str) {
-    let patch = json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": jiff::Timestamp::now().to_string()}}});
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
 }
 
 async fn create_secret(env: &TestEnv, namespace: &str, name: &str, data: serde_json::Value) {
@@ -157,7 +123,7 @@ async fn git_repositories_by_tag_semver_commit_and_over_ssh() {
     env.install_crds().await.unwrap();
     let ns = env.namespace("git").await.unwrap();
     let storage = tempfile::tempdir().unwrap();
-    let runtime = start_source_controller(&env, storage.path(), SUITE).await;
+    let runtime = start_source_controller(&env, storage.path(), SUITE, &[]).await;
     let api: Api<GitRepository> = Api::namespaced(env.client(), ns.name());
 
     // Tags v1.0.0, v1.1.0 and v2.0.0 on three commits of one repository.
@@ -235,7 +201,7 @@ async fn git_repositories_by_tag_semver_commit_and_over_ssh() {
     let secrets: Api<Secret> = Api::namespaced(env.client(), ns.name());
     let patch = json!({"stringData": {"known_hosts": wrong_known_hosts}});
     secrets.patch("ssh-auth", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
-    request_reconcile(&api, "over-ssh").await;
+    sluice_e2e::request_reconcile(&api, "over-ssh").await;
     let failed = wait_failure(&api, "over-ssh", "host key").await;
     assert_eq!(artifact(&failed), Some(stored), "the stored artifact is kept");
     runtime.shutdown.trigger();
@@ -248,7 +214,7 @@ async fn verification_polling_and_garbage_collection() {
     env.install_crds().await.unwrap();
     let ns = env.namespace("git-verify").await.unwrap();
     let storage = tempfile::tempdir().unwrap();
-    let runtime = start_source_controller(&env, storage.path(), SUITE).await;
+    let runtime = start_source_controller(&env, storage.path(), SUITE, &[]).await;
     let api: Api<GitRepository> = Api::namespaced(env.client(), ns.name());
     let http = GitServer::start().unwrap();
     let keys = tempfile::tempdir().unwrap();
@@ -272,7 +238,7 @@ async fn verification_polling_and_garbage_collection() {
     assert_eq!(repo.status.unwrap().source_verification_mode.as_deref(), Some("HEAD"));
 
     let unsigned = commit(&http, "signed", "b.yaml", "b: 2\n", None);
-    request_reconcile(&api, "signed").await;
+    sluice_e2e::request_reconcile(&api, "signed").await;
     let failed = wait_failure(&api, "signed", "signature verification").await;
     let ready = condition(&failed, "Ready").unwrap();
     assert_eq!(ready.reason, "VerificationError", "{}", ready.message);
@@ -282,7 +248,7 @@ async fn verification_polling_and_garbage_collection() {
     assert_eq!(artifact(&failed), Some(verified.clone()), "the verified artifact is kept");
     // Not stalled: a new signed commit is picked up without touching the spec.
     let resigned = commit(&http, "signed", "c.yaml", "c: 3\n", Some(&signing_key));
-    request_reconcile(&api, "signed").await;
+    sluice_e2e::request_reconcile(&api, "signed").await;
     wait_revision(&api, "signed", &format!("main@sha1:{resigned}")).await;
 
     // Polling: new commits are picked up on the interval alone, and superseded artifacts are

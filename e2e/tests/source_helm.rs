@@ -1,10 +1,12 @@
 //! HelmRepository and HelmChart on the real apiserver: a loopback Helm repository (with basic
 //! auth) and a git server feed the in-process source-controller.
 
+mod common;
+
 use std::io::Read;
-use std::sync::Arc;
 use std::time::Duration;
 
+use common::{SUITE_LABEL, start_source_controller};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -13,45 +15,13 @@ use sluice_api::meta::{Artifact, Condition};
 use sluice_api::source::{GitRepository, HelmChart, HelmRepository};
 use sluice_e2e::helmrepo::chart_package;
 use sluice_e2e::{GitServer, HelmRepoServer, TestEnv, wait_for};
-use sluice_runtime::Runtime;
-
-#[derive(clap::Parser, Debug)]
-struct Flags {
-    #[command(flatten)]
-    runtime: sluice_runtime::runtime::RuntimeArgs,
-    #[command(flatten)]
-    storage: source_controller::StorageArgs,
-}
 
 /// The index size limit of the controller under test: the tests' indexes are far smaller.
 const INDEX_MAX_SIZE: usize = 64 * 1024;
 
-/// The label that assigns an object to one test's controller.
-const SUITE_LABEL: &str = "sluice.test/suite";
-
-/// Starts a source-controller that only sees objects labelled `sluice.test/suite=<suite>`: the
-/// tests of this file run in parallel against one apiserver, each with its own controller.
-async fn start_source_controller(
-    env: &TestEnv,
-    storage: &std::path::Path,
-    suite: &str,
-) -> Arc<Runtime> {
-    let port = sluice_e2e::process::free_port().unwrap();
-    let args = vec![
-        "source-controller".to_string(),
-        "--metrics-addr=127.0.0.1:0".into(),
-        "--health-addr=127.0.0.1:0".into(),
-        format!("--storage-path={}", storage.display()),
-        format!("--storage-addr=127.0.0.1:{port}"),
-        format!("--storage-adv-addr=127.0.0.1:{port}"),
-        format!("--helm-index-max-size={INDEX_MAX_SIZE}"),
-        format!("--watch-label-selector={SUITE_LABEL}={suite}"),
-    ];
-    let flags: Flags = sluice_runtime::runtime::parse_args_from("4", args);
-    let runtime =
-        Runtime::start_with_client("source-controller", flags.runtime, env.client()).await.unwrap();
-    tokio::spawn(source_controller::run(runtime.clone(), flags.storage));
-    runtime
+/// The flags that set [`INDEX_MAX_SIZE`].
+fn index_limit() -> Vec<String> {
+    vec![format!("--helm-index-max-size={INDEX_MAX_SIZE}")]
 }
 
 fn ready(conditions: Option<&Vec<Condition>>) -> Option<Condition> {
@@ -66,14 +36,6 @@ async fn create_secret(env: &TestEnv, namespace: &str, name: &str, username: &st
     let secrets: Api<Secret> = Api::namespaced(env.client(), namespace);
     let secret: Secret = serde_json::from_value(json!({"metadata": {"name": name}, "stringData": {"username": username, "password": password}})).unwrap();
     secrets.create(&PostParams::default(), &secret).await.unwrap();
-}
-
-async fn request_reconcile<K>(api: &Api<K>, name: &str)
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let patch = json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": jiff::Timestamp::now().to_string()}}});
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
 }
 
 /// Downloads an artifact and checks its bytes against `status.artifact.digest`.
@@ -172,7 +134,7 @@ async fn helm_repository_index_and_charts_from_it() {
     server.publish("demo", "1.0.0", first_package.clone());
     server.publish("other", "0.1.0", chart_package("other", "0.1.0", &[]).unwrap());
     let storage = tempfile::tempdir().unwrap();
-    let runtime = start_source_controller(&env, storage.path(), SUITE).await;
+    let runtime = start_source_controller(&env, storage.path(), SUITE, &index_limit()).await;
 
     create_secret(&env, ns.name(), "helm-auth", HelmRepoServer::USERNAME, HelmRepoServer::PASSWORD)
         .await;
@@ -291,7 +253,7 @@ async fn helm_repository_index_and_charts_from_it() {
     let secrets: Api<Secret> = Api::namespaced(env.client(), ns.name());
     let patch = json!({"stringData": {"password": "wrong"}});
     secrets.patch("helm-auth", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
-    request_reconcile(&repos, "charts").await;
+    sluice_e2e::request_reconcile(&repos, "charts").await;
     let repo = wait_repo(&repos, "charts", "the HelmRepository to fail with 401", |r| {
         repo_ready(r).is_some_and(|c| c.status == "False" && c.message.contains("401"))
     })
@@ -325,7 +287,7 @@ async fn helm_repository_index_and_charts_from_it() {
         big.extend_from_slice(b"# padding to exceed the index size limit of the controller\n");
     }
     server.set_index(Some(big));
-    request_reconcile(&repos, "charts").await;
+    sluice_e2e::request_reconcile(&repos, "charts").await;
     let repo = wait_repo(&repos, "charts", "the HelmRepository to refuse the big index", |r| {
         repo_ready(r).is_some_and(|c| c.status == "False" && c.message.contains("maximum size"))
     })
@@ -341,7 +303,7 @@ async fn helm_repository_index_and_charts_from_it() {
 
     // Bad index YAML: IndexationFailed.
     server.set_index(Some(b"apiVersion: v1\nentries: [unclosed\n".to_vec()));
-    request_reconcile(&repos, "charts").await;
+    sluice_e2e::request_reconcile(&repos, "charts").await;
     let repo = wait_repo(&repos, "charts", "the HelmRepository to reject the bad index", |r| {
         repo_ready(r).is_some_and(|c| c.reason == "IndexationFailed")
     })
@@ -356,7 +318,7 @@ async fn helm_repository_index_and_charts_from_it() {
 
     // Back to a good index: Ready again with the stored index.
     server.set_index(None);
-    request_reconcile(&repos, "charts").await;
+    sluice_e2e::request_reconcile(&repos, "charts").await;
     let repo = wait_repo(&repos, "charts", "the HelmRepository to recover", |r| {
         repo_ready(r).is_some_and(|c| c.status == "True")
     })
@@ -391,7 +353,7 @@ async fn helm_chart_packaged_from_a_git_repository() {
         )
         .unwrap();
     let storage = tempfile::tempdir().unwrap();
-    let runtime = start_source_controller(&env, storage.path(), SUITE).await;
+    let runtime = start_source_controller(&env, storage.path(), SUITE, &index_limit()).await;
     let repos: Api<GitRepository> = Api::namespaced(env.client(), ns.name());
     let repo: GitRepository = serde_json::from_value(json!({
         "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository", "metadata": {"name": "platform", "labels": {SUITE_LABEL: SUITE}},
@@ -568,7 +530,7 @@ async fn helm_chart_from_an_oci_registry() {
         packages.insert(version, package);
     }
     let storage = tempfile::tempdir().unwrap();
-    let runtime = start_source_controller(&env, storage.path(), SUITE).await;
+    let runtime = start_source_controller(&env, storage.path(), SUITE, &index_limit()).await;
     let (user, password) = registry.credentials().unwrap();
     create_secret(&env, ns.name(), "oci-auth", user, password).await;
     create_secret(&env, ns.name(), "oci-wrong", user, "not-the-password").await;
@@ -675,7 +637,7 @@ async fn helm_chart_dependencies_are_built() {
     create_secret(&env, ns.name(), "helm-auth", HelmRepoServer::USERNAME, HelmRepoServer::PASSWORD)
         .await;
     let storage = tempfile::tempdir().unwrap();
-    let runtime = start_source_controller(&env, storage.path(), SUITE).await;
+    let runtime = start_source_controller(&env, storage.path(), SUITE, &index_limit()).await;
     let helm_repos: Api<HelmRepository> = Api::namespaced(env.client(), ns.name());
     let helm_repo: HelmRepository = serde_json::from_value(json!({
         "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmRepository",

@@ -6,11 +6,13 @@
 //! match, wrong credentials, missing bucket, missing include) leave a clear condition and the
 //! previous artifact; the same content always yields the same digest.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
+use common::{SUITE_LABEL, start_source_controller};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -19,42 +21,10 @@ use sluice_api::meta::Artifact;
 use sluice_api::source::{Bucket, GitRepository, OCIRepository};
 use sluice_e2e::registry::Layer;
 use sluice_e2e::{GitServer, Registry, S3Server, TestEnv, wait_for};
-use sluice_runtime::Runtime;
 
 const FLUX_CONFIG: &str = "application/vnd.cncf.flux.config.v1+json";
 const FLUX_CONTENT: &str = "application/vnd.cncf.flux.content.v1.tar+gzip";
 const WAIT: Duration = Duration::from_secs(60);
-
-#[derive(clap::Parser, Debug)]
-struct Flags {
-    #[command(flatten)]
-    runtime: sluice_runtime::runtime::RuntimeArgs,
-    #[command(flatten)]
-    storage: source_controller::StorageArgs,
-}
-
-/// The label that assigns an object to one test's controller: the tests of this file run in
-/// parallel against one apiserver, each with its own source-controller and storage, and each
-/// test owns one kind (OCIRepository, Bucket, GitRepository).
-const SUITE_LABEL: &str = "sluice.test/suite";
-
-async fn start_source_controller(env: &TestEnv, storage: &Path, suite: &str) -> Arc<Runtime> {
-    let port = sluice_e2e::process::free_port().unwrap();
-    let args = vec![
-        "source-controller".to_string(),
-        "--metrics-addr=127.0.0.1:0".into(),
-        "--health-addr=127.0.0.1:0".into(),
-        format!("--storage-path={}", storage.display()),
-        format!("--storage-addr=127.0.0.1:{port}"),
-        format!("--storage-adv-addr=127.0.0.1:{port}"),
-        format!("--watch-label-selector={SUITE_LABEL}={suite}"),
-    ];
-    let flags: Flags = sluice_runtime::runtime::parse_args_from("4", args);
-    let runtime =
-        Runtime::start_with_client("source-controller", flags.runtime, env.client()).await.unwrap();
-    tokio::spawn(source_controller::run(runtime.clone(), flags.storage));
-    runtime
-}
 
 fn ready(
     conditions: Option<&Vec<sluice_api::meta::Condition>>,
@@ -113,14 +83,6 @@ fn collect(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
             out.insert(relative, std::fs::read_to_string(&path).unwrap_or_default());
         }
     }
-}
-
-async fn request_reconcile<K>(api: &Api<K>, name: &str)
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let patch = json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": jiff::Timestamp::now().to_string()}}});
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
 }
 
 async fn create_secret(env: &TestEnv, namespace: &str, secret: serde_json::Value) {
@@ -213,7 +175,7 @@ async fn oci_repositories_pull_tags_semver_and_digests() {
     )
     .await;
     let storage = tempfile::tempdir().unwrap();
-    let runtime = start_source_controller(&env, storage.path(), "oci").await;
+    let runtime = start_source_controller(&env, storage.path(), "oci", &[]).await;
     let api: Api<OCIRepository> = Api::namespaced(env.client(), ns.name());
     let url = format!("oci://{host}/org/app");
     let create = |repo: OCIRepository| {
@@ -391,7 +353,7 @@ async fn buckets_become_artifacts() {
     create_secret(&env, ns.name(), json!({"metadata": {"name": "s3-auth"}, "stringData": {"accesskey": S3Server::ACCESS_KEY, "secretkey": S3Server::SECRET_KEY}})).await;
     create_secret(&env, ns.name(), json!({"metadata": {"name": "half-auth"}, "stringData": {"accesskey": S3Server::ACCESS_KEY}})).await;
     let storage = tempfile::tempdir().unwrap();
-    let runtime = start_source_controller(&env, storage.path(), "bucket").await;
+    let runtime = start_source_controller(&env, storage.path(), "bucket", &[]).await;
     let api: Api<Bucket> = Api::namespaced(env.client(), ns.name());
     let wait_revision = |name: &'static str, revision: String| {
         let api = api.clone();
@@ -504,7 +466,7 @@ async fn git_repositories_include_other_repositories() {
     git.create_repo("lib", &[("config/base.yaml", "replicas: 1\n"), ("README.txt", "lib\n")])
         .unwrap();
     let storage = tempfile::tempdir().unwrap();
-    let runtime = start_source_controller(&env, storage.path(), "git-include").await;
+    let runtime = start_source_controller(&env, storage.path(), "git-include", &[]).await;
     let api: Api<GitRepository> = Api::namespaced(env.client(), ns.name());
     api.create(&PostParams::default(), &git_repository("lib", &git.url("lib"), json!([])))
         .await
@@ -538,7 +500,7 @@ async fn git_repositories_include_other_repositories() {
     // A new commit in the included repository rebuilds the including one (watch, no request on app).
     let second =
         git.repos().commit("lib", &[("config/base.yaml", "replicas: 2\n")], "Scale up").unwrap();
-    request_reconcile(&api, "lib").await;
+    sluice_e2e::request_reconcile(&api, "lib").await;
     let rebuilt = wait_for(WAIT, "app to pick up the new lib revision", || async {
         let app = api.get("app").await?;
         let status = app.status.clone().unwrap_or_default();
