@@ -7,11 +7,14 @@
 //! the harness's chart repository, and the HelmChart the helm-controller creates for
 //! `spec.chart`.
 
+mod helm_common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use helm_common::{condition, latest_version, settled, start_controller};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod, Secret};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -20,31 +23,6 @@ use sluice_api::helm::HelmRelease;
 use sluice_api::source::HelmChart;
 use sluice_e2e::{TestEnv, wait_for};
 use sluice_runtime::Runtime;
-
-#[derive(clap::Parser, Debug)]
-struct Flags {
-    #[command(flatten)]
-    runtime: sluice_runtime::runtime::RuntimeArgs,
-}
-
-/// Starts helm-controller for the objects labelled `sharding.fluxcd.io/key: <shard>`, so the
-/// tests of this file (one process, run in parallel) do not act on each other's objects.
-async fn start_controller(env: &TestEnv, shard: &str) -> tokio::task::JoinHandle<()> {
-    let selector = format!("--watch-label-selector=sharding.fluxcd.io/key={shard}");
-    let args = [
-        "helm-controller",
-        "--metrics-addr=127.0.0.1:0",
-        "--health-addr=127.0.0.1:0",
-        "--requeue-dependency=2s",
-        selector.as_str(),
-    ];
-    let flags: Flags = sluice_runtime::runtime::parse_args_from("4", args);
-    let runtime =
-        Runtime::start_with_client("helm-controller", flags.runtime, env.client()).await.unwrap();
-    tokio::spawn(async move {
-        let _ = helm_controller::run(runtime).await;
-    })
-}
 
 /// The shard of the main test.
 const SHARD: &str = "helm-main";
@@ -91,37 +69,6 @@ fn chart_template(chart: &str, shard: &str) -> Value {
     json!({"metadata": {"labels": {"sharding.fluxcd.io/key": shard}},
         "spec": {"chart": chart, "version": "*", "interval": "1m",
                  "sourceRef": {"kind": "HelmRepository", "name": "charts"}}})
-}
-
-/// Unwraps a wait, printing the HelmReleases' status first when it timed out.
-async fn settled<T>(result: anyhow::Result<T>, hrs: &Api<HelmRelease>) -> T {
-    match result {
-        Ok(value) => value,
-        Err(err) => {
-            for hr in hrs.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default() {
-                eprintln!(
-                    "{}: {}",
-                    hr.metadata.name.clone().unwrap_or_default(),
-                    serde_json::to_string_pretty(&hr.status).unwrap_or_default()
-                );
-            }
-            panic!("{err:#}");
-        }
-    }
-}
-
-fn condition(hr: &HelmRelease, type_: &str) -> Option<(String, String, String)> {
-    hr.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-}
-
-fn latest_version(hr: &HelmRelease) -> Option<i64> {
-    hr.status.as_ref()?.history.as_ref()?.first().map(|s| s.version)
 }
 
 /// Release Secrets of `release`: version → (status label, decoded release JSON).

@@ -7,39 +7,18 @@
 //! and recorded in HelmChart statuses, the way source-controller would; the full source path is
 //! covered by `helm_controller.rs`.
 
+mod helm_common;
+
 use std::time::Duration;
 
+use helm_common::{condition, latest_version, settled, start_controller};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use sluice_api::helm::HelmRelease;
 use sluice_api::source::HelmChart;
 use sluice_e2e::{TestEnv, wait_for};
-use sluice_runtime::Runtime;
-
-#[derive(clap::Parser, Debug)]
-struct Flags {
-    #[command(flatten)]
-    runtime: sluice_runtime::runtime::RuntimeArgs,
-}
-
-async fn start_controller(env: &TestEnv, shard: &str) -> tokio::task::JoinHandle<()> {
-    let selector = format!("--watch-label-selector=sharding.fluxcd.io/key={shard}");
-    let args = [
-        "helm-controller",
-        "--metrics-addr=127.0.0.1:0",
-        "--health-addr=127.0.0.1:0",
-        "--requeue-dependency=2s",
-        selector.as_str(),
-    ];
-    let flags: Flags = sluice_runtime::runtime::parse_args_from("4", args);
-    let runtime =
-        Runtime::start_with_client("helm-controller", flags.runtime, env.client()).await.unwrap();
-    tokio::spawn(async move {
-        let _ = helm_controller::run(runtime).await;
-    })
-}
 
 /// An artifact server for charts published by the test.
 struct Charts {
@@ -98,36 +77,6 @@ impl Charts {
             {"type": "Ready", "status": "True", "reason": "ChartPullSucceeded", "message": "pulled", "lastTransitionTime": jiff::Timestamp::now().to_string()}
         ]}});
         charts.patch_status(name, &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
-    }
-}
-
-fn condition(hr: &HelmRelease, type_: &str) -> Option<(String, String, String)> {
-    hr.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-}
-
-fn latest_version(hr: &HelmRelease) -> Option<i64> {
-    hr.status.as_ref()?.history.as_ref()?.first().map(|s| s.version)
-}
-
-async fn settled<T>(result: anyhow::Result<T>, hrs: &Api<HelmRelease>) -> T {
-    match result {
-        Ok(value) => value,
-        Err(err) => {
-            for hr in hrs.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default() {
-                eprintln!(
-                    "{}: {}",
-                    hr.metadata.name.clone().unwrap_or_default(),
-                    serde_json::to_string_pretty(&hr.status).unwrap_or_default()
-                );
-            }
-            panic!("{err:#}");
-        }
     }
 }
 
