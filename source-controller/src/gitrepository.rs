@@ -13,6 +13,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use sluice_api::meta::{Artifact, reason};
 use sluice_api::source::{GitRepository, GitRepositoryInclude, condition};
+use sluice_artifact::storage::StoredFile;
 use sluice_artifact::{SourceIgnore, Storage};
 use sluice_git::{Auth, CheckoutOptions, GitRef, HttpOptions, Proxy};
 use sluice_runtime::object::parse_go_duration;
@@ -170,9 +171,14 @@ pub struct Build {
     pub includes: Vec<(GitRepositoryInclude, Artifact)>,
 }
 
-/// The blocking core of a reconcile: shallow checkout into a temporary directory, signature
-/// verification, includes, ignore rules, and the reproducible archive written into `storage`
-/// as `gitrepository/<namespace>/<name>/<commit>.tar.gz` under its lock.
+/// The blocking core of a reconcile: shallow fetch into a temporary directory, signature
+/// verification, ignore rules, and the reproducible archive written into `storage` as
+/// `gitrepository/<namespace>/<name>/<commit>.tar.gz` under its lock.
+///
+/// The archive is written straight from the object database (no worktree) when nothing needs
+/// one; with `spec.include` (artifacts copied into the tree), submodules, sparse paths or
+/// content filters (`.gitattributes`) the commit is checked out and the worktree archived.
+/// Both give the same bytes for the same tree.
 ///
 /// # Errors
 /// When the checkout, verification, an include or the archive fails.
@@ -182,13 +188,18 @@ pub fn build_artifact(storage: &Storage, build: Build) -> Result<Built, Error> {
         .tempdir()
         .map_err(|err| Error::Task(err.to_string()))?;
     let checkout_dir = work.path().join("repo");
-    let commit = sluice_git::checkout(
-        &build.url,
-        &build.auth,
-        &build.git_ref,
-        &checkout_dir,
-        &build.options,
-    )
+    let (commit, tree) = if build.includes.is_empty() {
+        sluice_git::fetch_tree(
+            &build.url,
+            &build.auth,
+            &build.git_ref,
+            &checkout_dir,
+            &build.options,
+        )
+    } else {
+        sluice_git::checkout(&build.url, &build.auth, &build.git_ref, &checkout_dir, &build.options)
+            .map(|commit| (commit, None))
+    }
     .map_err(Error::Git)?;
     let verified_by = match &build.verify {
         Some((mode, keys)) => commit.verify(*mode, keys).map_err(|source| Error::Verification {
@@ -197,20 +208,88 @@ pub fn build_artifact(storage: &Storage, build: Build) -> Result<Built, Error> {
         })?,
         None => Vec::new(),
     };
-    for (include, artifact) in &build.includes {
-        copy_include(storage, include, artifact, &checkout_dir, work.path())?;
-    }
-    let ignore = SourceIgnore::load(&checkout_dir, build.ignore.as_deref())
-        .map_err(|err| Error::Ignore(err.to_string()))?;
     let path = Storage::artifact_path(
         "GitRepository",
         &build.namespace,
         &build.name,
         &format!("{}.tar.gz", commit.sha),
     );
-    let _lock = storage.lock(&path).map_err(Error::Storage)?;
-    let stored = storage.archive(&path, &checkout_dir, Some(&ignore)).map_err(Error::Storage)?;
+    let stored = match tree {
+        Some(tree) => archive_tree(storage, &path, &tree, &commit.sha, build.ignore.as_deref())?,
+        None => {
+            for (include, artifact) in &build.includes {
+                copy_include(storage, include, artifact, &checkout_dir, work.path())?;
+            }
+            archive_checkout(storage, &path, &checkout_dir, build.ignore.as_deref())?
+        }
+    };
     Ok(Built { commit, stored, verified_by })
+}
+
+/// Archives a worktree at `dir` into the artifact at `path`, with its ignore rules.
+fn archive_checkout(
+    storage: &Storage,
+    path: &str,
+    dir: &Path,
+    spec_ignore: Option<&str>,
+) -> Result<StoredFile, Error> {
+    let ignore =
+        SourceIgnore::load(dir, spec_ignore).map_err(|err| Error::Ignore(err.to_string()))?;
+    let _lock = storage.lock(path).map_err(Error::Storage)?;
+    storage.archive(path, dir, Some(&ignore)).map_err(Error::Storage)
+}
+
+/// Archives the tree of commit `sha` from the object database into the artifact at `path`,
+/// with the ignore rules a checkout of it would have.
+fn archive_tree(
+    storage: &Storage,
+    path: &str,
+    tree: &sluice_git::Tree,
+    sha: &str,
+    spec_ignore: Option<&str>,
+) -> Result<StoredFile, Error> {
+    use sluice_artifact::{ArchiveEntry, EntryKind};
+    use sluice_git::TreeEntryKind;
+    let root = Path::new(sluice_artifact::storage::TREE_ROOT);
+    let mut reader = tree.reader();
+    let mut ignore_files = Vec::new();
+    for entry in tree.entries() {
+        let is_file = matches!(entry.kind, TreeEntryKind::File | TreeEntryKind::Executable);
+        let name = entry.path.file_name().and_then(|name| name.to_str());
+        if is_file && name == Some(sluice_artifact::ignore::SOURCE_IGNORE_FILE) {
+            let mut contents = Vec::new();
+            reader.read(entry, &mut contents).map_err(Error::Git)?;
+            ignore_files.push((root.join(&entry.path), contents));
+        }
+    }
+    let ignore = SourceIgnore::from_files(root, ignore_files, spec_ignore)
+        .map_err(|err| Error::Ignore(err.to_string()))?;
+    let entries = tree
+        .entries()
+        .iter()
+        .enumerate()
+        .map(|(key, entry)| ArchiveEntry {
+            path: entry.path.clone(),
+            kind: match entry.kind {
+                TreeEntryKind::File => EntryKind::File { executable: false },
+                TreeEntryKind::Executable => EntryKind::File { executable: true },
+                TreeEntryKind::Symlink => EntryKind::Symlink,
+                // A submodule is an empty directory in a checkout without submodules.
+                TreeEntryKind::Submodule => EntryKind::Dir,
+            },
+            key,
+        })
+        .collect();
+    let _lock = storage.lock(path).map_err(Error::Storage)?;
+    storage
+        .archive_entries(
+            path,
+            &format!("tree of commit {sha}"),
+            entries,
+            Some(&ignore),
+            |key, buf| reader.read(&tree.entries()[key], buf).map_err(std::io::Error::other),
+        )
+        .map_err(Error::Storage)
 }
 
 /// What [`build_artifact`] produced.
@@ -218,7 +297,7 @@ pub struct Built {
     /// The checked-out commit.
     pub commit: sluice_git::Commit,
     /// The archive in storage.
-    pub stored: sluice_artifact::storage::StoredFile,
+    pub stored: StoredFile,
     /// Fingerprints of the keys that verified the signatures (empty without `verify`).
     pub verified_by: Vec<String>,
 }
@@ -652,5 +731,266 @@ impl Reconciler {
         );
         self.storage.remove_all(&object_dir).map_err(Error::Storage)?;
         Ok(Action::await_change())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    /// Runs git in `dir` without user or system config; panics with stderr on failure.
+    #[track_caller]
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let output = Command::new("git")
+            .current_dir(dir)
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_AUTHOR_NAME", "Test")
+            .env("GIT_AUTHOR_EMAIL", "test@example.com")
+            .env("GIT_COMMITTER_NAME", "Test")
+            .env("GIT_COMMITTER_EMAIL", "test@example.com")
+            .output()
+            .expect("git runs");
+        assert!(
+            output.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
+    /// A repository whose single commit holds `files` (`path=contents`; a `+x` suffix on the
+    /// path makes it executable, `path->target` a symlink, `path@` a submodule entry).
+    fn repository(files: &[&str]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path();
+        git(work, &["init", "--quiet", "--initial-branch=main"]);
+        for spec in files {
+            if let Some((path, target)) = spec.split_once("->") {
+                let full = work.join(path);
+                std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+                std::os::unix::fs::symlink(target, full).unwrap();
+            } else if spec.ends_with('@') {
+                // Added to the index below, after `git add --all`.
+            } else {
+                let (path, contents) = spec.split_once('=').unwrap_or((spec, ""));
+                let (path, executable) = match path.strip_suffix("+x") {
+                    Some(path) => (path, true),
+                    None => (path, false),
+                };
+                let full = work.join(path);
+                std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+                std::fs::write(&full, contents).unwrap();
+                if executable {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&full, std::fs::Permissions::from_mode(0o755))
+                        .unwrap();
+                }
+            }
+        }
+        git(work, &["add", "--all"]);
+        for path in files.iter().filter_map(|spec| spec.strip_suffix('@')) {
+            // A gitlink to some commit, as `git submodule add` records it.
+            let cacheinfo = format!("160000,{},{path}", "1".repeat(40));
+            git(work, &["update-index", "--add", "--cacheinfo", &cacheinfo]);
+        }
+        git(work, &["commit", "--quiet", "--allow-empty", "-m", "tree"]);
+        dir
+    }
+
+    fn build(url: &str, name: &str, ignore: Option<&str>) -> Build {
+        Build {
+            url: url.into(),
+            auth: sluice_git::Auth::None,
+            git_ref: GitRef::Branch("main".into()),
+            options: CheckoutOptions::default(),
+            namespace: "default".into(),
+            name: name.into(),
+            ignore: ignore.map(str::to_owned),
+            verify: None,
+            includes: Vec::new(),
+        }
+    }
+
+    /// The artifact of the repository at `dir` built from the object database (asserting that
+    /// path was taken when `expect_tree`) and from a checkout: (tree digest, checkout digest,
+    /// the tree artifact's entries).
+    fn both_paths(
+        dir: &Path,
+        ignore: Option<&str>,
+        expect_tree: bool,
+    ) -> (String, String, Vec<(String, u32)>) {
+        let url = format!("file://{}", dir.display());
+        let storage_dir = tempfile::tempdir().unwrap();
+        let storage =
+            Storage::new(storage_dir.path(), "localhost", Duration::from_secs(60), 2).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let probe = sluice_git::fetch_tree(
+            &url,
+            &sluice_git::Auth::None,
+            &GitRef::Branch("main".into()),
+            &scratch.path().join("probe"),
+            &CheckoutOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(probe.1.is_some(), expect_tree, "tree path taken");
+
+        let built = build_artifact(&storage, build(&url, "tree", ignore)).unwrap();
+
+        let checkout_dir = scratch.path().join("checkout");
+        let commit = sluice_git::checkout(
+            &url,
+            &sluice_git::Auth::None,
+            &GitRef::Branch("main".into()),
+            &checkout_dir,
+            &CheckoutOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(commit.sha, built.commit.sha);
+        let path = Storage::artifact_path("GitRepository", "default", "checkout", "a.tar.gz");
+        let stored = archive_checkout(&storage, &path, &checkout_dir, ignore).unwrap();
+
+        let bytes = std::fs::read(storage.root().join(&built.stored.path)).unwrap();
+        assert_eq!(sluice_artifact::sha256_digest(&bytes), built.stored.digest);
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+        let entries = tar
+            .entries()
+            .unwrap()
+            .map(|entry| {
+                let entry = entry.unwrap();
+                let mode = entry.header().mode().unwrap();
+                (entry.path().unwrap().display().to_string(), mode)
+            })
+            .collect();
+        (built.stored.digest, stored.digest, entries)
+    }
+
+    fn names(entries: &[(String, u32)]) -> Vec<&str> {
+        entries.iter().map(|(name, _)| name.trim_end_matches('/')).collect()
+    }
+
+    #[test]
+    fn tree_archive_is_byte_identical_to_the_checkout_archive_with_default_rules() {
+        let long = format!("deep/{}/{}.yaml", "d".repeat(60), "f".repeat(80));
+        let long_spec = format!("{long}=long\n");
+        let repo = repository(&[
+            "README.md=# readme\n",
+            "logo.png=png",
+            ".github/workflows/ci.yaml=on: push\n",
+            ".gitignore=target\n",
+            "deploy/app.yaml=kind: Deployment\n",
+            "deploy/nested/deeper/cm.yaml=kind: ConfigMap\n",
+            "deploy/.sops.yaml=creation_rules: []\n",
+            "scripts/run.sh+x=#!/bin/sh\necho hi\n",
+            "a-b.yaml=dash\n",
+            "a/x.yaml=slash\n",
+            "a.b/y.yaml=dot\n",
+            "empty.txt",
+            "only-ignored/pic.jpg=jpg",
+            "link->deploy/app.yaml",
+            "only-link/l->../README.md",
+            "escape->/etc/passwd",
+            "mods/sub@",
+            &long_spec,
+        ]);
+        let (tree, checkout, entries) = both_paths(repo.path(), None, true);
+        assert_eq!(tree, checkout);
+        let names = names(&entries);
+        // Depth first, each directory's names in byte order, symlinks and default ignores dropped.
+        assert_eq!(
+            names,
+            vec![
+                "README.md",
+                "a",
+                "a/x.yaml",
+                "a-b.yaml",
+                "a.b",
+                "a.b/y.yaml",
+                "deep",
+                &format!("deep/{}", "d".repeat(60)),
+                &long,
+                "deploy",
+                "deploy/app.yaml",
+                "deploy/nested",
+                "deploy/nested/deeper",
+                "deploy/nested/deeper/cm.yaml",
+                "empty.txt",
+                "mods",
+                "mods/sub",
+                "only-ignored",
+                "only-link",
+                "scripts",
+                "scripts/run.sh",
+            ]
+        );
+        let mode =
+            |name: &str| entries.iter().find(|(n, _)| n.trim_end_matches('/') == name).unwrap().1;
+        assert_eq!(mode("scripts/run.sh"), sluice_artifact::archive::EXEC_MODE);
+        assert_eq!(mode("README.md"), sluice_artifact::archive::FILE_MODE);
+        assert_eq!(mode("deploy"), sluice_artifact::archive::DIR_MODE);
+    }
+
+    #[test]
+    fn tree_archive_applies_sourceignore_files_and_spec_ignore_as_the_checkout_does() {
+        let repo = repository(&[
+            ".sourceignore=\u{feff}*.md\n!keep.md\r\n# comment\n/build/\n",
+            "README.md=x",
+            "keep.md=x",
+            "logo.png=png",
+            "build/out.yaml=x",
+            "apps/.sourceignore=/secret.yaml\n",
+            "apps/secret.yaml=x",
+            "apps/deep/secret.yaml=x",
+            "secret.yaml=x",
+            "infra/a.yaml=x",
+            "infra/b.yaml=x",
+        ]);
+        for spec_ignore in [None, Some("/infra/b.yaml\n"), Some("/*\n!/apps\n"), Some("/*\n")] {
+            let (tree, checkout, entries) = both_paths(repo.path(), spec_ignore, true);
+            assert_eq!(tree, checkout, "spec.ignore {spec_ignore:?}");
+            let names = names(&entries);
+            match spec_ignore {
+                None => assert_eq!(
+                    names,
+                    vec![
+                        ".sourceignore",
+                        "apps",
+                        "apps/.sourceignore",
+                        "apps/deep",
+                        "apps/deep/secret.yaml",
+                        "infra",
+                        "infra/a.yaml",
+                        "infra/b.yaml",
+                        "keep.md",
+                        "logo.png",
+                        "secret.yaml",
+                    ]
+                ),
+                Some("/infra/b.yaml\n") => {
+                    assert!(names.contains(&"infra/a.yaml") && !names.contains(&"infra/b.yaml"));
+                }
+                Some("/*\n") => assert!(names.is_empty(), "{names:?}"),
+                Some(_) => assert_eq!(
+                    names,
+                    vec!["apps", "apps/.sourceignore", "apps/deep", "apps/deep/secret.yaml"]
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn gitattributes_and_empty_trees_keep_the_two_paths_equal() {
+        // Attributes may convert contents on checkout: the worktree is archived then.
+        let repo = repository(&[".gitattributes=*.txt eol=crlf\n", "a.txt=one\ntwo\n"]);
+        let (tree, checkout, entries) = both_paths(repo.path(), None, false);
+        assert_eq!(tree, checkout);
+        assert_eq!(names(&entries), vec!["a.txt"]);
+
+        let empty = repository(&[]);
+        let (tree, checkout, entries) = both_paths(empty.path(), None, true);
+        assert_eq!(tree, checkout);
+        assert!(entries.is_empty());
     }
 }

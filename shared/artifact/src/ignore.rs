@@ -47,10 +47,29 @@ impl SourceIgnore {
     /// Loads the rules for the tree at `root`: `.sourceignore` files found in the tree (not in
     /// ignored directories), then `spec_ignore` (the object's `spec.ignore`).
     pub fn load(root: &Path, spec_ignore: Option<&str>) -> Result<Self, ignore::Error> {
-        let mut user_files = Vec::new();
-        collect_sourceignore_files(root, root, &mut user_files);
+        let mut paths = Vec::new();
+        collect_sourceignore_files(root, root, &mut paths);
+        let mut files = Vec::with_capacity(paths.len());
+        for path in paths {
+            let contents =
+                std::fs::read(&path).map_err(|err| with_path(&path, None, err.into()))?;
+            files.push((path, contents));
+        }
+        Self::from_files(root, files, spec_ignore)
+    }
+
+    /// The rules of a tree that is not on disk (a Git tree read from the object database):
+    /// `files` are the `.sourceignore` files of the tree as (path under `root`, contents), in
+    /// any order. Gives the same rules as [`SourceIgnore::load`] of that tree checked out at `root`.
+    pub fn from_files(
+        root: &Path,
+        mut files: Vec<(PathBuf, Vec<u8>)>,
+        spec_ignore: Option<&str>,
+    ) -> Result<Self, ignore::Error> {
+        // The order `load` finds them in: depth first, each directory's entries sorted by name.
+        files.sort_by(|a, b| a.0.cmp(&b.0));
         let has_user_rules =
-            !user_files.is_empty() || spec_ignore.is_some_and(|rules| rules.lines().any(is_rule));
+            !files.is_empty() || spec_ignore.is_some_and(|rules| rules.lines().any(is_rule));
 
         let mut base = GitignoreBuilder::new(root);
         for pattern in VCS_PATTERNS {
@@ -62,12 +81,10 @@ impl SourceIgnore {
             }
         }
         let mut matchers = vec![(root.to_path_buf(), base.build()?)];
-        for file in user_files {
+        for (file, contents) in files {
             let dir = file.parent().unwrap_or(root).to_path_buf();
             let mut builder = GitignoreBuilder::new(&dir);
-            if let Some(err) = builder.add(&file) {
-                return Err(err);
-            }
+            add_file_lines(&mut builder, &file, &contents)?;
             matchers.push((dir, builder.build()?));
         }
         if let Some(rules) = spec_ignore {
@@ -98,6 +115,34 @@ impl SourceIgnore {
         }
         ignored
     }
+}
+
+/// Adds the lines of an ignore file as `GitignoreBuilder::add` reads them from disk: split by
+/// `BufRead::lines`, a UTF-8 BOM dropped from the first line, the first bad line an error.
+fn add_file_lines(
+    builder: &mut GitignoreBuilder,
+    file: &Path,
+    contents: &[u8],
+) -> Result<(), ignore::Error> {
+    use std::io::BufRead;
+    for (i, line) in contents.lines().enumerate() {
+        let line_number = Some(i as u64 + 1);
+        let line = line.map_err(|err| with_path(file, line_number, err.into()))?;
+        let line = if i == 0 { line.trim_start_matches('\u{feff}') } else { &line };
+        builder
+            .add_line(Some(file.to_path_buf()), line)
+            .map_err(|err| with_path(file, line_number, err))?;
+    }
+    Ok(())
+}
+
+/// `err` tagged with the file (and line) it comes from.
+fn with_path(file: &Path, line: Option<u64>, err: ignore::Error) -> ignore::Error {
+    let err = match line {
+        Some(line) => ignore::Error::WithLineNumber { line, err: Box::new(err) },
+        None => err,
+    };
+    ignore::Error::WithPath { path: file.to_path_buf(), err: Box::new(err) }
 }
 
 fn is_rule(line: &str) -> bool {

@@ -12,7 +12,7 @@ pub mod ignore;
 pub mod server;
 pub mod storage;
 
-pub use archive::{ArchiveError, write_tar_gz};
+pub use archive::{ArchiveEntry, ArchiveError, EntryKind, write_tar_gz, write_tar_gz_entries};
 pub use fetch::{FetchError, Fetcher, UnpackLimits, unpack_tar_gz};
 pub use ignore::SourceIgnore;
 pub use storage::{Storage, StorageError};

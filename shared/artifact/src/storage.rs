@@ -41,6 +41,10 @@ pub enum StorageError {
     InvalidPath(String),
 }
 
+/// The directory a tree that is not on disk is matched under by ignore rules: build the
+/// [`SourceIgnore`] of such a tree with [`SourceIgnore::from_files`] at this root.
+pub const TREE_ROOT: &str = "/sluice-tree";
+
 /// A file written to storage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredFile {
@@ -166,6 +170,23 @@ impl Storage {
             crate::write_tar_gz(dir, ignore, out)
                 .map(|_| ())
                 .map_err(|source| StorageError::Archive { path: dir.to_path_buf(), source })
+        })
+    }
+
+    /// Archives a tree that is not on disk (see [`crate::archive::write_tar_gz_entries`]) into
+    /// the artifact at `path`, atomically; `what` names the tree in errors.
+    pub fn archive_entries(
+        &self,
+        path: &str,
+        what: &str,
+        entries: Vec<crate::archive::ArchiveEntry>,
+        ignore: Option<&SourceIgnore>,
+        read: impl FnMut(usize, &mut Vec<u8>) -> std::io::Result<()>,
+    ) -> Result<StoredFile, StorageError> {
+        self.write_atomically(path, |out| {
+            crate::archive::write_tar_gz_entries(entries, Path::new(TREE_ROOT), ignore, read, out)
+                .map(|_| ())
+                .map_err(|source| StorageError::Archive { path: PathBuf::from(what), source })
         })
     }
 

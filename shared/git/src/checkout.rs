@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::auth::{ClientSettings, HttpOptions, PreparedAuth};
 use crate::semver_tag::{self, VersionTag};
+use crate::tree::Tree;
 use crate::url::RemoteUrl;
 use crate::{Auth, Error, GitRef, Revision};
 
@@ -116,6 +117,39 @@ pub fn checkout(
     dest: &Path,
     options: &CheckoutOptions,
 ) -> Result<Commit, Error> {
+    Ok(fetch(url, auth, reference, dest, options, false)?.0)
+}
+
+/// Like [`checkout`], but without writing a worktree when it can: the commit is fetched into
+/// `dest/.git` and its [`Tree`] is returned, to be read from the object database.
+///
+/// That is the case when a checkout would write exactly the tree's blobs: no `.gitattributes`
+/// file in the tree and no `core.autocrlf` or `core.attributesFile` setting (no conversion of
+/// contents), and no submodules or sparse paths asked for in `options`. Otherwise the commit is
+/// checked out at `dest` as [`checkout`] does and the tree is `None`.
+///
+/// # Errors
+///
+/// As [`checkout`].
+pub fn fetch_tree(
+    url: &str,
+    auth: &Auth,
+    reference: &GitRef,
+    dest: &Path,
+    options: &CheckoutOptions,
+) -> Result<(Commit, Option<Tree>), Error> {
+    let want_tree = !options.recurse_submodules && options.sparse_paths.is_empty();
+    fetch(url, auth, reference, dest, options, want_tree)
+}
+
+fn fetch(
+    url: &str,
+    auth: &Auth,
+    reference: &GitRef,
+    dest: &Path,
+    options: &CheckoutOptions,
+    want_tree: bool,
+) -> Result<(Commit, Option<Tree>), Error> {
     let remote = RemoteUrl::parse(url)?;
     reference.validate()?;
     let prepared = Arc::new(PreparedAuth::new(auth, &remote, &options.http)?);
@@ -125,18 +159,19 @@ pub fn checkout(
         GitRef::Semver(_) => resolve(&remote, &prepared, reference, &deadline)?,
         _ => resolve_without_listing(reference),
     };
-    let commit = match clone(&remote, &prepared, &resolved, dest, options, &deadline) {
-        Ok(commit) => commit,
-        Err(err @ Error::Operation { .. }) if resolved.sha.is_none() => {
-            // Tell a missing ref apart from other failures; ls-remote gives a clear answer.
-            if let GitRef::Commit { .. } = reference {
-                return Err(missing_commit_or(err, reference, &remote, &prepared, &deadline));
+    let (commit, tree) =
+        match clone(&remote, &prepared, &resolved, dest, options, want_tree, &deadline) {
+            Ok(fetched) => fetched,
+            Err(err @ Error::Operation { .. }) if resolved.sha.is_none() => {
+                // Tell a missing ref apart from other failures; ls-remote gives a clear answer.
+                if let GitRef::Commit { .. } = reference {
+                    return Err(missing_commit_or(err, reference, &remote, &prepared, &deadline));
+                }
+                resolve(&remote, &prepared, reference, &deadline)?;
+                return Err(err);
             }
-            resolve(&remote, &prepared, reference, &deadline)?;
-            return Err(err);
-        }
-        Err(err) => return Err(err),
-    };
+            Err(err) => return Err(err),
+        };
     if options.recurse_submodules && dest.join(".gitmodules").is_file() {
         update_submodules(dest, &remote, &prepared, &deadline)?;
     }
@@ -147,10 +182,11 @@ pub fn checkout(
         url = %remote.to_redacted(),
         revision = %commit.revision,
         shallow = options.shallow,
+        worktree = tree.is_none(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "checked out"
     );
-    Ok(commit)
+    Ok((commit, tree))
 }
 
 /// Decide whether a failed fetch of a commit means the commit does not exist.
@@ -454,9 +490,11 @@ fn clone(
     resolved: &Resolved,
     dest: &Path,
     options: &CheckoutOptions,
+    want_tree: bool,
     deadline: &Deadline,
-) -> Result<Commit, Error> {
+) -> Result<(Commit, Option<Tree>), Error> {
     let transport_url = remote.to_transport_url();
+    let redacted_url = remote.to_redacted();
     let fetch = resolved.fetch.clone();
     let commit_on_branch = resolved.commit_on_branch.clone();
     // A commit is looked up in the branch's history, which a shallow fetch would cut.
@@ -467,7 +505,7 @@ fn clone(
     let worker_prepared = Arc::clone(prepared);
     let client = prepared.client.clone();
     ensure_crypto_provider();
-    let outcome = deadline.run(move |interrupt| -> Result<Commit, CloneFailure> {
+    let outcome = deadline.run(move |interrupt| -> Result<(Commit, Option<Tree>), CloneFailure> {
         let mut prepare = gix::prepare_clone(transport_url.as_str(), &dest_owned)
             .map_err(|err| describe(&err))?
             .with_in_memory_config_overrides(worker_prepared.config.iter().map(String::as_str))
@@ -488,9 +526,16 @@ fn clone(
         if let Some(sha) = &commit_on_branch {
             detach_head_at(checkout.repo(), sha)?;
         }
-        let (repo, _outcome) = checkout
-            .main_worktree(gix::progress::Discard, &interrupt)
-            .map_err(|err| describe(&err))?;
+        let tree =
+            if want_tree { tree_without_filters(checkout.repo(), &redacted_url)? } else { None };
+        let repo = if tree.is_some() {
+            checkout.persist()
+        } else {
+            checkout
+                .main_worktree(gix::progress::Discard, &interrupt)
+                .map_err(|err| describe(&err))?
+                .0
+        };
         let mut commit = read_head_commit(&repo)?;
         let tag_id = fetched.ref_map.remote_refs.iter().find_map(|remote_ref| match remote_ref {
             gix::protocol::handshake::Ref::Peeled { full_ref_name, tag, .. }
@@ -503,7 +548,7 @@ fn clone(
         if let Some(tag_id) = tag_id {
             commit.tag = Some(read_tag(&repo, tag_id)?);
         }
-        Ok(commit)
+        Ok((commit, tree))
     });
     let revision_ref = resolved.revision_ref.clone();
     match outcome {
@@ -515,9 +560,9 @@ fn clone(
         Some(Err(CloneFailure::Other(detail))) => {
             Err(classify("clone", &detail, remote, prepared, deadline))
         }
-        Some(Ok(mut commit)) => {
+        Some(Ok((mut commit, tree))) => {
             commit.revision = Revision { reference: revision_ref, sha: commit.sha.clone() };
-            Ok(commit)
+            Ok((commit, tree))
         }
         None => Err(Error::Timeout {
             operation: "clone",
@@ -525,6 +570,24 @@ fn clone(
             timeout: deadline.limit,
         }),
     }
+}
+
+/// The tree of the fetched `HEAD`, unless a checkout could convert file contents.
+fn tree_without_filters(repo: &gix::Repository, url: &str) -> Result<Option<Tree>, String> {
+    let config = repo.config_snapshot();
+    let autocrlf = config.string("core.autocrlf").is_some_and(|value| {
+        !matches!(value.to_ascii_lowercase().as_slice(), b"false" | b"no" | b"off" | b"0")
+    });
+    if autocrlf || config.string("core.attributesFile").is_some() {
+        return Ok(None);
+    }
+    let tree_id = repo
+        .head_commit()
+        .and_then(|commit| commit.tree_id())
+        .map_err(|err| format!("reading HEAD tree: {}", describe(&err)))?
+        .detach();
+    let tree = Tree::list(repo.git_dir(), url, tree_id)?;
+    Ok((!tree.has_attributes()).then_some(tree))
 }
 
 /// Why the clone worker failed.

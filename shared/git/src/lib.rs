@@ -34,6 +34,7 @@ mod cli;
 mod error;
 mod reference;
 mod semver_tag;
+mod tree;
 mod url;
 #[cfg(feature = "verify")]
 mod verify;
@@ -41,10 +42,12 @@ mod write;
 
 pub use auth::{Auth, HttpOptions, Proxy};
 pub use checkout::{
-    AnnotatedTag, CheckoutOptions, Commit, Signature, checkout, remote_head, remote_revision,
+    AnnotatedTag, CheckoutOptions, Commit, Signature, checkout, fetch_tree, remote_head,
+    remote_revision,
 };
 pub use error::Error;
 pub use reference::{DEFAULT_BRANCH, GitRef, Revision};
+pub use tree::{MAPPED_BUDGET, ObjectReader, Tree, TreeEntry, TreeEntryKind};
 pub use url::{RemoteUrl, Scheme, redact_url};
 #[cfg(feature = "verify")]
 pub use verify::{CommitSigningKey, TrustedKeys, VerificationMode};
