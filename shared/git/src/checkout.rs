@@ -128,6 +128,10 @@ pub fn checkout(
 /// contents), and no submodules or sparse paths asked for in `options`. Otherwise the commit is
 /// checked out at `dest` as [`checkout`] does and the tree is `None`.
 ///
+/// A branch, tag or `refs/…` name is fetched without gix's pack indexing, which maps the whole
+/// received pack into memory: the pack is streamed to disk and indexed with positioned reads
+/// (`pack.rs`), so the memory of a fetch does not grow with the size of the repository.
+///
 /// # Errors
 ///
 /// As [`checkout`].
@@ -159,19 +163,34 @@ fn fetch(
         GitRef::Semver(_) => resolve(&remote, &prepared, reference, &deadline)?,
         _ => resolve_without_listing(reference),
     };
-    let (commit, tree) =
-        match clone(&remote, &prepared, &resolved, dest, options, want_tree, &deadline) {
-            Ok(fetched) => fetched,
-            Err(err @ Error::Operation { .. }) if resolved.sha.is_none() => {
-                // Tell a missing ref apart from other failures; ls-remote gives a clear answer.
-                if let GitRef::Commit { .. } = reference {
-                    return Err(missing_commit_or(err, reference, &remote, &prepared, &deadline));
-                }
-                resolve(&remote, &prepared, reference, &deadline)?;
-                return Err(err);
+    let unmapped =
+        want_tree && resolved.commit_on_branch.is_none() && resolved.fetch.starts_with("refs/");
+    let fetched = if unmapped {
+        match fetch_unmapped(&remote, &prepared, &resolved, dest, options, &deadline) {
+            Ok(Some(fetched)) => Ok(fetched),
+            // A checkout is needed after all: start over with a clone.
+            Ok(None) => {
+                std::fs::remove_dir_all(dest)
+                    .map_err(|err| Error::io("removing directory", dest, err))?;
+                clone(&remote, &prepared, &resolved, dest, options, false, &deadline)
             }
-            Err(err) => return Err(err),
-        };
+            Err(err) => Err(err),
+        }
+    } else {
+        clone(&remote, &prepared, &resolved, dest, options, want_tree, &deadline)
+    };
+    let (commit, tree) = match fetched {
+        Ok(fetched) => fetched,
+        Err(err @ Error::Operation { .. }) if resolved.sha.is_none() => {
+            // Tell a missing ref apart from other failures; ls-remote gives a clear answer.
+            if let GitRef::Commit { .. } = reference {
+                return Err(missing_commit_or(err, reference, &remote, &prepared, &deadline));
+            }
+            resolve(&remote, &prepared, reference, &deadline)?;
+            return Err(err);
+        }
+        Err(err) => return Err(err),
+    };
     if options.recurse_submodules && dest.join(".gitmodules").is_file() {
         update_submodules(dest, &remote, &prepared, &deadline)?;
     }
@@ -444,23 +463,34 @@ fn configure_http_client<T: gix_transport::client::blocking_io::Transport>(
     connection: &mut gix::remote::Connection<'_, '_, '_, T>,
     client: &ClientSettings,
 ) -> gix::Result<()> {
+    if let Some(options) = http_transport_options(connection, client)? {
+        connection.set_transport_options(options);
+    }
+    Ok(())
+}
+
+/// The HTTP transport options of the connection's URL (from the repository's configuration)
+/// with our client settings; `None` for other transports.
+fn http_transport_options<T: gix_transport::client::blocking_io::Transport>(
+    connection: &gix::remote::Connection<'_, '_, '_, T>,
+    client: &ClientSettings,
+) -> gix::Result<Option<Box<gix_transport::client::blocking_io::http::Options>>> {
     use gix_transport::client::blocking_io::http;
     let repo = connection.remote().repo();
     let Some(url) =
         connection.remote().url(gix::remote::Direction::Fetch).map(|url| url.to_bstring())
     else {
-        return Ok(());
+        return Ok(None);
     };
-    let Some(options) = repo.transport_options(url.as_slice(), None)? else { return Ok(()) };
-    let Ok(mut options) = options.downcast::<http::Options>() else { return Ok(()) };
+    let Some(options) = repo.transport_options(url.as_slice(), None)? else { return Ok(None) };
+    let Ok(mut options) = options.downcast::<http::Options>() else { return Ok(None) };
     let client = client.clone();
     let backend = http::reqwest::Options {
         configure_client: Some(Box::new(move |builder| Ok(client.apply(builder)))),
         configure_request: None,
     };
     options.backend = Some(Arc::new(std::sync::Mutex::new(backend)));
-    connection.set_transport_options(options);
-    Ok(())
+    Ok(Some(options))
 }
 
 /// Install rustls' ring provider for gix's reqwest client, unless the process already chose one.
@@ -569,6 +599,188 @@ fn clone(
             url: remote.to_redacted(),
             timeout: deadline.limit,
         }),
+    }
+}
+
+/// Fetch one ref into a new repository at `dest` (`HEAD` detached at its commit), indexing the
+/// received pack with [`crate::pack`] rather than gix, whose indexing maps the whole pack into
+/// memory. Returns `None` when the tree needs a checkout (see [`tree_without_filters`]).
+fn fetch_unmapped(
+    remote: &RemoteUrl,
+    prepared: &Arc<PreparedAuth>,
+    resolved: &Resolved,
+    dest: &Path,
+    options: &CheckoutOptions,
+    deadline: &Deadline,
+) -> Result<Option<(Commit, Option<Tree>)>, Error> {
+    let transport_url = remote.to_transport_url();
+    let redacted_url = remote.to_redacted();
+    let fetch = resolved.fetch.clone();
+    let shallow = options.shallow;
+    let dest_owned: PathBuf = dest.to_owned();
+    std::fs::create_dir_all(dest).map_err(|err| Error::io("creating directory", dest, err))?;
+    let worker_prepared = Arc::clone(prepared);
+    ensure_crypto_provider();
+    let outcome =
+        deadline.run(move |interrupt| -> Result<Option<(Commit, Option<Tree>)>, String> {
+            use gix::protocol::handshake::Ref;
+            let mut repo = gix::init(&dest_owned).map_err(|err| describe(&err))?;
+            {
+                let mut config = repo.config_snapshot_mut();
+                config
+                    .append_config(
+                        worker_prepared.config.iter().map(String::as_str),
+                        gix::config::Source::Api,
+                    )
+                    .map_err(|err| describe(&err))?;
+            }
+            let pack_dir = repo.objects.store_ref().path().join("pack");
+            let shallow_file = repo.shallow_file().map_err(|err| describe(&err))?;
+            let remote = repo
+                .remote_at(transport_url.as_str())
+                .map_err(|err| describe(&err))?
+                .with_fetch_tags(gix::remote::fetch::Tags::None);
+            let mut connection =
+                remote.connect(gix::remote::Direction::Fetch).map_err(|err| describe(&err))?;
+            let http_options = http_transport_options(&connection, &worker_prepared.client)
+                .map_err(|err| describe(&err))?;
+            let transport = connection.transport_mut();
+            if let Some(options) = &http_options {
+                transport.configure(&**options).map_err(|err| describe(&err))?;
+            }
+            let agent = ("agent", Some(format!("git/sluice-{}", env!("CARGO_PKG_VERSION"))));
+            let mut handshake = gix::protocol::handshake(
+                &mut *transport,
+                gix_transport::Service::UploadPack,
+                refuse_credential_prompts,
+                Vec::new(),
+                &mut gix::progress::Discard,
+            )
+            .map_err(|err| describe(&err))?;
+            let refs = match handshake.refs.take() {
+                Some(refs) => refs,
+                None => {
+                    gix::protocol::LsRefsCommand::new(None, &handshake.capabilities, agent.clone())
+                        .invoke_blocking(&mut *transport, &mut gix::progress::Discard, false)
+                        .map_err(|err| describe(&err))?
+                }
+            };
+            let target = refs.iter().find_map(|listed| match listed {
+                Ref::Peeled { full_ref_name, tag, object } if *full_ref_name == fetch => {
+                    Some((*tag, *object, Some(*tag)))
+                }
+                Ref::Direct { full_ref_name, object } if *full_ref_name == fetch => {
+                    Some((*object, *object, None))
+                }
+                Ref::Symbolic { full_ref_name, tag, object, .. } if *full_ref_name == fetch => {
+                    Some((tag.unwrap_or(*object), *object, *tag))
+                }
+                _ => None,
+            });
+            let Some((want, commit_id, tag_id)) = target else {
+                return Err(format!("the remote has no ref {fetch}"));
+            };
+            let depth = if shallow {
+                gix::remote::fetch::Shallow::DepthAtRemote(NonZeroU32::MIN)
+            } else {
+                gix::remote::fetch::Shallow::NoChange
+            };
+            let mut negotiate = WantOne(want);
+            gix::protocol::fetch(
+                &mut negotiate,
+                |pack, _progress, interrupt| {
+                    crate::pack::write_pack(pack, &pack_dir, interrupt)
+                        .map_err(|err| gix::Error::from_error(std::io::Error::other(err)))?;
+                    Ok(true)
+                },
+                gix::progress::Discard,
+                &interrupt,
+                gix::protocol::fetch::Context {
+                    handshake: &mut handshake,
+                    transport: &mut *transport,
+                    user_agent: agent,
+                    trace_packetlines: false,
+                },
+                gix::protocol::fetch::Options {
+                    shallow_file,
+                    shallow: &depth,
+                    tags: gix::remote::fetch::Tags::None,
+                    reject_shallow_remote: false,
+                },
+            )
+            .map_err(|err| describe(&err))?;
+            if handshake.server_protocol_version == gix::protocol::transport::Protocol::V2 {
+                let _ = gix::protocol::indicate_end_of_interaction(&mut *transport, false);
+            }
+            drop(connection);
+            let git_dir = repo.git_dir().to_owned();
+            drop(repo);
+            std::fs::write(git_dir.join("HEAD"), format!("{commit_id}\n"))
+                .map_err(|err| format!("writing HEAD: {err}"))?;
+            let repo = gix::open(&git_dir).map_err(|err| describe(&err))?;
+            let Some(tree) = tree_without_filters(&repo, &redacted_url)? else { return Ok(None) };
+            let mut commit = read_head_commit(&repo)?;
+            if let Some(tag_id) = tag_id {
+                commit.tag = Some(read_tag(&repo, tag_id)?);
+            }
+            Ok(Some((commit, Some(tree))))
+        });
+    match outcome {
+        Some(Ok(Some((mut commit, tree)))) => {
+            let revision_ref = resolved.revision_ref.clone();
+            commit.revision = Revision { reference: revision_ref, sha: commit.sha.clone() };
+            Ok(Some((commit, tree)))
+        }
+        Some(Ok(None)) => Ok(None),
+        Some(Err(detail)) => {
+            let _ = std::fs::remove_dir_all(dest);
+            Err(classify("clone", &detail, remote, prepared, deadline))
+        }
+        None => {
+            let _ = std::fs::remove_dir_all(dest);
+            Err(Error::Timeout {
+                operation: "clone",
+                url: remote.to_redacted(),
+                timeout: deadline.limit,
+            })
+        }
+    }
+}
+
+/// Negotiation of a fresh clone: one object wanted, nothing to offer.
+struct WantOne(gix::ObjectId);
+
+impl gix::protocol::fetch::Negotiate for WantOne {
+    fn mark_complete_and_common_ref(
+        &mut self,
+    ) -> gix::Result<gix::protocol::fetch::negotiate::Action> {
+        Ok(gix::protocol::fetch::negotiate::Action::MustNegotiate {
+            remote_ref_target_known: vec![false],
+        })
+    }
+
+    fn add_wants(
+        &mut self,
+        arguments: &mut gix::protocol::fetch::Arguments,
+        _remote_ref_target_known: &[bool],
+    ) -> bool {
+        arguments.want(self.0);
+        true
+    }
+
+    fn one_round(
+        &mut self,
+        _state: &mut gix::protocol::fetch::negotiate::one_round::State,
+        _arguments: &mut gix::protocol::fetch::Arguments,
+        _previous_response: Option<&gix::protocol::fetch::Response>,
+    ) -> gix::Result<(gix::protocol::fetch::negotiate::Round, bool)> {
+        let round = gix::protocol::fetch::negotiate::Round {
+            haves_sent: 0,
+            in_vain: 0,
+            haves_to_send: 0,
+            previous_response_had_at_least_one_in_common: false,
+        };
+        Ok((round, true))
     }
 }
 

@@ -32,6 +32,7 @@ mod auth;
 mod checkout;
 mod cli;
 mod error;
+mod pack;
 mod reference;
 mod semver_tag;
 mod tree;

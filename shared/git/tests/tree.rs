@@ -106,3 +106,59 @@ fn attributes_submodules_and_sparse_paths_get_a_checkout() {
     assert!(tree.is_none());
     assert!(dest.join("README.md").is_file());
 }
+
+#[test]
+fn packs_with_deltas_tags_and_missing_refs_over_git_daemon() {
+    let fixture = Fixture::new();
+    // Versions of one file that differ a little: the server sends deltas for a full fetch.
+    let mut body: String = (0..2000).map(|line| format!("line {line}\n")).collect();
+    for version in 0..20 {
+        body.push_str(&format!("version {version}\n"));
+        fixture.commit("apps/big.txt", &body, &format!("version {version}"));
+    }
+    git(&fixture.work, &["tag", "-a", "v3.0.0", "-m", "release 3"]);
+    git(&fixture.work, &["push", "--quiet", "origin", "main", "--tags"]);
+    let daemon = support::git_daemon(fixture.bare.parent().unwrap());
+    let url = format!("git://127.0.0.1:{}/app.git", daemon.port);
+
+    let full = CheckoutOptions { shallow: false, ..Default::default() };
+    let dest = fixture.dest("full");
+    let (commit, tree) = fetch_tree(&url, &Auth::None, &branch("main"), &dest, &full).unwrap();
+    assert_eq!(commit.sha, fixture.rev("main"));
+    let tree = tree.unwrap();
+    let entry = tree.entries().iter().find(|e| e.path.ends_with("big.txt")).unwrap();
+    let mut buf = Vec::new();
+    tree.reader().read(entry, &mut buf).unwrap();
+    assert_eq!(buf, body.as_bytes());
+    // git itself accepts the pack and the index written for it, deltas included.
+    let verify = git(&dest, &["verify-pack", "-v", &pack_index(&dest)]);
+    assert!(verify.contains("chain length = 1"), "deltas expected:\n{verify}");
+    git(&dest, &["fsck", "--full", "--no-dangling"]);
+    assert_eq!(git(&dest, &["rev-list", "--count", "HEAD"]), "24");
+
+    let dest = fixture.dest("tag");
+    let tag = GitRef::Tag("v3.0.0".into());
+    let (commit, tree) = fetch_tree(&url, &Auth::None, &tag, &dest, &Default::default()).unwrap();
+    assert!(tree.is_some());
+    assert_eq!(commit.revision.to_string(), format!("v3.0.0@sha1:{}", fixture.rev("main")));
+    assert_eq!(commit.tag.unwrap().message.trim(), "release 3");
+    git(&dest, &["fsck", "--no-dangling"]);
+    assert_eq!(std::fs::read_to_string(dest.join(".git/shallow")).unwrap().trim(), commit.sha);
+
+    let err =
+        fetch_tree(&url, &Auth::None, &branch("nope"), &fixture.dest("nope"), &full).unwrap_err();
+    assert_eq!(err.to_string(), format!("branch 'nope' not found in {url}"));
+    assert!(!fixture.dest("nope").exists(), "a failed fetch leaves nothing behind");
+}
+
+/// The path of the only pack index of a repository.
+fn pack_index(dest: &std::path::Path) -> String {
+    let dir = dest.join(".git/objects/pack");
+    let mut indexes: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "idx"))
+        .collect();
+    assert_eq!(indexes.len(), 1, "{indexes:?}");
+    indexes.pop().unwrap().display().to_string()
+}
