@@ -213,3 +213,53 @@ fn https_with_a_private_ca_for_checkout_and_push() {
     sluice_git::push(&dest, &basic(), "main", &push_options).unwrap();
     assert_eq!(fixture.rev("main"), support::git(&dest, &["rev-parse", "HEAD"]));
 }
+
+#[test]
+fn fetch_tree_over_http_with_basic_bearer_proxy_and_private_ca() {
+    use sluice_git::fetch_tree;
+    let fixture = Fixture::new();
+    let server = http_server(fixture.bare.parent().unwrap());
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let reference = GitRef::Branch("main".into());
+    let main = fixture.rev("main");
+    let fetched = |url: &str, auth: &Auth, name: &str, options: &CheckoutOptions| {
+        fetch_tree(url, auth, &reference, &fixture.dest(name), options)
+    };
+
+    let private = format!("{base}/private/app.git");
+    let (commit, tree) = fetched(&private, &basic(), "basic", &Default::default()).unwrap();
+    assert_eq!(commit.sha, main);
+    assert!(tree.unwrap().entries().iter().any(|e| e.path.ends_with("app.yaml")));
+    let bearer = format!("{base}/bearer/app.git");
+    let auth = Auth::Bearer("t0ken".into());
+    assert_eq!(fetched(&bearer, &auth, "bearer", &Default::default()).unwrap().0.sha, main);
+
+    let wrong = Auth::Basic { username: "alice".into(), password: "wrongpw".into() };
+    let err = fetched(&private, &wrong, "wrong", &Default::default()).unwrap_err();
+    assert!(matches!(err, Error::AuthenticationFailed { .. }), "{err:?}");
+    assert!(!format!("{err} {err:?}").contains("wrongpw"), "{err:?}");
+
+    let proxy = Proxy {
+        address: base.clone(),
+        username: Some("proxy".into()),
+        password: Some("pw123".into()),
+    };
+    let options = CheckoutOptions {
+        http: HttpOptions { proxy: Some(proxy), ..HttpOptions::default() },
+        ..CheckoutOptions::default()
+    };
+    let unresolvable = "http://git.example.invalid/private/app.git";
+    assert_eq!(fetched(unresolvable, &basic(), "proxied", &options).unwrap().0.sha, main);
+
+    let Some(tls) = support::http::tls_files(fixture.root.path()) else { return };
+    let https =
+        support::http::https_server(fixture.bare.parent().unwrap(), tls.server_config.clone());
+    let url = format!("https://127.0.0.1:{}/private/app.git", https.port);
+    let options = CheckoutOptions {
+        http: HttpOptions { ca_certificate: Some(tls.ca_pem.clone()), ..HttpOptions::default() },
+        ..CheckoutOptions::default()
+    };
+    assert_eq!(fetched(&url, &basic(), "https", &options).unwrap().0.sha, main);
+    let err = fetched(&url, &basic(), "untrusted", &Default::default()).unwrap_err();
+    assert_eq!(err.reason(), "GitOperationFailed", "{err:?}");
+}

@@ -29,6 +29,16 @@ fn ssh_checkout_remote_head_and_push() {
             .unwrap();
     assert_eq!(head.as_deref(), Some(commit.sha.as_str()));
     assert_eq!(commit.sha, fixture.rev("main"));
+    let (fetched, tree) = sluice_git::fetch_tree(
+        &url,
+        &auth,
+        &reference,
+        &fixture.dest("ssh-tree"),
+        &CheckoutOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(fetched.sha, commit.sha);
+    assert!(tree.is_some(), "fetched without a worktree over ssh");
 
     let dest = fixture.dest("ssh-write");
     clone_for_write(&url, &auth, "main", &dest, &CheckoutOptions::default()).unwrap();
@@ -71,6 +81,12 @@ fn ssh_host_key_mismatch_is_a_clear_failure() {
             &CheckoutOptions::default(),
         )
         .unwrap_err();
+        assert!(matches!(err, Error::HostKeyMismatch { .. }), "{err:?}");
+        assert!(!dest.exists());
+        let dest = fixture.dest("mismatch-tree");
+        let reference = GitRef::Branch("main".into());
+        let err = sluice_git::fetch_tree(&url, &auth, &reference, &dest, &Default::default())
+            .unwrap_err();
         assert!(matches!(err, Error::HostKeyMismatch { .. }), "{err:?}");
         assert!(!dest.exists());
     }
