@@ -1,7 +1,8 @@
 //! Git for sluice: checkout with gix, remote-head checks, Flux revision strings, commit and push.
 //!
-//! The source-controller checks out a [`GitRef`] with [`checkout`] and records the returned
-//! [`Commit::revision`]; before cloning it asks [`remote_revision`] (or [`remote_head`]) whether
+//! The source-controller fetches a [`GitRef`] with [`fetch_tree`] (the commit's [`Tree`] read
+//! from the object database, no worktree; a checkout as [`checkout`] makes when one is needed)
+//! and records the returned [`Commit::revision`]; before cloning it asks [`remote_revision`] (or [`remote_head`]) whether
 //! the ref moved, and with the `verify` feature checks signatures with [`Commit::verify`].
 //! Image automation and bootstrap use [`clone_for_write`], [`commit_all`] (or
 //! `commit_all_signed`), [`push`] and [`commit_all_and_push`].
