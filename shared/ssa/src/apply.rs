@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PropagationPolicy};
 use kube::discovery::{ApiCapabilities, ApiResource, Scope};
 use serde_json::Value;
@@ -14,6 +15,10 @@ use tokio::sync::RwLock;
 
 use crate::kstatus::{self, Status};
 use crate::order;
+
+/// Requests one reconcile keeps in flight for dry-runs, applies and health reads (Flux's
+/// `--concurrent-ssa` default).
+const IN_FLIGHT: usize = 4;
 
 /// Field managers whose fields are taken over so that manual edits are reverted.
 pub const TAKEN_OVER_MANAGERS: &[&str] = &[
@@ -508,10 +513,17 @@ impl ResourceManager {
         let mut change_set = ChangeSet::default();
         for (stage_index, stage) in stages.iter_mut().enumerate() {
             order::sort_for_apply(stage);
-            self.validate_stage(stage, options).await?;
-            for obj in stage.iter() {
-                change_set.entries.push(self.apply(obj, options).await?);
-            }
+            let dry_runs = self.validate_stage(stage, options).await?;
+            // Up to IN_FLIGHT applies at once (Flux's `--concurrent-ssa`), reported in set
+            // order; the first failure stops the stage.
+            let applies: Vec<_> = stage
+                .iter()
+                .zip(dry_runs)
+                .map(|(obj, dry_run)| self.apply_checked(obj, options, dry_run))
+                .collect();
+            let applied: Vec<ChangeSetEntry> =
+                futures::stream::iter(applies).buffered(IN_FLIGHT).try_collect().await?;
+            change_set.entries.extend(applied);
             if stage_index < 2 && !stage.is_empty() {
                 let timeout = options.wait_timeout.unwrap_or(Duration::from_secs(60));
                 self.wait_for_set(stage, timeout).await?;
@@ -525,27 +537,49 @@ impl ResourceManager {
     /// Server-side dry-runs every object of a stage, so that one invalid or forbidden object
     /// fails the stage before anything of it is applied (Flux's `ApplyAll` dry-runs the whole
     /// set first). Immutable-field errors pass when the object may be recreated.
-    async fn validate_stage(&self, stage: &[Value], options: &ApplyOptions) -> Result<(), Error> {
+    ///
+    /// Returns each object's dry-run result, which [`Self::apply_checked`] compares with the
+    /// live object instead of dry-running it a second time (`None` where it was not run).
+    async fn validate_stage(
+        &self,
+        stage: &[Value],
+        options: &ApplyOptions,
+    ) -> Result<Vec<Option<Value>>, Error> {
         let params = PatchParams::apply(&self.field_manager).force().dry_run();
-        for obj in stage {
-            if annotation_is(obj, RECONCILE_ANNOTATION, "disabled")
-                || annotation_is(obj, SSA_ANNOTATION, "Ignore")
-            {
-                continue;
-            }
-            let Some(id) = ObjectId::of(obj) else { continue };
-            let api = self.api(&id).await?;
-            let desired = self.with_owner_labels(obj);
-            if let Err(err) = api.patch(&id.name, &params, &Patch::Apply(&desired)).await {
-                let message = api_message(&err);
-                let force = options.force || annotation_is(obj, FORCE_ANNOTATION, "enabled");
-                if force && is_immutable_error(&message) {
-                    continue;
+        let dry_run = |obj: &Value| {
+            let params = params.clone();
+            let obj = obj.clone();
+            async move {
+                if annotation_is(&obj, RECONCILE_ANNOTATION, "disabled")
+                    || annotation_is(&obj, SSA_ANNOTATION, "Ignore")
+                {
+                    return Ok(None);
                 }
-                return Err(Error::Api { id: id.to_string(), operation: "dry-run apply", message });
+                let Some(id) = ObjectId::of(&obj) else { return Ok(None) };
+                let api = self.api(&id).await?;
+                let desired = self.with_owner_labels(&obj);
+                match api.patch(&id.name, &params, &Patch::Apply(&desired)).await {
+                    Ok(result) => Ok(serde_json::to_value(result).ok()),
+                    Err(err) => {
+                        let message = api_message(&err);
+                        let force =
+                            options.force || annotation_is(&obj, FORCE_ANNOTATION, "enabled");
+                        if force && is_immutable_error(&message) {
+                            return Ok(None);
+                        }
+                        Err(Error::Api { id: id.to_string(), operation: "dry-run apply", message })
+                    }
+                }
             }
-        }
-        Ok(())
+        };
+        // Dry-runs change nothing, so they run side by side; the first failure in set order
+        // is the one reported.
+        futures::stream::iter(stage.iter().map(dry_run))
+            .buffered(IN_FLIGHT)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect()
     }
 
     /// Applies one object: skipped by policy, created, configured when the dry-run differs from
@@ -554,6 +588,19 @@ impl ResourceManager {
         &self,
         obj: &Value,
         options: &ApplyOptions,
+    ) -> Result<ChangeSetEntry, Error> {
+        self.apply_checked(obj, options, None).await
+    }
+
+    /// [`Self::apply`] with the object's dry-run result when the caller has one already.
+    ///
+    /// A dry-run that created the object (the API server gives a dry-run create no
+    /// `resourceVersion`) means it does not exist: it is applied without reading it first.
+    async fn apply_checked(
+        &self,
+        obj: &Value,
+        options: &ApplyOptions,
+        dry_run: Option<Value>,
     ) -> Result<ChangeSetEntry, Error> {
         let id = ObjectId::of(obj)
             .ok_or(Error::Invalid { index: 0, field: "apiVersion, kind or metadata.name" })?;
@@ -565,6 +612,13 @@ impl ResourceManager {
         }
         let api = self.api(&id).await?;
         let desired = self.with_owner_labels(obj);
+        let params = PatchParams::apply(&self.field_manager).force();
+        let dry_run_created =
+            dry_run.as_ref().is_some_and(|d| d["metadata"]["resourceVersion"].is_null());
+        if dry_run_created {
+            self.patch_apply(&api, &id, &desired, &params).await?;
+            return Ok(ChangeSetEntry { id, action: Action::Created });
+        }
         let existing = match api.get(&id.name).await {
             Ok(existing) => Some(serde_json::to_value(existing).unwrap_or_default()),
             Err(err) if is_not_found(&err) => None,
@@ -576,7 +630,6 @@ impl ResourceManager {
                 });
             }
         };
-        let params = PatchParams::apply(&self.field_manager).force();
         let Some(existing) = existing else {
             self.patch_apply(&api, &id, &desired, &params).await?;
             return Ok(ChangeSetEntry { id, action: Action::Created });
@@ -595,9 +648,15 @@ impl ResourceManager {
         } else {
             self.take_over_managed_fields(&api, &id, &existing).await?
         };
-        let dry_run = api.patch(&id.name, &params.clone().dry_run(), &Patch::Apply(&desired)).await;
         let dry_run = match dry_run {
-            Ok(result) => serde_json::to_value(result).unwrap_or_default(),
+            Some(result) if !took_over => Ok(result),
+            _ => api
+                .patch(&id.name, &params.clone().dry_run(), &Patch::Apply(&desired))
+                .await
+                .map(|result| serde_json::to_value(result).unwrap_or_default()),
+        };
+        let dry_run = match dry_run {
+            Ok(result) => result,
             Err(err) => {
                 let message = api_message(&err);
                 let force = options.force || annotation_is(obj, FORCE_ANNOTATION, "enabled");
@@ -775,23 +834,18 @@ impl ResourceManager {
         // Controllers usually observe a fresh object within a few hundred milliseconds: look
         // again soon, then back off to the steady interval.
         let mut interval = Duration::from_millis(100);
+        // Objects found Current are not read again.
+        let mut waiting: Vec<ObjectId> = ids.to_vec();
         loop {
+            let reads: Vec<_> = waiting.iter().cloned().map(|id| self.health_now(id)).collect();
+            let healths = futures::stream::iter(reads)
+                .buffered(IN_FLIGHT)
+                .collect::<Vec<Result<kstatus::Health, Error>>>()
+                .await;
             let mut pending = Vec::new();
-            for id in ids {
-                let api = self.api(id).await?;
-                let health = match api.get_opt(&id.name).await {
-                    Ok(Some(obj)) => self.health_of(&serde_json::to_value(obj).unwrap_or_default()),
-                    Ok(None) => {
-                        kstatus::Health { status: Status::NotFound, message: "not found".into() }
-                    }
-                    Err(err) => {
-                        return Err(Error::Api {
-                            id: id.to_string(),
-                            operation: "get",
-                            message: api_message(&err),
-                        });
-                    }
-                };
+            let mut still_waiting = Vec::new();
+            for (id, health) in waiting.into_iter().zip(healths) {
+                let health = health?;
                 match health.status {
                     Status::Current => {}
                     Status::Failed => {
@@ -800,9 +854,13 @@ impl ResourceManager {
                             details: format!("{id} status: 'Failed': {}", health.message),
                         });
                     }
-                    status => pending.push(format!("{id} status: '{status}'")),
+                    status => {
+                        pending.push(format!("{id} status: '{status}'"));
+                        still_waiting.push(id);
+                    }
                 }
             }
+            waiting = still_waiting;
             if pending.is_empty() {
                 return Ok(());
             }
@@ -814,6 +872,20 @@ impl ResourceManager {
             }
             tokio::time::sleep(interval).await;
             interval = (interval * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    /// Reads one object's health now.
+    async fn health_now(&self, id: ObjectId) -> Result<kstatus::Health, Error> {
+        let api = self.api(&id).await?;
+        match api.get_opt(&id.name).await {
+            Ok(Some(obj)) => Ok(self.health_of(&serde_json::to_value(obj).unwrap_or_default())),
+            Ok(None) => {
+                Ok(kstatus::Health { status: Status::NotFound, message: "not found".into() })
+            }
+            Err(err) => {
+                Err(Error::Api { id: id.to_string(), operation: "get", message: api_message(&err) })
+            }
         }
     }
 }
