@@ -86,10 +86,13 @@ impl EventServer {
         let (results, reported) = mpsc::unbounded_channel();
         tokio::spawn(record_results(runtime.clone(), reported));
         let (alerts, writer) = reflector::store();
-        let stream = watcher(alerts_api(&runtime), watcher::Config::default())
-            .default_backoff()
-            .reflect(writer)
-            .applied_objects();
+        let stream = watcher(
+            alerts_api(&runtime),
+            watcher::Config { page_size: None, ..watcher::Config::default().any_semantic() },
+        )
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects();
         let shutdown = runtime.shutdown.clone();
         tokio::spawn(async move {
             tokio::select! {

@@ -278,7 +278,11 @@ impl Runtime {
 
     /// The watcher configuration with `--watch-label-selector` applied.
     pub fn watcher_config(&self) -> kube::runtime::watcher::Config {
-        let config = kube::runtime::watcher::Config::default();
+        // The initial list (and every re-list) is served from the API server's watch cache
+        // (`resourceVersion=0`, unpaginated: kube drops `resourceVersion=0` from a paged list),
+        // as client-go's reflectors do, instead of paging through etcd.
+        let mut config = kube::runtime::watcher::Config::default().any_semantic();
+        config.page_size = None;
         match self.args.label_selector() {
             Some(selector) => config.labels(selector),
             None => config,
