@@ -224,6 +224,20 @@ pub fn set_target_path(
     sluice_helm::strvals::parse_into(&format!("{path}={escaped}"), values)
 }
 
+/// Whether the live HelmChart already has the spec, labels and annotations `desired` gives it
+/// (then applying it again would change nothing).
+fn chart_is_current(existing: &DynamicObject, desired: &Value) -> bool {
+    let same_map = |live: &Option<BTreeMap<String, String>>, want: &Value| {
+        let want: BTreeMap<String, String> =
+            serde_json::from_value(want.clone()).unwrap_or_default();
+        live.clone().unwrap_or_default() == want
+    };
+    existing.metadata.deletion_timestamp.is_none()
+        && existing.data["spec"] == desired["spec"]
+        && same_map(&existing.metadata.labels, &desired["metadata"]["labels"])
+        && same_map(&existing.metadata.annotations, &desired["metadata"]["annotations"])
+}
+
 /// The snapshot of a release for `status.history`.
 pub fn snapshot(release: &Release) -> Snapshot {
     let time = |raw: &str| {
@@ -610,8 +624,12 @@ impl Reconciler {
         })
     }
 
-    /// Creates or updates the HelmChart of `spec.chart` and returns its `<ns>/<name>`.
-    async fn ensure_helm_chart(&self, obj: &HelmRelease) -> Result<(String, String), Error> {
+    /// Creates or updates the HelmChart of `spec.chart`; returns its namespace, name and the
+    /// object as the API server has it.
+    async fn ensure_helm_chart(
+        &self,
+        obj: &HelmRelease,
+    ) -> Result<(String, String, DynamicObject), Error> {
         let Some(template) = &obj.spec.chart else {
             return Err(Error::InvalidSpec(
                 "one of spec.chart or spec.chartRef is required".into(),
@@ -656,11 +674,27 @@ impl Reconciler {
             "metadata": {"name": name, "namespace": chart_namespace, "labels": labels, "annotations": metadata.annotations.unwrap_or_default()},
             "spec": spec,
         });
-        let api: Api<HelmChart> = Api::namespaced(self.runtime.client.clone(), &chart_namespace);
-        api.patch(&name, &PatchParams::apply(action::FIELD_MANAGER).force(), &Patch::Apply(&body))
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            self.runtime.client.clone(),
+            &chart_namespace,
+            &ApiResource::erase::<HelmChart>(&()),
+        );
+        // Read first: an apply of an unchanged HelmChart costs the API server as much as a
+        // change, and most reconciles change nothing.
+        let existing = api
+            .get_opt(&name)
+            .await
+            .map_err(|e| kube_error(format!("reading HelmChart {chart_namespace}/{name}"), e))?;
+        if let Some(existing) = existing
+            && chart_is_current(&existing, &body)
+        {
+            return Ok((chart_namespace, name, existing));
+        }
+        let applied = api
+            .patch(&name, &PatchParams::apply(action::FIELD_MANAGER).force(), &Patch::Apply(&body))
             .await
             .map_err(|e| kube_error(format!("applying HelmChart {chart_namespace}/{name}"), e))?;
-        Ok((chart_namespace, name))
+        Ok((chart_namespace, name, applied))
     }
 
     /// The chart artifact of `spec.chartRef` or of the managed HelmChart.
@@ -683,14 +717,9 @@ impl Reconciler {
                 ));
             }
             (Some(_), None) => {
-                let (chart_namespace, chart_name) = self.ensure_helm_chart(obj).await?;
+                let (chart_namespace, chart_name, chart) = self.ensure_helm_chart(obj).await?;
                 status.set_field("helmChart", format!("{chart_namespace}/{chart_name}"));
-                (
-                    "HelmChart".to_string(),
-                    chart_namespace,
-                    chart_name,
-                    ApiResource::erase::<HelmChart>(&()),
-                )
+                ("HelmChart".to_string(), chart_namespace, chart_name, Err(chart))
             }
             (None, Some(reference)) => {
                 self.runtime
@@ -710,18 +739,27 @@ impl Reconciler {
                     reference.kind.clone(),
                     reference.namespace.clone().unwrap_or_else(|| namespace.clone()),
                     reference.name.clone(),
-                    resource,
+                    Ok(resource),
                 )
             }
         };
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.runtime.client.clone(), &source_namespace, &resource);
-        let Some(found) = api
-            .get_opt(&name)
-            .await
-            .map_err(|e| kube_error(format!("reading {kind} {source_namespace}/{name}"), e))?
-        else {
-            return Err(Error::SourceNotFound { kind, namespace: source_namespace, name });
+        // The managed HelmChart was just read or applied; a referenced source is read here.
+        let found = match resource {
+            Err(chart) => chart,
+            Ok(resource) => {
+                let api: Api<DynamicObject> =
+                    Api::namespaced_with(self.runtime.client.clone(), &source_namespace, &resource);
+                api.get_opt(&name)
+                    .await
+                    .map_err(|e| {
+                        kube_error(format!("reading {kind} {source_namespace}/{name}"), e)
+                    })?
+                    .ok_or_else(|| Error::SourceNotFound {
+                        kind: kind.clone(),
+                        namespace: source_namespace.clone(),
+                        name: name.clone(),
+                    })?
+            }
         };
         let generation = found.metadata.generation;
         let observed = found.data["status"]["observedGeneration"].as_i64();
@@ -1280,8 +1318,14 @@ impl Reconciler {
         // reconcile; a second failure goes to remediation.
         let mut upgraded_change = false;
         let chart_label = format!("{}@{}", desired.chart_name, desired.chart_version);
+        // The history read right after an install or upgrade is the next step's history: nothing
+        // writes the release in between.
+        let mut read_after_action: Option<Vec<Release>> = None;
         for _ in 0..MAX_STEPS {
-            let history = storage.history(&release).await.map_err(Error::Storage)?;
+            let history = match read_after_action.take() {
+                Some(history) => history,
+                None => storage.history(&release).await.map_err(Error::Storage)?,
+            };
             let state = state_of(&managed, &history, &desired, forced);
             tracing::debug!(release = %release, ?state, "release state");
             let remediation = if last_action == "install" {
@@ -1398,6 +1442,7 @@ impl Reconciler {
                     let history = storage.history(&release).await.map_err(Error::Storage)?;
                     managed = with_history(&managed, &history);
                     run.status.set_field("history", history_snapshots(&history));
+                    read_after_action = Some(history);
                     if result.is_ok() {
                         observe_render_digests(&mut run.status, &mut managed, &desired);
                     }
@@ -1450,6 +1495,7 @@ impl Reconciler {
                     let history = storage.history(&release).await.map_err(Error::Storage)?;
                     managed = with_history(&managed, &history);
                     run.status.set_field("history", history_snapshots(&history));
+                    read_after_action = Some(history);
                     if result.is_ok() {
                         observe_render_digests(&mut run.status, &mut managed, &desired);
                     }
@@ -1905,6 +1951,43 @@ fn with_history(obj: &HelmRelease, history: &[Release]) -> HelmRelease {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_unchanged_helm_chart_is_not_applied_again() {
+        let desired = json!({
+            "metadata": {"name": "apps-podinfo", "labels": {"helm.toolkit.fluxcd.io/name": "podinfo"},
+                         "annotations": {}},
+            "spec": {"chart": "podinfo", "version": "*", "interval": "5m",
+                     "sourceRef": {"kind": "HelmRepository", "name": "charts"},
+                     "reconcileStrategy": "ChartVersion"},
+        });
+        let live = |change: &dyn Fn(&mut Value)| {
+            let mut value = desired.clone();
+            value["apiVersion"] = json!("source.toolkit.fluxcd.io/v1");
+            value["kind"] = json!("HelmChart");
+            value["status"] = json!({"observedGeneration": 1});
+            change(&mut value);
+            serde_json::from_value::<DynamicObject>(value).unwrap()
+        };
+        assert!(chart_is_current(&live(&|_| {}), &desired));
+        assert!(!chart_is_current(&live(&|v| v["spec"]["version"] = json!("1.x")), &desired));
+        assert!(!chart_is_current(
+            &live(&|v| v["spec"]["valuesFiles"] = json!(["a.yaml"])),
+            &desired
+        ));
+        assert!(!chart_is_current(
+            &live(&|v| v["metadata"]["labels"]["team"] = json!("a")),
+            &desired
+        ));
+        assert!(!chart_is_current(
+            &live(&|v| v["metadata"]["annotations"]["a"] = json!("b")),
+            &desired
+        ));
+        assert!(!chart_is_current(
+            &live(&|v| v["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z")),
+            &desired
+        ));
+    }
 
     fn hr(spec: Value) -> HelmRelease {
         serde_json::from_value(json!({"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease", "metadata": {"name": "podinfo", "namespace": "apps"}, "spec": spec})).unwrap()

@@ -422,10 +422,41 @@ impl SecretStorage {
 
     /// Every revision of `release`, oldest first.
     ///
+    /// Helm's driver lists the release's Secrets by label from etcd, which reads every Secret
+    /// of the namespace: with N releases in one namespace each lookup costs O(N) and a
+    /// reconcile of all of them O(N²). Here the list is served from the API server's watch
+    /// cache (`resourceVersion=0`), and what the cache may not have seen yet is read by name
+    /// from etcd: the newest revision it holds is re-read, and the next revisions are probed
+    /// until one is missing. Revisions only ever get added above the newest, so that gives the
+    /// newest revision exactly; an older one may show a status a moment stale. When the newest
+    /// revision the cache holds is gone (an uninstall), the history is listed from etcd.
+    ///
     /// # Errors
-    /// A failed list or an undecodable release Secret.
+    /// A failed list or read, or an undecodable release Secret.
     pub async fn history(&self, release: &str) -> Result<Vec<Release>, StorageError> {
-        let params = ListParams::default().labels(&format!("owner={OWNER},name={release}"));
+        let mut releases = self.list(release, true).await?;
+        if let Some(newest) = releases.last_mut() {
+            let name = secret_name(release, newest.version);
+            match self.read(&name).await? {
+                Some(fresh) => *newest = fresh,
+                None => return self.list(release, false).await,
+            }
+        }
+        let mut next = releases.last().map_or(1, |r| r.version + 1);
+        while let Some(newer) = self.read(&secret_name(release, next)).await? {
+            releases.push(newer);
+            next += 1;
+        }
+        Ok(releases)
+    }
+
+    /// The release Secrets of `release` by label, oldest first; from the watch cache when
+    /// `cached`, else from etcd.
+    async fn list(&self, release: &str, cached: bool) -> Result<Vec<Release>, StorageError> {
+        let mut params = ListParams::default().labels(&format!("owner={OWNER},name={release}"));
+        if cached {
+            params = params.match_any();
+        }
         let list =
             self.api.list(&params).await.map_err(|e| self.kube_error("listing", release, e))?;
         let mut releases = Vec::with_capacity(list.items.len());
@@ -437,6 +468,18 @@ impl SecretStorage {
         }
         releases.sort_by_key(|r| r.version);
         Ok(releases)
+    }
+
+    /// One revision by its Secret's name, `None` when it does not exist.
+    async fn read(&self, name: &str) -> Result<Option<Release>, StorageError> {
+        let secret =
+            self.api.get_opt(name).await.map_err(|e| self.kube_error("reading", name, e))?;
+        match secret {
+            Some(secret) if secret.type_.as_deref() == Some(SECRET_TYPE) => {
+                Ok(Some(from_secret(&secret)?))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Stores a new revision.
