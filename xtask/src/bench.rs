@@ -41,6 +41,10 @@ pub struct BenchArgs {
     /// scale: which half to run (GitRepositories + Kustomizations, HelmReleases, or both).
     #[arg(long, value_enum, default_value = "both")]
     pub half: crate::scale::Half,
+    /// scale: the sources of the Kustomization half (OCIRepositories as in Flux's harness, or
+    /// GitRepositories).
+    #[arg(long, value_enum, default_value = "oci")]
+    pub source: crate::scale::Source,
     /// helm: also time the stages inside one process (`render_loop` example against
     /// `bench_helm.py loop`).
     #[arg(long)]
@@ -144,7 +148,10 @@ pub fn run(args: BenchArgs, root: &Path) -> anyhow::Result<()> {
         }
         Engine::Scale => {
             let n = args.size.unwrap_or(100) as usize;
-            return crate::scale::run(crate::scale::ScaleArgs { n, half: args.half }, root);
+            return crate::scale::run(
+                crate::scale::ScaleArgs { n, half: args.half, source: args.source },
+                root,
+            );
         }
         Engine::Kustomize => {
             let size = args.size.unwrap_or(1000).to_string();

@@ -41,6 +41,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 use sluice_e2e::cluster::{Cluster, ClusterOptions};
 use sluice_e2e::process::{Lifetime, ServerProcess, free_port};
+use sluice_e2e::registry::{Layer, Registry};
 use sluice_e2e::{GitServer, HelmRepoServer, wait_for};
 
 /// How long the controllers may take before the benchmark gives up.
@@ -61,6 +62,15 @@ pub enum Half {
     Both,
 }
 
+/// The kind of source of the Kustomization half.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Source {
+    /// One OCIRepository per app in a local registry, as Flux's harness does.
+    Oci,
+    /// One GitRepository per app on a local git http server.
+    Git,
+}
+
 /// Arguments of the scale benchmark.
 #[derive(Debug, Clone)]
 pub struct ScaleArgs {
@@ -68,6 +78,79 @@ pub struct ScaleArgs {
     pub n: usize,
     /// Which half to run.
     pub half: Half,
+    /// The sources of the Kustomization half.
+    pub source: Source,
+}
+
+/// Where the Kustomization half's app packages are served from.
+enum AppSources {
+    Git(GitServer),
+    Oci(Registry),
+}
+
+impl AppSources {
+    /// The source object of app `name` and the kind a Kustomization's `sourceRef` names.
+    fn source_object(&self, name: &str) -> (Value, &'static str) {
+        match self {
+            AppSources::Git(git) => (
+                json!({
+                    "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+                    "metadata": {"name": name, "namespace": "flux-system"},
+                    "spec": {"interval": "1h", "url": git.url(name), "ref": {"branch": "main"}}
+                }),
+                "GitRepository",
+            ),
+            AppSources::Oci(registry) => (
+                json!({
+                    "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository",
+                    "metadata": {"name": name, "namespace": "flux-system"},
+                    "spec": {"interval": "1h", "insecure": true,
+                             "url": format!("oci://{}/apps/{name}", registry.host()),
+                             "ref": {"tag": "latest"}}
+                }),
+                "OCIRepository",
+            ),
+        }
+    }
+
+    fn resource(&self) -> ApiResource {
+        match self {
+            AppSources::Git(_) => git_repositories(),
+            AppSources::Oci(_) => oci_repositories(),
+        }
+    }
+}
+
+/// Pushes app `index` as a Flux OCI artifact `apps/app-<index>:latest`.
+async fn push_app(registry: &Registry, scratch: &Path, index: usize) -> anyhow::Result<()> {
+    let dir = scratch.join(format!("app-{index}"));
+    std::fs::create_dir_all(&dir)?;
+    for (file, text) in app_files(index, "apps") {
+        std::fs::write(dir.join(file), text)?;
+    }
+    let mut layer = Vec::new();
+    sluice_artifact::write_tar_gz(&dir, None, &mut layer)?;
+    std::fs::remove_dir_all(&dir)?;
+    let mut annotations = serde_json::Map::new();
+    annotations.insert("org.opencontainers.image.source".into(), json!("https://example.com/apps"));
+    annotations.insert(
+        "org.opencontainers.image.revision".into(),
+        json!(format!("main@sha1:{index:040x}")),
+    );
+    registry
+        .push_artifact(
+            &format!("apps/app-{index}"),
+            "latest",
+            "application/vnd.cncf.flux.config.v1+json",
+            b"{}",
+            &[Layer {
+                media_type: "application/vnd.cncf.flux.content.v1.tar+gzip".into(),
+                data: layer,
+            }],
+            &annotations,
+        )
+        .await?;
+    Ok(())
 }
 
 const DEPLOYMENT: &str = "apiVersion: apps/v1
@@ -184,6 +267,7 @@ fn resource_for(object: &Value) -> anyhow::Result<ApiResource> {
         "Kustomization" => kustomizations(),
         "HelmRepository" => resource("source.toolkit.fluxcd.io", "v1", kind, "helmrepositories"),
         "HelmRelease" => helm_releases(),
+        "OCIRepository" => oci_repositories(),
         "CustomResourceDefinition" => resource(
             "apiextensions.k8s.io",
             "v1",
@@ -192,6 +276,10 @@ fn resource_for(object: &Value) -> anyhow::Result<ApiResource> {
         ),
         other => bail!("the scale benchmark does not create {other} objects"),
     })
+}
+
+fn oci_repositories() -> ApiResource {
+    resource("source.toolkit.fluxcd.io", "v1", "OCIRepository", "ocirepositories")
 }
 
 fn git_repositories() -> ApiResource {
@@ -298,10 +386,13 @@ impl Tracker {
         let recorded = seen.clone();
         let first_seen = created.clone();
         let task = tokio::spawn(async move {
-            let mut stream = watcher(api, watcher::Config::default())
-                .default_backoff()
-                .applied_objects()
-                .boxed();
+            let mut stream = watcher(
+                api,
+                watcher::Config { page_size: None, ..watcher::Config::default().any_semantic() },
+            )
+            .default_backoff()
+            .applied_objects()
+            .boxed();
             while let Some(event) = stream.next().await {
                 let Ok(object) = event else { continue };
                 let name = object.metadata.name.clone().unwrap_or_default();
@@ -389,6 +480,82 @@ fn cluster_cpu(cluster: &Cluster, name: &str) -> f64 {
         .sum()
 }
 
+/// Requests the apiserver served, per `verb resource[/subresource][ dry-run]`: how many, and
+/// the sum of their latencies in seconds, read from its `/metrics`. kube-apiserver v1.20
+/// counts a GET of one custom resource as `LIST` (its audit log shows them as `get`).
+type RequestProfile = HashMap<String, (f64, f64)>;
+
+async fn request_profile(client: &kube::Client) -> anyhow::Result<RequestProfile> {
+    let request = http::Request::get("/metrics").body(Vec::new())?;
+    let text = client.request_text(request).await?;
+    let mut profile = RequestProfile::new();
+    for line in text.lines() {
+        let (rest, is_count) = if let Some(rest) = line.strip_prefix("apiserver_request_total{") {
+            (rest, true)
+        } else if let Some(rest) = line.strip_prefix("apiserver_request_duration_seconds_sum{") {
+            (rest, false)
+        } else {
+            continue;
+        };
+        let Some((labels, value)) = rest.rsplit_once("} ") else { continue };
+        let value: f64 = value.trim().parse().unwrap_or(0.0);
+        let label = |name: &str| {
+            labels
+                .split(',')
+                .find_map(|pair| pair.strip_prefix(name)?.strip_prefix("=\"")?.strip_suffix('"'))
+                .unwrap_or("")
+        };
+        if label("verb") == "WATCH" || label("verb") == "CONNECT" {
+            continue;
+        }
+        let mut key = format!("{} {}", label("verb"), label("resource"));
+        if !label("subresource").is_empty() {
+            key = format!("{key}/{}", label("subresource"));
+        }
+        if !label("dry_run").is_empty() {
+            key.push_str(" dry-run");
+        }
+        let entry = profile.entry(key).or_default();
+        if is_count {
+            entry.0 += value;
+        } else {
+            entry.1 += value;
+        }
+    }
+    Ok(profile)
+}
+
+/// What was served between two profiles, the most expensive first.
+fn profile_delta(before: &RequestProfile, after: &RequestProfile) -> Vec<(String, f64, f64)> {
+    let mut delta: Vec<(String, f64, f64)> = after
+        .iter()
+        .map(|(key, (count, seconds))| {
+            let (c0, s0) = before.get(key).copied().unwrap_or_default();
+            (key.clone(), count - c0, seconds - s0)
+        })
+        .filter(|(_, count, _)| *count > 0.0)
+        .collect();
+    delta.sort_by(|a, b| b.2.total_cmp(&a.2));
+    delta
+}
+
+/// Prints the requests of one phase and returns them as JSON.
+fn report_requests(phase: &str, delta: &[(String, f64, f64)]) -> Value {
+    let total: f64 = delta.iter().map(|d| d.1).sum();
+    let seconds: f64 = delta.iter().map(|d| d.2).sum();
+    eprintln!(
+        "   apiserver requests during {phase}: {total:.0}, {seconds:.1} s summed latency; top:"
+    );
+    for (key, count, secs) in delta.iter().take(12) {
+        eprintln!("     {count:>8.0} {secs:>8.1}s  {key}");
+    }
+    json!({
+        "requests": total,
+        "latency_seconds": seconds,
+        "by_request": delta.iter().map(|(k, c, s)| json!({"request": k, "count": c, "latency_seconds": s})).collect::<Vec<_>>(),
+    })
+}
+
 /// One line of the report.
 struct Row {
     what: String,
@@ -419,6 +586,7 @@ pub fn run(args: ScaleArgs, root: &Path) -> anyhow::Result<()> {
         "lighttpd",
         "apache2-utils",
         "etcd-server",
+        "docker-registry",
     ])?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut build = vec!["build", "--release", "-p", "source-controller"];
@@ -439,35 +607,57 @@ pub fn run(args: ScaleArgs, root: &Path) -> anyhow::Result<()> {
     let logs = target.join(format!("bench-scale-{n}"));
     std::fs::create_dir_all(&logs)?;
 
-    let git = if kustomize {
-        eprintln!("== creating {n} git repositories");
-        let git = GitServer::start()?;
-        let started = Instant::now();
-        std::thread::scope(|scope| -> anyhow::Result<()> {
-            let workers = 4;
-            let handles: Vec<_> = (0..workers)
-                .map(|worker| {
-                    let git = &git;
-                    scope.spawn(move || -> anyhow::Result<()> {
-                        for index in (worker..n).step_by(workers) {
-                            let files = app_files(index, "apps");
-                            let files: Vec<(&str, &str)> =
-                                files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
-                            git.create_repo(&format!("app-{index}"), &files)?;
-                        }
-                        Ok(())
+    let sources = match (kustomize, args.source) {
+        (false, _) => None,
+        (true, Source::Git) => {
+            eprintln!("== creating {n} git repositories");
+            let git = GitServer::start()?;
+            let started = Instant::now();
+            std::thread::scope(|scope| -> anyhow::Result<()> {
+                let workers = 4;
+                let handles: Vec<_> = (0..workers)
+                    .map(|worker| {
+                        let git = &git;
+                        scope.spawn(move || -> anyhow::Result<()> {
+                            for index in (worker..n).step_by(workers) {
+                                let files = app_files(index, "apps");
+                                let files: Vec<(&str, &str)> =
+                                    files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+                                git.create_repo(&format!("app-{index}"), &files)?;
+                            }
+                            Ok(())
+                        })
                     })
-                })
-                .collect();
-            for handle in handles {
-                handle.join().map_err(|_| anyhow::anyhow!("a git worker panicked"))??;
-            }
-            Ok(())
-        })?;
-        eprintln!("   done in {:.1?}", started.elapsed());
-        Some(git)
-    } else {
-        None
+                    .collect();
+                for handle in handles {
+                    handle.join().map_err(|_| anyhow::anyhow!("a git worker panicked"))??;
+                }
+                Ok(())
+            })?;
+            eprintln!("   done in {:.1?}", started.elapsed());
+            Some(AppSources::Git(git))
+        }
+        (true, Source::Oci) => {
+            eprintln!("== pushing {n} OCI artifacts");
+            let registry = Registry::start(false)?;
+            let started = Instant::now();
+            let scratch = logs.join("oci-scratch");
+            std::fs::create_dir_all(&scratch)?;
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(
+                    futures::stream::iter(0..n)
+                        .map(|index| push_app(&registry, &scratch, index))
+                        .buffer_unordered(8)
+                        .collect::<Vec<anyhow::Result<()>>>(),
+                )
+                .into_iter()
+                .collect::<anyhow::Result<Vec<()>>>()?;
+            std::fs::remove_dir_all(&scratch)?;
+            eprintln!("   done in {:.1?}", started.elapsed());
+            Some(AppSources::Oci(registry))
+        }
     };
     let charts = if helm {
         let charts = HelmRepoServer::start()?;
@@ -489,7 +679,23 @@ pub fn run(args: ScaleArgs, root: &Path) -> anyhow::Result<()> {
         .map(String::from)
         .to_vec(),
         // 4 Services per app package and its floor: more than the default /24 holds.
-        apiserver_args: vec!["--service-cluster-ip-range=10.96.0.0/16".into()],
+        apiserver_args: {
+            let mut args = vec!["--service-cluster-ip-range=10.96.0.0/16".to_string()];
+            // SLUICE_BENCH_AUDIT=1: an audit log of every request but watches, to tell who
+            // sends what.
+
+            if std::env::var_os("SLUICE_BENCH_AUDIT").is_some() {
+                let policy = logs.join("audit-policy.yaml");
+                std::fs::write(
+                    &policy,
+                    "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\n\
+                     rules:\n- level: None\n  verbs: [watch]\n- level: Metadata\n",
+                )?;
+                args.push(format!("--audit-policy-file={}", policy.display()));
+                args.push(format!("--audit-log-path={}", logs.join("audit.log").display()));
+            }
+            args
+        },
         ..ClusterOptions::default()
     };
     let cluster = runtime.block_on(Cluster::start(options))?;
@@ -503,8 +709,8 @@ pub fn run(args: ScaleArgs, root: &Path) -> anyhow::Result<()> {
         let mut rows = Vec::new();
         let mut report = serde_json::Map::new();
         report.insert("n".into(), json!(n));
-        if let Some(git) = &git {
-            let (half_rows, half) = bench.kustomize_half(git).await?;
+        if let Some(sources) = &sources {
+            let (half_rows, half) = bench.kustomize_half(sources).await?;
             rows.extend(half_rows);
             report.insert("kustomize".into(), half);
         }
@@ -517,7 +723,7 @@ pub fn run(args: ScaleArgs, root: &Path) -> anyhow::Result<()> {
         report.insert("load_average_1m".into(), json!(load_average()));
         anyhow::Ok((rows, Value::Object(report)))
     });
-    drop(git);
+    drop(sources);
     drop(charts);
     drop(cluster);
     let (rows, report) = result?;
@@ -566,6 +772,17 @@ struct Bench<'a> {
 struct Floor {
     apply: Duration,
     settled: Duration,
+    /// The apiserver's requests during the apply.
+    requests: Value,
+}
+
+/// What [`Bench::finish`] subtracts: the state when the controllers' run started.
+struct Before {
+    apiserver_cpu: f64,
+    manager_cpu: f64,
+    etcd_cpu: f64,
+    load: f64,
+    requests: RequestProfile,
 }
 
 impl Bench<'_> {
@@ -609,9 +826,14 @@ impl Bench<'_> {
         for index in 0..n {
             objects.extend(parse_objects(&app_files(index, namespace))?);
         }
+        let profile = request_profile(self.client).await?;
         let start = Instant::now();
         let observed = Tracker::start(self.client, &deployments(), namespace, start, is_observed);
         let apply = apply_all(self.client, objects, FLOOR_CONCURRENCY).await?;
+        let requests = report_requests(
+            "the floor apply",
+            &profile_delta(&profile, &request_profile(self.client).await?),
+        );
         let deadline = Instant::now() + Duration::from_secs(300);
         while observed.count() < n && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -619,21 +841,36 @@ impl Bench<'_> {
         let settled = observed.times().into_values().max().unwrap_or_default();
         observed.stop();
         eprintln!("   applied in {apply:.1?}; every Deployment observed after {settled:.1?}");
-        Ok(Floor { apply, settled })
+        Ok(Floor { apply, settled, requests })
     }
 
+    /// The cluster's CPU, the load and the apiserver's request counters when a run starts.
+    async fn before(&self) -> anyhow::Result<Before> {
+        Ok(Before {
+            apiserver_cpu: cluster_cpu(self.cluster, "apiserver"),
+            manager_cpu: cluster_cpu(self.cluster, "controller-manager"),
+            etcd_cpu: cluster_cpu(self.cluster, "etcd"),
+            load: load_average(),
+            requests: request_profile(self.client).await?,
+        })
+    }
+
+    /// Starts a controller watching only `namespace` (`--watch-all-namespaces=false`), so the
+    /// helm half's source-controller does not rebuild the kustomize half's GitRepositories.
     fn spawn(
         &self,
         name: &str,
         log: &str,
         concurrent: u32,
+        namespace: &str,
         args: &[String],
     ) -> anyhow::Result<ServerProcess> {
         let level = std::env::var("SLUICE_BENCH_LOG").unwrap_or_else(|_| "warn".into());
         let mut command = Command::new(self.bin.join(name));
         command
             .env("KUBECONFIG", self.cluster.kubeconfig_path())
-            .env("RUNTIME_NAMESPACE", "flux-system")
+            .env("RUNTIME_NAMESPACE", namespace)
+            .arg("--watch-all-namespaces=false")
             .env("RUST_LOG", level)
             .arg("--metrics-addr=127.0.0.1:0")
             .arg("--health-addr=127.0.0.1:0")
@@ -642,7 +879,7 @@ impl Bench<'_> {
         ServerProcess::spawn(name, command, &self.logs.join(log), Lifetime::Guarded)
     }
 
-    fn source_controller(&self, log: &str) -> anyhow::Result<ServerProcess> {
+    fn source_controller(&self, log: &str, namespace: &str) -> anyhow::Result<ServerProcess> {
         let storage = self.cluster.dir().join(format!("storage-{log}"));
         std::fs::create_dir_all(&storage)?;
         let addr = format!("127.0.0.1:{}", free_port()?);
@@ -650,6 +887,7 @@ impl Bench<'_> {
             "source-controller",
             &format!("source-controller-{log}.log"),
             10,
+            namespace,
             &[
                 format!("--storage-path={}", storage.display()),
                 format!("--storage-addr={addr}"),
@@ -709,8 +947,7 @@ impl Bench<'_> {
         consumers: (&str, &Tracker),
         source_of: impl Fn(&str) -> String,
         mut controllers: Vec<ServerProcess>,
-        cpu_before: (f64, f64),
-        load_before: f64,
+        before: Before,
     ) -> anyhow::Result<(Vec<Row>, Value)> {
         let n = self.n;
         let figures: Vec<(String, f64, f64)> = controllers
@@ -723,9 +960,15 @@ impl Bench<'_> {
                 )
             })
             .collect();
-        let apiserver_cpu = cluster_cpu(self.cluster, "apiserver") - cpu_before.0;
-        let manager_cpu = cluster_cpu(self.cluster, "controller-manager") - cpu_before.1;
+        let apiserver_cpu = cluster_cpu(self.cluster, "apiserver") - before.apiserver_cpu;
+        let manager_cpu = cluster_cpu(self.cluster, "controller-manager") - before.manager_cpu;
+        let etcd_cpu = cluster_cpu(self.cluster, "etcd") - before.etcd_cpu;
+        let load_before = before.load;
         let load_after = load_average();
+        let requests = report_requests(
+            &format!("the {label} run"),
+            &profile_delta(&before.requests, &request_profile(self.client).await?),
+        );
         for controller in &mut controllers {
             controller.stop(Duration::from_secs(5));
         }
@@ -769,11 +1012,11 @@ impl Bench<'_> {
             });
         }
         rows.push(Row {
-            what: format!("{label}: kube-apiserver / controller-manager CPU during the run"),
+            what: format!("{label}: kube-apiserver + etcd + controller-manager CPU during the run"),
             seconds: consumers_done.as_secs_f64(),
             controller: None,
             peak_mib: None,
-            cpu_seconds: Some(apiserver_cpu + manager_cpu),
+            cpu_seconds: Some(apiserver_cpu + etcd_cpu + manager_cpu),
         });
         eprintln!(
             "   {label}: {} Ready at {}; after their source {lags}; {} after creation {}",
@@ -795,6 +1038,9 @@ impl Bench<'_> {
             "ready_after_created": percentiles(consumers.1.since_created()),
             "apiserver_cpu_seconds": apiserver_cpu,
             "controller_manager_cpu_seconds": manager_cpu,
+            "etcd_cpu_seconds": etcd_cpu,
+            "floor_requests": floor.requests,
+            "requests": requests,
             "load_before": load_before,
             "load_after": load_after,
             "controllers": figures.iter().map(|(name, peak, cpu)| json!({
@@ -804,60 +1050,50 @@ impl Bench<'_> {
         Ok((rows, half))
     }
 
-    async fn kustomize_half(&self, git: &GitServer) -> anyhow::Result<(Vec<Row>, Value)> {
+    async fn kustomize_half(&self, app_sources: &AppSources) -> anyhow::Result<(Vec<Row>, Value)> {
         let n = self.n;
         let floor = self.floor("floor").await?;
         eprintln!("== starting source-controller and kustomize-controller (release builds)");
         let mut controllers = vec![
-            self.source_controller("kustomize")?,
-            self.spawn("kustomize-controller", "kustomize-controller.log", 20, &[])?,
+            self.source_controller("kustomize", "flux-system")?,
+            self.spawn("kustomize-controller", "kustomize-controller.log", 20, "flux-system", &[])?,
         ];
         // Let both controllers start their watches before the clock starts.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let cpu_before = (
-            cluster_cpu(self.cluster, "apiserver"),
-            cluster_cpu(self.cluster, "controller-manager"),
-        );
-        let load_before = load_average();
+        let before = self.before().await?;
 
-        eprintln!("== creating {n} GitRepositories and {n} Kustomizations");
+        let source_kind = app_sources.source_object("app-0").1;
+        let plural = source_kind.replace("ory", "ories");
+        eprintln!("== creating {n} {plural} and {n} Kustomizations");
         let mut objects = Vec::with_capacity(2 * n);
         for index in 0..n {
             let name = format!("app-{index}");
-            objects.push(json!({
-                "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
-                "metadata": {"name": name, "namespace": "flux-system"},
-                "spec": {"interval": "1h", "url": git.url(&name), "ref": {"branch": "main"}}
-            }));
+            let (source, kind) = app_sources.source_object(&name);
+            objects.push(source);
             objects.push(json!({
                 "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
                 "metadata": {"name": name, "namespace": "flux-system"},
                 "spec": {"interval": "1h", "path": "./", "prune": true, "wait": true,
                          "timeout": "5m",
-                         "sourceRef": {"kind": "GitRepository", "name": name}}
+                         "sourceRef": {"kind": kind, "name": name}}
             }));
         }
         let start = Instant::now();
         let sources =
-            Tracker::start(self.client, &git_repositories(), "flux-system", start, is_ready);
+            Tracker::start(self.client, &app_sources.resource(), "flux-system", start, is_ready);
         let ready = Tracker::start(self.client, &kustomizations(), "flux-system", start, is_ready);
         let created = apply_all(self.client, objects, FLOOR_CONCURRENCY).await?;
         eprintln!("   created in {created:.1?}");
-        self.wait_all(
-            start,
-            &[("GitRepositories", &sources), ("Kustomizations", &ready)],
-            &mut controllers,
-        )
-        .await?;
+        self.wait_all(start, &[(&plural, &sources), ("Kustomizations", &ready)], &mut controllers)
+            .await?;
         self.finish(
             "kustomize",
             floor,
-            ("GitRepository", &sources),
+            (source_kind, &sources),
             ("Kustomization", &ready),
             |name| name.to_string(),
             controllers,
-            cpu_before,
-            load_before,
+            before,
         )
         .await
     }
@@ -867,15 +1103,11 @@ impl Bench<'_> {
         let floor = self.floor("floor-helm").await?;
         eprintln!("== starting source-controller and helm-controller (release builds)");
         let mut controllers = vec![
-            self.source_controller("helm")?,
-            self.spawn("helm-controller", "helm-controller.log", 10, &[])?,
+            self.source_controller("helm", HELM_NAMESPACE)?,
+            self.spawn("helm-controller", "helm-controller.log", 10, HELM_NAMESPACE, &[])?,
         ];
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let cpu_before = (
-            cluster_cpu(self.cluster, "apiserver"),
-            cluster_cpu(self.cluster, "controller-manager"),
-        );
-        let load_before = load_average();
+        let before = self.before().await?;
 
         eprintln!("== creating 1 HelmRepository and {n} HelmReleases");
         let mut objects = Vec::with_capacity(n + 1);
@@ -916,8 +1148,7 @@ impl Bench<'_> {
             ("HelmRelease", &ready),
             |name| format!("{HELM_NAMESPACE}-{name}"),
             controllers,
-            cpu_before,
-            load_before,
+            before,
         )
         .await
     }
