@@ -22,6 +22,13 @@ use gix::odb::pack::data::input;
 /// Decompressed delta bases kept for later deltas, at most.
 pub(crate) const BASE_CACHE_LIMIT: usize = 16 << 20;
 
+/// The largest object a pack may hold: sizes come from the remote, and nothing is allocated
+/// for a larger one.
+const MAX_OBJECT_SIZE: usize = 1 << 30;
+
+/// The deepest delta chain accepted (git itself writes at most 4095).
+const MAX_DELTA_DEPTH: usize = 10_000;
+
 /// One entry of the pack as it was streamed.
 struct Entry {
     offset: u64,
@@ -204,54 +211,87 @@ struct Resolver<'a> {
 impl Resolver<'_> {
     /// The kind and contents of entry `index`, or `None` for a reference delta whose base is
     /// not known yet.
+    ///
+    /// The delta chain is walked down to an object that is cached or is no delta, then the
+    /// deltas are applied on the way back up: a loop, not recursion, so a chain as deep as the
+    /// (untrusted) pack makes it cannot exhaust the stack.
     fn object(&mut self, index: usize) -> Result<Option<Object>, String> {
-        if let Some(object) = self.cache.get(&index) {
-            return Ok(Some(Rc::clone(object)));
-        }
-        let entry = &self.entries[index];
-        let raw = self.inflate(entry)?;
-        let base = match &entry.header {
-            Header::OfsDelta { .. } => self.bases[index],
-            Header::RefDelta { base_id } => match self.by_id.get(base_id) {
-                Some(&base) => Some(base),
-                None => return Ok(None),
-            },
-            _ => None,
-        };
-        let object = match base {
-            None => {
-                let kind = entry
-                    .header
-                    .as_kind()
-                    .ok_or_else(|| format!("entry at {} has no object kind", entry.offset))?;
-                Rc::new((kind, raw))
+        let mut chain: Vec<(usize, usize)> = Vec::new();
+        let mut current = index;
+        let mut object = loop {
+            if let Some(object) = self.cache.get(&current) {
+                break Rc::clone(object);
             }
-            Some(base_index) => {
-                let Some(base) = self.object(base_index)? else { return Ok(None) };
-                let data = apply_delta(&base.1, &raw)
-                    .map_err(|err| format!("delta at {}: {err}", entry.offset))?;
-                if let Some(pending) = self.pending_children.get_mut(base_index) {
-                    *pending = pending.saturating_sub(1);
-                    if *pending == 0
-                        && let Some(dropped) = self.cache.remove(&base_index)
-                    {
-                        self.cached_bytes -= dropped.1.len();
+            let entry = &self.entries[current];
+            let base = match &entry.header {
+                Header::OfsDelta { .. } => self.bases[current],
+                Header::RefDelta { base_id } => match self.by_id.get(base_id) {
+                    Some(&base) => Some(base),
+                    None => return Ok(None),
+                },
+                _ => None,
+            };
+            match base {
+                Some(base) => {
+                    if chain.len() >= MAX_DELTA_DEPTH {
+                        return Err(format!(
+                            "the delta chain of the entry at {} is deeper than {MAX_DELTA_DEPTH}",
+                            self.entries[index].offset
+                        ));
                     }
+                    chain.push((current, base));
+                    current = base;
                 }
-                Rc::new((base.0, data))
+                None => {
+                    let kind = entry
+                        .header
+                        .as_kind()
+                        .ok_or_else(|| format!("entry at {} has no object kind", entry.offset))?;
+                    let object = Rc::new((kind, self.inflate(entry)?));
+                    self.keep(current, &object);
+                    break object;
+                }
             }
         };
-        if self.pending_children[index] > 0
-            && self.cached_bytes + object.1.len() <= BASE_CACHE_LIMIT
-        {
-            self.cached_bytes += object.1.len();
-            self.cache.insert(index, Rc::clone(&object));
+        while let Some((delta, base)) = chain.pop() {
+            let entry = &self.entries[delta];
+            let instructions = self.inflate(entry)?;
+            let data = apply_delta(&object.1, &instructions)
+                .map_err(|err| format!("delta at {}: {err}", entry.offset))?;
+            if let Some(pending) = self.pending_children.get_mut(base) {
+                *pending = pending.saturating_sub(1);
+                if *pending == 0
+                    && let Some(dropped) = self.cache.remove(&base)
+                {
+                    self.cached_bytes -= dropped.1.len();
+                }
+            }
+            object = Rc::new((object.0, data));
+            self.keep(delta, &object);
         }
         Ok(Some(object))
     }
 
+    /// Keeps `object` for the deltas still to come that use it as their base, within
+    /// [`BASE_CACHE_LIMIT`].
+    fn keep(&mut self, index: usize, object: &Object) {
+        if self.pending_children[index] > 0
+            && !self.cache.contains_key(&index)
+            && self.cached_bytes + object.1.len() <= BASE_CACHE_LIMIT
+        {
+            self.cached_bytes += object.1.len();
+            self.cache.insert(index, Rc::clone(object));
+        }
+    }
+
     /// The decompressed data of one entry (the object, or the delta instructions).
     fn inflate(&self, entry: &Entry) -> Result<Vec<u8>, String> {
+        if entry.decompressed_size > MAX_OBJECT_SIZE as u64 {
+            return Err(format!(
+                "the entry at {} announces {} bytes, more than the {MAX_OBJECT_SIZE} allowed",
+                entry.offset, entry.decompressed_size
+            ));
+        }
         let mut compressed = vec![0; entry.compressed_size as usize];
         self.file
             .read_exact_at(&mut compressed, entry.data_offset)
@@ -290,6 +330,11 @@ fn apply_delta(base: &[u8], delta: &[u8]) -> Result<Vec<u8>, String> {
     let result_size = varint(&mut pos)?;
     if base_size != base.len() {
         return Err(format!("base has {} bytes, the delta expects {base_size}", base.len()));
+    }
+    if result_size > MAX_OBJECT_SIZE {
+        return Err(format!(
+            "the delta announces {result_size} bytes, more than {MAX_OBJECT_SIZE}"
+        ));
     }
     let mut out = Vec::with_capacity(result_size);
     while pos < delta.len() {
@@ -416,5 +461,13 @@ mod tests {
         assert_eq!(apply_delta(base, &delta).unwrap(), b"hello there!");
         assert!(apply_delta(b"short", &delta).is_err());
         assert!(apply_delta(base, &[11, 12, 0]).is_err());
+    }
+
+    #[test]
+    fn a_delta_announcing_a_huge_object_allocates_nothing() {
+        // Result size 2^40 as a varint: refused before any allocation.
+        let delta = [11, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20, 1, b'x'];
+        let err = apply_delta(b"hello world", &delta).unwrap_err();
+        assert!(err.contains("more than"), "{err}");
     }
 }
