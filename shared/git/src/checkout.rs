@@ -404,15 +404,7 @@ fn list_refs(
             .tempdir()
             .map_err(|err| err.to_string())?;
         let mut repo = gix::init_bare(scratch.path()).map_err(|err| describe(&err))?;
-        {
-            let mut config = repo.config_snapshot_mut();
-            config
-                .append_config(
-                    worker_prepared.config.iter().map(String::as_str),
-                    gix::config::Source::Api,
-                )
-                .map_err(|err| describe(&err))?;
-        }
+        apply_config(&mut repo, &worker_prepared)?;
         let remote = repo
             .remote_at(transport_url.as_str())
             .and_then(|remote| {
@@ -625,15 +617,7 @@ fn fetch_unmapped(
         deadline.run(move |interrupt| -> Result<Option<(Commit, Option<Tree>)>, String> {
             use gix::protocol::handshake::Ref;
             let mut repo = gix::init(&dest_owned).map_err(|err| describe(&err))?;
-            {
-                let mut config = repo.config_snapshot_mut();
-                config
-                    .append_config(
-                        worker_prepared.config.iter().map(String::as_str),
-                        gix::config::Source::Api,
-                    )
-                    .map_err(|err| describe(&err))?;
-            }
+            apply_config(&mut repo, &worker_prepared)?;
             let pack_dir = repo.objects.store_ref().path().join("pack");
             let shallow_file = repo.shallow_file().map_err(|err| describe(&err))?;
             let remote = repo
@@ -1129,5 +1113,14 @@ fn prune_dir(root: &Path, relative: &Path, keep: &[PathBuf]) -> Result<(), Error
             std::fs::remove_file(&path).map_err(|err| Error::io("removing", &path, err))?;
         }
     }
+    Ok(())
+}
+
+/// Adds the credentials' in-memory git config (never written to disk) to `repo`.
+fn apply_config(repo: &mut gix::Repository, prepared: &PreparedAuth) -> Result<(), String> {
+    let mut config = repo.config_snapshot_mut();
+    config
+        .append_config(prepared.config.iter().map(String::as_str), gix::config::Source::Api)
+        .map_err(|err| describe(&err))?;
     Ok(())
 }
