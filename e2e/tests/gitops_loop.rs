@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, PostParams};
 use serde_json::json;
 use sha2::Digest;
 use sluice_api::kustomize::Kustomization;
@@ -63,14 +63,6 @@ fn ready_condition(repo: &GitRepository) -> Option<(String, String, String)> {
         .iter()
         .find(|c| c.type_ == "Ready")
         .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-}
-
-async fn request_reconcile<K>(api: &Api<K>, name: &str)
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let patch = json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": jiff::Timestamp::now().to_string()}}});
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
 }
 
 #[tokio::test]
@@ -153,7 +145,7 @@ async fn commits_flow_from_git_to_the_cluster() {
         .repos()
         .commit("platform", &[("apps/cm.yaml", &cm("green"))], "Paint it green")
         .unwrap();
-    request_reconcile(&repos, "platform").await;
+    sluice_e2e::request_reconcile(&repos, "platform").await;
     wait_for(Duration::from_secs(60), "the new revision to be stored", || async {
         let repo = repos.get("platform").await?;
         Ok(repo

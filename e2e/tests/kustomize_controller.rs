@@ -119,12 +119,6 @@ async fn wait_ready(api: &Api<Kustomization>, name: &str, revision: &str) -> Kus
     }
 }
 
-async fn request_reconcile(api: &Api<Kustomization>, name: &str) {
-    let token = jiff::Timestamp::now().to_string();
-    let patch = json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": token}}});
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
-}
-
 const CM: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  color: ${color:=blue}\n";
 const SVC: &str =
     "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports:\n  - port: 80\n";
@@ -187,7 +181,7 @@ async fn kustomization_applies_prunes_corrects_drift_and_garbage_collects() {
     )
     .await
     .unwrap();
-    request_reconcile(&api, "apps").await;
+    sluice_e2e::request_reconcile(&api, "apps").await;
     wait_for(Duration::from_secs(30), "the manual edit to be reverted", || async {
         Ok((cms.get("settings").await?.data.unwrap_or_default()["color"] == "blue").then_some(()))
     })
@@ -196,7 +190,7 @@ async fn kustomization_applies_prunes_corrects_drift_and_garbage_collects() {
 
     // A new revision without the Service prunes it.
     source.publish("2222222222222222222222222222222222222222", &[("apps/cm.yaml", CM)]).await;
-    request_reconcile(&api, "apps").await;
+    sluice_e2e::request_reconcile(&api, "apps").await;
     wait_ready(&api, "apps", "main@sha1:2222222222222222222222222222222222222222").await;
     let services: Api<Service> = Api::namespaced(env.client(), ns.name());
     wait_for(Duration::from_secs(30), "the Service to be pruned", || async {
