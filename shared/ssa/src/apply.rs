@@ -279,6 +279,9 @@ pub struct ResourceManager {
     /// Resolved kinds; only the group/version of each kind is queried, so a group that
     /// disappears concurrently (a CRD being deleted) cannot fail unrelated lookups.
     discovery: KindCache,
+    /// Objects whose apply (or dry-run, when unchanged) answer was already Current: a wait
+    /// does not read them again (a ServiceAccount, a ClusterIP Service, a ConfigMap).
+    current: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl std::fmt::Debug for ResourceManager {
@@ -400,6 +403,7 @@ impl ResourceManager {
             owner_labels,
             status_reader: None,
             discovery: KindCache::new(Duration::from_secs(3600)),
+            current: Default::default(),
         }
     }
 
@@ -416,6 +420,16 @@ impl ResourceManager {
     pub fn with_status_reader(mut self, reader: StatusReader) -> Self {
         self.status_reader = Some(reader);
         self
+    }
+
+    /// Remembers whether `obj`, as the API server answered its apply, is Current.
+    fn note_health(&self, id: &ObjectId, obj: &Value) {
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if self.health_of(obj).status == Status::Current {
+            current.insert(id.to_string());
+        } else {
+            current.remove(&id.to_string());
+        }
     }
 
     fn health_of(&self, obj: &Value) -> kstatus::Health {
@@ -506,6 +520,7 @@ impl ResourceManager {
             }
             ids.push(ObjectId::of(obj));
         }
+        self.current.lock().unwrap_or_else(|p| p.into_inner()).clear();
         let mut stages: [Vec<Value>; 3] = Default::default();
         for obj in objects {
             stages[order::stage(obj)].push(obj.clone());
@@ -668,6 +683,7 @@ impl ResourceManager {
             }
         };
         if comparable(&dry_run) == comparable(&existing) && !took_over {
+            self.note_health(&id, &dry_run);
             return Ok(ChangeSetEntry { id, action: Action::Unchanged });
         }
         self.patch_apply(&api, &id, &desired, &params).await?;
@@ -686,9 +702,11 @@ impl ResourceManager {
         desired: &Value,
         params: &PatchParams,
     ) -> Result<(), Error> {
-        api.patch(&id.name, params, &Patch::Apply(desired)).await.map(|_| ()).map_err(|err| {
+        let applied = api.patch(&id.name, params, &Patch::Apply(desired)).await.map_err(|err| {
             Error::Api { id: id.to_string(), operation: "apply", message: api_message(&err) }
-        })
+        })?;
+        self.note_health(id, &serde_json::to_value(applied).unwrap_or_default());
+        Ok(())
     }
 
     async fn recreate(
@@ -834,8 +852,11 @@ impl ResourceManager {
         // Controllers usually observe a fresh object within a few hundred milliseconds: look
         // again soon, then back off to the steady interval.
         let mut interval = Duration::from_millis(100);
-        // Objects found Current are not read again.
-        let mut waiting: Vec<ObjectId> = ids.to_vec();
+        // Objects found Current, here or in their apply's answer, are not read again.
+        let mut waiting: Vec<ObjectId> = {
+            let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+            ids.iter().filter(|id| !current.contains(&id.to_string())).cloned().collect()
+        };
         loop {
             let reads: Vec<_> = waiting.iter().cloned().map(|id| self.health_now(id)).collect();
             let healths = futures::stream::iter(reads)
