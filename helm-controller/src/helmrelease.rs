@@ -704,8 +704,10 @@ impl Reconciler {
         status: &mut StatusWriter<'_, HelmRelease>,
     ) -> Result<Artifact, Error> {
         let namespace = obj.namespace().unwrap_or_default();
-        let (kind, source_namespace, name, resource) = match (&obj.spec.chart, &obj.spec.chart_ref)
-        {
+        let (kind, source_namespace, name, resource, known) = match (
+            &obj.spec.chart,
+            &obj.spec.chart_ref,
+        ) {
             (Some(_), Some(_)) => {
                 return Err(Error::InvalidSpec(
                     "spec.chart and spec.chartRef are exclusive: set only one".into(),
@@ -719,7 +721,13 @@ impl Reconciler {
             (Some(_), None) => {
                 let (chart_namespace, chart_name, chart) = self.ensure_helm_chart(obj).await?;
                 status.set_field("helmChart", format!("{chart_namespace}/{chart_name}"));
-                ("HelmChart".to_string(), chart_namespace, chart_name, Err(chart))
+                (
+                    "HelmChart".to_string(),
+                    chart_namespace,
+                    chart_name,
+                    ApiResource::erase::<HelmChart>(&()),
+                    Some(chart),
+                )
             }
             (None, Some(reference)) => {
                 self.runtime
@@ -739,14 +747,15 @@ impl Reconciler {
                     reference.kind.clone(),
                     reference.namespace.clone().unwrap_or_else(|| namespace.clone()),
                     reference.name.clone(),
-                    Ok(resource),
+                    resource,
+                    None,
                 )
             }
         };
         // The managed HelmChart was just read or applied; a referenced source is read here.
-        let found = match resource {
-            Err(chart) => chart,
-            Ok(resource) => {
+        let found = match known {
+            Some(found) => found,
+            None => {
                 let api: Api<DynamicObject> =
                     Api::namespaced_with(self.runtime.client.clone(), &source_namespace, &resource);
                 api.get_opt(&name)
