@@ -949,8 +949,6 @@ fn classify_text(
         return Error::Timeout { operation, url, timeout: limit };
     }
     let auth_markers = [
-        "401",
-        "407",
         "403 forbidden",
         "authentication",
         "permission denied",
@@ -959,11 +957,13 @@ fn classify_text(
         "could not read username",
         "incorrect passphrase",
     ];
-    if auth_markers.iter().any(|marker| lower.contains(marker)) {
+    let proxy_refused = has_status(&lower, "407");
+    let unauthorized = has_status(&lower, "401");
+    if proxy_refused || unauthorized || auth_markers.iter().any(|marker| lower.contains(marker)) {
         let http_refused = lower.contains("no credentials were returned")
             || lower.contains("could not read username")
-            || lower.contains("401");
-        let detail = if lower.contains("407") {
+            || unauthorized;
+        let detail = if proxy_refused {
             "the proxy rejected the request (HTTP 407 Proxy Authentication Required)".to_owned()
         } else if !ssh_log.trim().is_empty() {
             // ssh's own words ("Permission denied (publickey)") say more than the transport's.
@@ -978,6 +978,17 @@ fn classify_text(
         return Error::AuthenticationFailed { url, detail };
     }
     Error::Operation { operation, url, detail }
+}
+
+/// Whether `text` holds the HTTP status `code` as a number of its own: not part of a longer
+/// number and not a port (`127.0.0.1:43407` and `host:401` are no 407 or 401).
+fn has_status(text: &str, code: &str) -> bool {
+    text.match_indices(code).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + code.len()..].chars().next();
+        !before.is_some_and(|c| c.is_ascii_digit() || c == ':')
+            && !after.is_some_and(|c| c.is_ascii_digit())
+    })
 }
 
 /// The error text plus the ssh log's error lines, on one line each.
@@ -1123,4 +1134,19 @@ fn apply_config(repo: &mut gix::Repository, prepared: &PreparedAuth) -> Result<(
         .append_config(prepared.config.iter().map(String::as_str), gix::config::Source::Api)
         .map_err(|err| describe(&err))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_status;
+
+    #[test]
+    fn statuses_are_told_apart_from_ports_and_longer_numbers() {
+        assert!(has_status("the requested url returned error: 401", "401"));
+        assert!(has_status("received http code 407 from proxy after connect", "407"));
+        assert!(has_status("407 proxy authentication required", "407"));
+        assert!(!has_status("unable to access 'http://127.0.0.1:43407/private/app.git/'", "407"));
+        assert!(!has_status("unable to access 'http://git.example:401/app.git/'", "401"));
+        assert!(!has_status("object 4071 of 9000", "407"));
+    }
 }
