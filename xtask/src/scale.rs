@@ -89,27 +89,31 @@ enum AppSources {
 }
 
 impl AppSources {
-    /// The source object of app `name` and the kind a Kustomization's `sourceRef` names.
-    fn source_object(&self, name: &str) -> (Value, &'static str) {
+    /// The source object of app `name`.
+    fn source_object(&self, name: &str) -> Value {
+        let spec = match self {
+            AppSources::Git(git) => {
+                json!({"interval": "1h", "url": git.url(name), "ref": {"branch": "main"}})
+            }
+            AppSources::Oci(registry) => json!({
+                "interval": "1h", "insecure": true,
+                "url": format!("oci://{}/apps/{name}", registry.host()),
+                "ref": {"tag": "latest"}
+            }),
+        };
+        let resource = self.resource();
+        json!({
+            "apiVersion": resource.api_version, "kind": resource.kind,
+            "metadata": {"name": name, "namespace": "flux-system"},
+            "spec": spec,
+        })
+    }
+
+    /// The kind's plural for the progress lines.
+    fn label(&self) -> &'static str {
         match self {
-            AppSources::Git(git) => (
-                json!({
-                    "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
-                    "metadata": {"name": name, "namespace": "flux-system"},
-                    "spec": {"interval": "1h", "url": git.url(name), "ref": {"branch": "main"}}
-                }),
-                "GitRepository",
-            ),
-            AppSources::Oci(registry) => (
-                json!({
-                    "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository",
-                    "metadata": {"name": name, "namespace": "flux-system"},
-                    "spec": {"interval": "1h", "insecure": true,
-                             "url": format!("oci://{}/apps/{name}", registry.host()),
-                             "ref": {"tag": "latest"}}
-                }),
-                "OCIRepository",
-            ),
+            AppSources::Git(_) => "GitRepositories",
+            AppSources::Oci(_) => "OCIRepositories",
         }
     }
 
@@ -1062,20 +1066,19 @@ impl Bench<'_> {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let before = self.before().await?;
 
-        let source_kind = app_sources.source_object("app-0").1;
-        let plural = source_kind.replace("ory", "ories");
+        let source_kind = app_sources.resource().kind;
+        let plural = app_sources.label();
         eprintln!("== creating {n} {plural} and {n} Kustomizations");
         let mut objects = Vec::with_capacity(2 * n);
         for index in 0..n {
             let name = format!("app-{index}");
-            let (source, kind) = app_sources.source_object(&name);
-            objects.push(source);
+            objects.push(app_sources.source_object(&name));
             objects.push(json!({
                 "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
                 "metadata": {"name": name, "namespace": "flux-system"},
                 "spec": {"interval": "1h", "path": "./", "prune": true, "wait": true,
                          "timeout": "5m",
-                         "sourceRef": {"kind": kind, "name": name}}
+                         "sourceRef": {"kind": source_kind, "name": name}}
             }));
         }
         let start = Instant::now();
@@ -1084,12 +1087,12 @@ impl Bench<'_> {
         let ready = Tracker::start(self.client, &kustomizations(), "flux-system", start, is_ready);
         let created = apply_all(self.client, objects, FLOOR_CONCURRENCY).await?;
         eprintln!("   created in {created:.1?}");
-        self.wait_all(start, &[(&plural, &sources), ("Kustomizations", &ready)], &mut controllers)
+        self.wait_all(start, &[(plural, &sources), ("Kustomizations", &ready)], &mut controllers)
             .await?;
         self.finish(
             "kustomize",
             floor,
-            (source_kind, &sources),
+            (&source_kind, &sources),
             ("Kustomization", &ready),
             |name| name.to_string(),
             controllers,
